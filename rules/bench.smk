@@ -1,0 +1,21 @@
+# Stage 4: throughput benchmark. It takes every core of the run (threads), so no other job
+# competes with the timings.
+
+
+rule bench:
+    input:
+        snapshot=rules.snapshot.output.snapshot,
+        checkpoint=checkpoint_of,
+        engine=rules.engine.output.engine,
+    output:
+        bench=paths.BENCH,
+    params:
+        # Engine spec + prompts + bench settings: changing the prompt set re-measures every engine.
+        spec=lambda w: spec_json(PLAN.runtime_spec(w.model, w.variant, "bench")),
+    threads: workflow.cores
+    log:
+        log_path("bench", "{variant}"),
+    shell:
+        "python {SCRIPTS}/bench.py --spec {params.spec:q} --snapshot {input.snapshot:q}"
+        " --checkpoint {input.checkpoint:q} --engine {input.engine:q} --threads {threads}"
+        " --out {output.bench:q} > {log:q} 2>&1"

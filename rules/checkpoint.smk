@@ -1,0 +1,18 @@
+# Stage 2: backend checkpoint. One per distinct checkpoint setting of a model, shared by every
+# engine built from it (e.g. one GGUF F16 feeding several quantized engines).
+
+
+rule checkpoint:
+    input:
+        snapshot=rules.snapshot.output.snapshot,
+    output:
+        checkpoint=directory(paths.CHECKPOINT),
+    params:
+        # Backend + the settings that define the checkpoint (not the engine-only ones), so an
+        # engine-only change leaves the shared checkpoint alone.
+        spec=lambda w: spec_json(PLAN.checkpoint_spec(w.model, w.checkpoint)),
+    log:
+        log_path("checkpoint", "{checkpoint}"),
+    shell:
+        "python {SCRIPTS}/checkpoint.py --spec {params.spec:q} --snapshot {input.snapshot:q}"
+        " --out {output.checkpoint:q} > {log:q} 2>&1"

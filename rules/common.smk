@@ -1,0 +1,42 @@
+# Config loading and validation, wildcard constraints and input functions. Logic lives in
+# scripts/enginebench (plan.py), where it is unit-tested; this file only wires it in.
+import re
+import sys
+from pathlib import Path
+
+SCRIPTS = Path(workflow.basedir) / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+from enginebench import paths
+from enginebench.errors import EngineBenchError
+from enginebench.plan import build_plan, spec_json, validate_config
+
+try:
+    validate_config(config)  # JSON Schema (config/schema.yaml), fills defaults
+    PLAN = build_plan(config)
+except EngineBenchError as error:
+    raise WorkflowError(f"enginebench: {error}") from None
+
+
+def _one_of(names):
+    return "|".join(re.escape(n) for n in sorted(set(names)))
+
+
+wildcard_constraints:
+    model=_one_of(PLAN.models),
+    variant=_one_of(v for _, v in PLAN.all_engines()),
+    checkpoint=_one_of(c for _, c in PLAN.all_checkpoints()),
+
+
+def log_path(stage, name):
+    return paths.LOG.format(model="{model}", stage=stage, name=name)
+
+
+def checkpoint_of(wildcards):
+    """The (possibly shared) checkpoint folder an engine is built from."""
+    ckpt = PLAN.engines[(wildcards.model, wildcards.variant)].checkpoint
+    return paths.CHECKPOINT.format(model=wildcards.model, checkpoint=ckpt)
+
+
+def engine_targets(pattern):
+    return [pattern.format(model=m, variant=v) for m, v in PLAN.all_engines()]

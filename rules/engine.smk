@@ -1,0 +1,17 @@
+# Stage 3: engine build (quantize / compile) from its checkpoint.
+
+
+rule engine:
+    input:
+        snapshot=rules.snapshot.output.snapshot,
+        checkpoint=checkpoint_of,
+    output:
+        engine=directory(paths.ENGINE),
+    params:
+        # Every setting of the variant defines the engine; changing one rebuilds only this engine.
+        spec=lambda w: spec_json(PLAN.engine_spec(w.model, w.variant)),
+    log:
+        log_path("engine", "{variant}"),
+    shell:
+        "python {SCRIPTS}/engine.py --spec {params.spec:q} --snapshot {input.snapshot:q}"
+        " --checkpoint {input.checkpoint:q} --out {output.engine:q} > {log:q} 2>&1"

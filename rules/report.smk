@@ -1,0 +1,19 @@
+# Stage 6: the Markdown comparison report, rendered from the result files only.
+
+
+rule report:
+    input:
+        snapshots=expand(paths.SNAPSHOT, model=PLAN.models),
+        checkpoints=[paths.CHECKPOINT.format(model=m, checkpoint=c) for m, c in PLAN.all_checkpoints()],
+        engines=engine_targets(paths.ENGINE),
+        bench=engine_targets(paths.BENCH),
+        samples=engine_targets(paths.SAMPLES),
+    output:
+        report=paths.REPORT,
+    params:
+        # Model order, baselines and title shape the report without being result files.
+        layout=spec_json(PLAN.report_layout()),
+    log:
+        "results/logs/report.log",
+    shell:
+        "python {SCRIPTS}/report.py --layout {params.layout:q} --out {output.report:q} > {log:q} 2>&1"

@@ -1,0 +1,20 @@
+# Stage 5: output samples, the greedy answers a person (and the quality stage) reads.
+
+
+rule samples:
+    input:
+        snapshot=rules.snapshot.output.snapshot,
+        checkpoint=checkpoint_of,
+        engine=rules.engine.output.engine,
+    output:
+        samples=paths.SAMPLES,
+    params:
+        # Engine spec + prompts + sample length define the answers.
+        spec=lambda w: spec_json(PLAN.runtime_spec(w.model, w.variant, "samples")),
+    threads: workflow.cores
+    log:
+        log_path("samples", "{variant}"),
+    shell:
+        "python {SCRIPTS}/samples.py --spec {params.spec:q} --snapshot {input.snapshot:q}"
+        " --checkpoint {input.checkpoint:q} --engine {input.engine:q} --threads {threads}"
+        " --out {output.samples:q} > {log:q} 2>&1"

@@ -1,0 +1,14 @@
+# Stage 1: download/import a model snapshot. Separate from every build, so rebuilding an engine
+# never re-downloads.
+
+
+rule snapshot:
+    output:
+        snapshot=directory(paths.SNAPSHOT),
+    params:
+        # The source (hub repo + pinned revision, local folder, or package) defines the snapshot.
+        spec=lambda w: spec_json(PLAN.snapshot_spec(w.model)),
+    log:
+        log_path("snapshot", "snapshot"),
+    shell:
+        "python {SCRIPTS}/snapshot.py --spec {params.spec:q} --out {output.snapshot:q} > {log:q} 2>&1"

@@ -1,0 +1,70 @@
+"""The backend interface. Stages (checkpoint, engine, bench, samples) are written once against it.
+
+Token ids in, token ids out: prompts are tokenized once with the snapshot's own tokenizer
+(`enginebench.prompts`) and fed to every engine, so engines are compared on identical input and
+their output tokens are counted from their own ids.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+
+class Engine(ABC):
+    """A loaded engine, ready to generate."""
+
+    @abstractmethod
+    def generate(self, batch: list[list[int]], max_new_tokens: int, stop_ids: list[int],
+                 fixed_length: bool) -> list[list[int]]:
+        """Greedy-decode every sequence in `batch` together; return only the new token ids.
+
+        With `fixed_length`, stop tokens are suppressed and each row gets exactly `max_new_tokens`
+        (throughput runs); otherwise a row ends at its first stop token, which is not returned.
+        """
+
+    def info(self) -> dict:
+        """Facts about the loaded engine worth recording (device, precision, parameter count)."""
+        return {}
+
+    def peak_device_memory_bytes(self) -> int | None:
+        """Peak accelerator memory since load, or None on CPU."""
+        return None
+
+
+class Backend(ABC):
+    """One inference engine family: how its checkpoints and engines are made and loaded."""
+
+    name: str
+
+    def checkpoint_settings(self, settings: dict) -> dict:
+        """The variant settings that define its checkpoint; variants with equal ones share it."""
+        return {}
+
+    def checkpoint_slug(self, checkpoint_settings: dict) -> str:
+        return self.name
+
+    def convert(self, snapshot: Path, settings: dict, out: Path) -> dict:
+        """Build the checkpoint in `out` (a fresh folder). Return manifest fields, `timings` included.
+
+        A backend with no real work here returns {"work": False, "reason": ...} and writes nothing
+        else: it never copies the snapshot.
+        """
+        return {"work": False, "reason": f"{self.name} needs no checkpoint stage"}
+
+    def build(self, snapshot: Path, checkpoint: Path, settings: dict, out: Path) -> dict:
+        """Build the engine in `out` (a fresh folder). Same contract as `convert`."""
+        return {"work": False, "reason": f"{self.name} needs no engine build stage"}
+
+    def availability(self) -> str | None:
+        """None when this backend can run on this host, else the reason it cannot."""
+        return None
+
+    @abstractmethod
+    def load(self, snapshot: Path, checkpoint: Path, engine: Path, settings: dict, *,
+             threads: int, trust_remote_code: bool) -> Engine:
+        """Load the engine for generation."""
+
+    def versions(self) -> dict:
+        """Versions of the libraries this backend runs on (read with importlib.metadata)."""
+        return {}

