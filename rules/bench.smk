@@ -4,6 +4,7 @@
 
 rule bench:
     input:
+        cli=cli_script("bench"),
         snapshot=rules.snapshot.output.snapshot,
         checkpoint=checkpoint_of,
         engine=rules.engine.output.engine,
@@ -13,9 +14,11 @@ rule bench:
         # Engine spec + prompts + bench settings: changing the prompt set re-measures every engine.
         spec=lambda w: spec_json(PLAN.runtime_spec(w.model, w.variant, "bench")),
     threads: workflow.cores
+    conda:
+        CONDA_ENV
     log:
         log_path("bench", "{variant}"),
     shell:
-        "python {SCRIPTS}/bench.py --spec {params.spec:q} --snapshot {input.snapshot:q}"
+        "python {input.cli:q} --spec {params.spec:q} --snapshot {input.snapshot:q}"
         " --checkpoint {input.checkpoint:q} --engine {input.engine:q} --threads {threads}"
         " --out {output.bench:q} > {log:q} 2>&1"

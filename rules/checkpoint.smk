@@ -4,6 +4,7 @@
 
 rule checkpoint:
     input:
+        cli=cli_script("checkpoint"),
         snapshot=rules.snapshot.output.snapshot,
     output:
         checkpoint=directory(paths.CHECKPOINT),
@@ -11,8 +12,10 @@ rule checkpoint:
         # Backend + the settings that define the checkpoint (not the engine-only ones), so an
         # engine-only change leaves the shared checkpoint alone.
         spec=lambda w: spec_json(PLAN.checkpoint_spec(w.model, w.checkpoint)),
+    conda:
+        CONDA_ENV
     log:
         log_path("checkpoint", "{checkpoint}"),
     shell:
-        "python {SCRIPTS}/checkpoint.py --spec {params.spec:q} --snapshot {input.snapshot:q}"
+        "python {input.cli:q} --spec {params.spec:q} --snapshot {input.snapshot:q}"
         " --out {output.checkpoint:q} > {log:q} 2>&1"

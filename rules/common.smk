@@ -28,6 +28,14 @@ wildcard_constraints:
     checkpoint=_one_of(c for _, c in PLAN.all_checkpoints()),
 
 
+CONDA_ENV = "../envs/enginebench.yaml"  # for `--sdm conda`; `make setup` uses envs/*.txt instead
+
+
+def cli_script(name):
+    """A CLI under scripts/. It is an input, so editing a stage's CLI re-runs that stage."""
+    return str(SCRIPTS / f"{name}.py")
+
+
 def log_path(stage, name):
     return paths.LOG.format(model="{model}", stage=stage, name=name)
 

@@ -3,6 +3,7 @@
 
 rule engine:
     input:
+        cli=cli_script("engine"),
         snapshot=rules.snapshot.output.snapshot,
         checkpoint=checkpoint_of,
     output:
@@ -10,8 +11,10 @@ rule engine:
     params:
         # Every setting of the variant defines the engine; changing one rebuilds only this engine.
         spec=lambda w: spec_json(PLAN.engine_spec(w.model, w.variant)),
+    conda:
+        CONDA_ENV
     log:
         log_path("engine", "{variant}"),
     shell:
-        "python {SCRIPTS}/engine.py --spec {params.spec:q} --snapshot {input.snapshot:q}"
+        "python {input.cli:q} --spec {params.spec:q} --snapshot {input.snapshot:q}"
         " --checkpoint {input.checkpoint:q} --out {output.engine:q} > {log:q} 2>&1"

@@ -3,6 +3,7 @@
 
 rule report:
     input:
+        cli=cli_script("report"),
         snapshots=expand(paths.SNAPSHOT, model=PLAN.models),
         checkpoints=[paths.CHECKPOINT.format(model=m, checkpoint=c) for m, c in PLAN.all_checkpoints()],
         engines=engine_targets(paths.ENGINE),
@@ -13,7 +14,9 @@ rule report:
     params:
         # Model order, baselines and title shape the report without being result files.
         layout=spec_json(PLAN.report_layout()),
+    conda:
+        CONDA_ENV
     log:
         "results/logs/report.log",
     shell:
-        "python {SCRIPTS}/report.py --layout {params.layout:q} --out {output.report:q} > {log:q} 2>&1"
+        "python {input.cli:q} --layout {params.layout:q} --out {output.report:q} > {log:q} 2>&1"

@@ -3,6 +3,7 @@
 
 rule samples:
     input:
+        cli=cli_script("samples"),
         snapshot=rules.snapshot.output.snapshot,
         checkpoint=checkpoint_of,
         engine=rules.engine.output.engine,
@@ -12,9 +13,11 @@ rule samples:
         # Engine spec + prompts + sample length define the answers.
         spec=lambda w: spec_json(PLAN.runtime_spec(w.model, w.variant, "samples")),
     threads: workflow.cores
+    conda:
+        CONDA_ENV
     log:
         log_path("samples", "{variant}"),
     shell:
-        "python {SCRIPTS}/samples.py --spec {params.spec:q} --snapshot {input.snapshot:q}"
+        "python {input.cli:q} --spec {params.spec:q} --snapshot {input.snapshot:q}"
         " --checkpoint {input.checkpoint:q} --engine {input.engine:q} --threads {threads}"
         " --out {output.samples:q} > {log:q} 2>&1"

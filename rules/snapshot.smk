@@ -3,12 +3,16 @@
 
 
 rule snapshot:
+    input:
+        cli=cli_script("snapshot"),
     output:
         snapshot=directory(paths.SNAPSHOT),
     params:
         # The source (hub repo + pinned revision, local folder, or package) defines the snapshot.
         spec=lambda w: spec_json(PLAN.snapshot_spec(w.model)),
+    conda:
+        CONDA_ENV
     log:
         log_path("snapshot", "snapshot"),
     shell:
-        "python {SCRIPTS}/snapshot.py --spec {params.spec:q} --out {output.snapshot:q} > {log:q} 2>&1"
+        "python {input.cli:q} --spec {params.spec:q} --out {output.snapshot:q} > {log:q} 2>&1"

@@ -101,19 +101,17 @@ class Plan:
         }
 
     def report_layout(self) -> dict:
-        """What the report needs besides the result files: order, baselines and titles."""
-        return {
-            "title": self.config["report"]["title"],
-            "models": {
-                model: {
-                    "baseline": cfg["baseline"],
-                    "variants": {v: self.engine_spec(model, v) for v in cfg["variants"]},
-                    "source": cfg["source"],
-                }
-                for model, cfg in self.config["models"].items()
-            },
-            "prompts": self.config["prompts"],
-        }
+        """What the report needs besides the result files. Lists, not dicts: spec_json sorts keys,
+        and the report keeps the config's order with the baseline first."""
+        models = []
+        for model, cfg in self.config["models"].items():
+            order = [cfg["baseline"]] + [v for v in cfg["variants"] if v != cfg["baseline"]]
+            models.append({
+                "slug": model,
+                "baseline": cfg["baseline"],
+                "variants": [{"slug": v, **self.engine_spec(model, v)} for v in order],
+            })
+        return {"title": self.config["report"]["title"], "models": models, "prompts": self.config["prompts"]}
 
     def all_checkpoints(self) -> list[tuple[str, str]]:
         return list(self.checkpoints)

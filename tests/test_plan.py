@@ -1,0 +1,98 @@
+import copy
+
+import pytest
+
+from enginebench.errors import EngineBenchError
+from enginebench.plan import build_plan, load_config, spec_json, validate_config
+
+BASE = {
+    "models": {
+        "tiny": {
+            "source": {"kind": "local", "path": "/models/tiny"},
+            "baseline": "fp32",
+            "variants": {"fp32": {"backend": "torch", "dtype": "float32"},
+                         "bf16": {"backend": "torch", "dtype": "bfloat16"}},
+        }
+    },
+    "prompts": ["Hello"],
+}
+
+
+def config(**patch):
+    cfg = copy.deepcopy(BASE)
+    for dotted, value in patch.items():
+        node = cfg
+        *parents, last = dotted.split("__")
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return cfg
+
+
+def test_defaults_are_filled():
+    cfg = config()
+    validate_config(cfg)
+    assert cfg["bench"] == {"max_new_tokens": 32, "warmup": 1, "repetitions": 3, "load_repetitions": 2}
+    assert cfg["samples"] == {"max_new_tokens": 64}
+    assert cfg["models"]["tiny"]["trust_remote_code"] is False
+    assert cfg["models"]["tiny"]["chat_template"] is True
+
+
+def test_default_config_file_is_valid(repo):
+    cfg = load_config(repo / "config" / "config.yaml")
+    plan = build_plan(cfg)
+    assert len(plan.all_engines()) >= 2
+
+
+@pytest.mark.parametrize("patch, words", [
+    ({"bench": {"repetitons": 3}}, ["bench", "repetitons"]),  # typo'd key
+    ({"bench": {"repetitions": "three"}}, ["bench.repetitions", "'three'"]),  # wrong type
+    ({"models__tiny__variants__fp32__dtype": "float33"}, ["models.tiny.variants.fp32", "float33"]),
+    ({"models__tiny__variants__fp32__backend": "tensorrt"}, ["models.tiny.variants.fp32.backend", "tensorrt"]),
+    ({"models__tiny__source__kind": "s3"}, ["models.tiny.source.kind", "s3"]),
+    ({"models__tiny__source__pth": "/x"}, ["models.tiny.source", "pth"]),
+    ({"models__Bad/Slug": BASE["models"]["tiny"]}, ["models", "Bad/Slug"]),
+])
+def test_schema_errors_name_the_key(patch, words):
+    with pytest.raises(EngineBenchError) as info:
+        validate_config(config(**patch))
+    message = str(info.value)
+    assert message.startswith("config key ")
+    for word in words:
+        assert word in message
+
+
+def test_unknown_baseline_is_rejected():
+    cfg = config(models__tiny__baseline="fp16")
+    validate_config(cfg)
+    with pytest.raises(EngineBenchError, match="models.tiny.baseline: 'fp16' is not one of its variants"):
+        build_plan(cfg)
+
+
+def test_torch_variants_share_one_checkpoint():
+    cfg = config()
+    validate_config(cfg)
+    plan = build_plan(cfg)
+    assert plan.all_checkpoints() == [("tiny", "torch")]
+    assert plan.engine_spec("tiny", "bf16") == {"backend": "torch", "settings": {"dtype": "bfloat16"},
+                                               "checkpoint": "torch"}
+
+
+def test_changing_one_variant_changes_only_its_specs():
+    before, after = config(), config(models__tiny__variants__bf16__dtype="float16")
+    for cfg in (before, after):
+        validate_config(cfg)
+    p1, p2 = build_plan(before), build_plan(after)
+    assert spec_json(p1.engine_spec("tiny", "fp32")) == spec_json(p2.engine_spec("tiny", "fp32"))
+    assert spec_json(p1.engine_spec("tiny", "bf16")) != spec_json(p2.engine_spec("tiny", "bf16"))
+    assert p1.checkpoint_spec("tiny", "torch") == p2.checkpoint_spec("tiny", "torch")
+    assert spec_json(p1.snapshot_spec("tiny")) == spec_json(p2.snapshot_spec("tiny"))
+
+
+def test_spec_json_is_canonical():
+    assert spec_json({"b": 1, "a": [1, 2]}) == spec_json({"a": [1, 2], "b": 1}) == '{"a":[1,2],"b":1}'
+
+
+def test_missing_config_file_is_clear(tmp_path):
+    with pytest.raises(EngineBenchError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
