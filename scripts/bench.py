@@ -8,6 +8,7 @@ import sys
 from enginebench.bench import run_bench
 from enginebench.cli import add_runtime_args, parse_spec, run_cli, runtime_paths
 from enginebench.io import write_json_atomic
+from enginebench.stages import skipped_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,7 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     add_runtime_args(parser)
     args = parser.parse_args(argv)
     paths = runtime_paths(args)
-    write_json_atomic(args.out, run_bench(parse_spec(args.spec), paths, args.threads))
+    spec = parse_spec(args.spec)
+    result = skipped_result("bench", spec, paths) or run_bench(spec, paths, args.threads)
+    write_json_atomic(args.out, result)
     return 0
 
 

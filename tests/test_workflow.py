@@ -1,21 +1,44 @@
 """DAG tests (dry runs, schema rejections, lint) and the end-to-end run on the tiny model."""
 
 import copy
+import json
 
 import pytest
 
 from enginebench.workflow import REPO, planned_jobs, snakemake, write_config
 
 
-def tiny_config(model_path) -> dict:
-    return {
+def tiny_config(model_path, unsupported_path=None) -> dict:
+    config = {
         "models": {"tiny": {"source": {"kind": "local", "path": str(model_path)}, "baseline": "fp32",
+                            "chat_template": False,
                             "variants": {"fp32": {"backend": "torch", "dtype": "float32"},
-                                         "bf16": {"backend": "torch", "dtype": "bfloat16"}}}},
+                                         "bf16": {"backend": "torch", "dtype": "bfloat16"},
+                                         "llama-f16": {"backend": "llamacpp", "quantization": "F16"},
+                                         "llama-q8_0": {"backend": "llamacpp", "quantization": "Q8_0"},
+                                         "llama-q4_k_m-kv-q8_0": {"backend": "llamacpp", "quantization": "Q4_K_M",
+                                                                  "kv_cache": "q8_0"}}}},
         "prompts": ["The function returns", "A module is"],
         "bench": {"max_new_tokens": 4, "warmup": 1, "repetitions": 2, "load_repetitions": 1},
         "samples": {"max_new_tokens": 4},
     }
+    if unsupported_path is not None:
+        config["models"]["unsupported"] = {
+            "source": {"kind": "local", "path": str(unsupported_path)}, "baseline": "fp32",
+            "variants": {"fp32": {"backend": "torch", "dtype": "float32"},
+                         "llama-f16": {"backend": "llamacpp", "quantization": "F16"}}}
+    return config
+
+
+def unsupported_copy(tiny_model, folder):
+    """The tiny model under an architecture name llama.cpp's converter does not know."""
+    folder.mkdir()
+    for f in tiny_model.iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    config = json.loads((folder / "config.json").read_text())
+    config["architectures"] = ["NoSuchForCausalLM"]
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
 
 
 def test_dry_run_plans_every_stage(tmp_path):
@@ -23,10 +46,13 @@ def test_dry_run_plans_every_stage(tmp_path):
     done = snakemake(tmp_path, "-n", config=config)
     assert done.returncode == 0, done.stderr
     jobs = planned_jobs(done.stdout)
-    assert sorted(r for r, _ in jobs) == sorted(
-        ["snapshot", "checkpoint", "engine", "engine", "bench", "bench", "samples", "samples", "report", "all"])
-    assert ("checkpoint", "results/tiny/checkpoints/torch") in jobs  # one checkpoint shared by both engines
-    assert ("bench", "results/tiny/bench/bf16.json") in jobs
+    rules = [r for r, _ in jobs]
+    assert {r: rules.count(r) for r in set(rules)} == {
+        "snapshot": 1, "checkpoint": 2, "engine": 5, "bench": 5, "samples": 5, "report": 1, "all": 1}
+    # one checkpoint per backend, each shared by its engines
+    assert ("checkpoint", "results/tiny/checkpoints/torch") in jobs
+    assert ("checkpoint", "results/tiny/checkpoints/gguf-f16") in jobs
+    assert ("bench", "results/tiny/bench/llama-q4_k_m-kv-q8_0.json") in jobs
     assert not (tmp_path / "results").exists()
 
 
@@ -53,22 +79,31 @@ def test_lint_is_clean():
 
 
 def test_end_to_end_tiny_model_then_noop_then_one_stale_chain(tmp_path, tiny_model):
-    config = tiny_config(tiny_model)
+    config = tiny_config(tiny_model, unsupported_copy(tiny_model, tmp_path / "unsupported-model"))
     path = write_config(tmp_path, config)
     done = snakemake(tmp_path, config=path)
     assert done.returncode == 0, done.stderr[-3000:]
     report = (tmp_path / "results" / "report.md").read_text()
-    assert "| Metric | fp32 (baseline) | bf16 | Δ bf16 vs fp32 |" in report
+    assert "| Metric | fp32 (baseline) | bf16 | llama-f16 | llama-q8_0 | llama-q4_k_m-kv-q8_0 | Δ bf16 vs fp32 |" in report
+    assert "| llama-q4_k_m-kv-q8_0 (llamacpp) | Q4_K_M | q8_0 |" in report  # the cross-engine table
+    parity = next(line for line in report.splitlines() if line.startswith("| Output quality: Tokenizer parity"))
+    assert parity.count("equal (3 texts)") == 3 and parity.count("n/a") == 2
+    assert "| Runtime: Decode tokens/s, single-stream, engine's own counter |" in report
+    # The unsupported architecture fails in its own chain; the rest of the report renders and says why.
+    assert "| Metric | fp32 (baseline) | llama-f16 (failed) |" in report
+    assert "- `llama-f16` (failed): checkpoint: convert_hf_to_gguf.py failed:" in report
+    assert "NoSuchForCausalLM" in (tmp_path / "results/logs/unsupported/checkpoint/gguf-f16.log").read_text()
     assert (tmp_path / "results/logs/tiny/bench/bf16.log").read_text().strip()
 
     again = snakemake(tmp_path, "-n", config=path)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
-    changed = copy.deepcopy(config)
-    changed["models"]["tiny"]["variants"]["bf16"]["dtype"] = "float16"
-    dry = snakemake(tmp_path, "-n", config=write_config(tmp_path, changed))
-    assert dry.returncode == 0, dry.stderr
-    assert sorted(planned_jobs(dry.stdout)) == sorted([
-        ("engine", "results/tiny/engines/bf16"), ("bench", "results/tiny/bench/bf16.json"),
-        ("samples", "results/tiny/samples/bf16.json"), ("report", "results/report.md"), ("all", ""),
-    ])
+    for variant, key, value in (("bf16", "dtype", "float16"), ("llama-q8_0", "quantization", "Q4_0")):
+        changed = copy.deepcopy(config)
+        changed["models"]["tiny"]["variants"][variant][key] = value
+        dry = snakemake(tmp_path, "-n", config=write_config(tmp_path, changed))
+        assert dry.returncode == 0, dry.stderr
+        assert sorted(planned_jobs(dry.stdout)) == sorted([
+            ("engine", f"results/tiny/engines/{variant}"), ("bench", f"results/tiny/bench/{variant}.json"),
+            ("samples", f"results/tiny/samples/{variant}.json"), ("report", "results/report.md"), ("all", ""),
+        ])

@@ -1,17 +1,18 @@
 """A tiny Llama made offline for tests: random weights, a real Llama-2-style tokenizer.
 
-Hidden size 256 so that llama.cpp's k-quants (rows divisible by 256) apply; BPE with byte fallback,
-the byte tokens kept as ordinary vocabulary (the GGUF converter needs both).
+Hidden size 256 so that llama.cpp's k-quants (rows divisible by 256) apply. The tokenizer is a
+SentencePiece BPE model with byte fallback trained here on Python's own documentation, shipped as
+tokenizer.model (what llama.cpp's converter reads) beside the tokenizer.json transformers makes of it.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import pydoc_data.topics
+import shutil
 from pathlib import Path
 
-SPECIALS = ["<unk>", "<s>", "</s>"]
-BYTES = [f"<0x{i:02X}>" for i in range(256)]
 CHAT_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}[assistant] {% endif %}"
@@ -24,27 +25,27 @@ def training_text(chars: int = 60_000) -> list[str]:
 
 
 def make_tokenizer(out: Path, vocab_size: int = 800):
-    from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
+    import sentencepiece as spm
+    from transformers import AutoTokenizer
 
-    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
-    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
-                                     decoders.Strip(" ", 1, 0)])
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS + BYTES,
-                                  max_token_length=12, show_progress=False)
-    tok.train_from_iterator(training_text(), trainer)
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
-                                                       special_tokens=[("<s>", 1)])
-    # Byte tokens belong to the vocabulary, not to the added (special) tokens.
-    data = json.loads(tok.to_str())
-    data["added_tokens"] = [t for t in data["added_tokens"] if t["content"] in SPECIALS]
-    tok = Tokenizer.from_str(json.dumps(data))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   unk_token="<unk>", pad_token="<unk>")
-    fast.chat_template = CHAT_TEMPLATE
-    fast.save_pretrained(out)
-    return fast
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(training_text()), model_writer=model, vocab_size=vocab_size, model_type="bpe",
+        byte_fallback=True, character_coverage=1.0, unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
+        normalization_rule_name="identity", remove_extra_whitespaces=False, split_digits=True, minloglevel=2,
+    )
+    (out / "tokenizer.model").write_bytes(model.getvalue())
+    (out / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+        "add_bos_token": True,
+    }))
+    tokenizer = AutoTokenizer.from_pretrained(out)  # converts tokenizer.model to a fast tokenizer
+    tokenizer.chat_template = CHAT_TEMPLATE
+    spm_file = out / "tokenizer.model"
+    shutil.copy(spm_file, out / ".tokenizer.model")
+    tokenizer.save_pretrained(out)
+    (out / ".tokenizer.model").replace(spm_file)  # save_pretrained writes only tokenizer.json
+    return tokenizer
 
 
 def make_tiny_llama(out: Path, seed: int = 0, layers: int = 2) -> Path:

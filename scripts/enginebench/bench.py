@@ -41,7 +41,46 @@ def timed_generate(engine, batch, max_new_tokens, stop_ids) -> dict:
         raise EngineBenchError(
             f"engine returned {tokens} tokens for a fixed-length run of {len(batch)} x {max_new_tokens}"
         )
-    return {"seconds": seconds, "tokens": tokens}
+    run = {"seconds": seconds, "tokens": tokens}
+    if (counters := engine.counters()) is not None:
+        run["engine_counters"] = counters
+    return run
+
+
+def parity_text(chars: int = 4000) -> str:
+    """English technical prose that ships with Python (pydoc topics), for the tokenizer parity check."""
+    import pydoc_data.topics
+
+    return "\n\n".join(pydoc_data.topics.topics.values())[:chars]
+
+
+def tokenizer_parity(engine, encoder: PromptEncoder, prompts: list[str]) -> dict:
+    """Does the engine's own tokenizer give the snapshot tokenizer's ids for the prompts and a prose text?"""
+    text = parity_text()
+    cases = [encoder.parity_case(p) for p in prompts]
+    cases.append((text, True, list(encoder.tokenizer(text).input_ids)))
+    if engine.tokenize(cases[0][0], cases[0][1]) is None:
+        return {"checked": False, "reason": "the engine has no tokenizer of its own; it is fed the snapshot's ids"}
+    mismatches = []
+    for text, add_special, expected in cases:
+        got = engine.tokenize(text, add_special)
+        if got != expected:
+            first = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+            mismatches.append({"text": text, "expected": expected, "engine": got, "first_difference": first})
+    return {"checked": True, "texts": len(cases), "equal": not mismatches, "mismatches": mismatches}
+
+
+def decode_rates(single: list[dict]) -> dict:
+    """Single-stream decode tokens/s by our clock and by the engine's own counter, where it keeps one."""
+    per_rep = [[r["engine_counters"] for r in rep["per_prompt"] if "engine_counters" in r] for rep in single]
+    if not all(per_rep):
+        return {}
+    rates = {}
+    for who in ("harness", "engine"):
+        rates[f"decode_tokens_per_s_single_{who}"] = summarize(
+            [sum(c[who]["decode_tokens"] for c in rep) / sum(c[who]["decode_s"] for c in rep) for rep in per_rep],
+            "tokens/s")
+    return rates
 
 
 def run_bench(spec: dict, paths: dict, threads: int) -> dict:
@@ -60,6 +99,7 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
     engine = backend.load(paths["snapshot"], paths["checkpoint"], paths["engine"], spec["settings"],
                           threads=threads, trust_remote_code=trust)
     in_process_load_s = time.perf_counter() - started
+    parity = tokenizer_parity(engine, encoder, spec["prompts"])
     n = settings["max_new_tokens"]
     for i in range(settings["warmup"]):
         progress(f"warm-up {i + 1}/{settings['warmup']}")
@@ -73,7 +113,7 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
         progress(f"repetition {i + 1}/{settings['repetitions']}: single-stream")
         runs = [timed_generate(engine, [p], n, encoder.stop_ids) for p in prompts]
         single.append({"seconds": sum(r["seconds"] for r in runs), "tokens": sum(r["tokens"] for r in runs),
-                       "per_prompt_seconds": [r["seconds"] for r in runs]})
+                       "per_prompt": runs})
 
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     metrics = {
@@ -82,12 +122,16 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
         "tokens_per_s_batched": summarize([r["tokens"] / r["seconds"] for r in batched], "tokens/s"),
         "generation_s_single": summarize([r["seconds"] for r in single], "s"),
         "tokens_per_s_single": summarize([r["tokens"] / r["seconds"] for r in single], "tokens/s"),
+        **decode_rates(single),
         "peak_rss_bytes": {"unit": "bytes", "value": peak_rss},
         "peak_device_bytes": {"unit": "bytes", "value": engine.peak_device_memory_bytes()},
     }
     return {
         "stage": "bench",
+        "status": "ok",
         "spec": spec,
+        "describe": backend.describe(spec["settings"]),
+        "tokenizer_parity": parity,
         "threads": threads,
         "prompt_tokens": [len(p) for p in prompts],
         "uses_chat_template": encoder.uses_chat_template,

@@ -3,3 +3,11 @@
 
 class EngineBenchError(Exception):
     """A failure whose message names the cause and, where there is one, the fix."""
+
+
+class StageFailure(EngineBenchError):
+    """A deterministic refusal (e.g. the converter does not support the architecture).
+
+    The stage records it as a failure manifest instead of an artifact, so that the rest of the
+    report still renders and lists the failure with its reason.
+    """

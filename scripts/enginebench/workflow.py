@@ -20,10 +20,10 @@ def write_config(workdir: Path, config: dict) -> Path:
 
 
 def snakemake(workdir: Path, *args: str, config: Path | None = None, cores: int = 2) -> subprocess.CompletedProcess:
-    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", str(cores)]
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", str(cores), *args]
     if config is not None:
-        cmd += ["--configfile", str(config)]
-    return subprocess.run(cmd + list(args), capture_output=True, text=True)
+        cmd += ["--configfile", str(config)]  # last: it takes every word after it as a file
+    return subprocess.run(cmd, capture_output=True, text=True)
 
 
 def planned_jobs(dry_run_output: str) -> list[tuple[str, str]]:

@@ -27,6 +27,16 @@ class Engine(ABC):
         """Facts about the loaded engine worth recording (device, precision, parameter count)."""
         return {}
 
+    def tokenize(self, text: str, add_special: bool) -> list[int] | None:
+        """The engine's own tokenization of `text`, for the parity check; None if it has none."""
+        return None
+
+    def counters(self) -> dict | None:
+        """For the last generate() call, if the engine counts for itself: {"harness": {...}, "engine":
+        {...}}, each with decode_s and decode_tokens (our clock around the decode loop, and the
+        engine's own counter), so the harness overhead can be measured."""
+        return None
+
     def peak_device_memory_bytes(self) -> int | None:
         """Peak accelerator memory since load, or None on CPU."""
         return None
@@ -43,6 +53,10 @@ class Backend(ABC):
 
     def checkpoint_slug(self, checkpoint_settings: dict) -> str:
         return self.name
+
+    def describe(self, settings: dict) -> dict:
+        """Weight quantization and KV-cache type, as the report's cross-engine table shows them."""
+        return {"quantization": "?", "kv_cache": "?"}
 
     def convert(self, snapshot: Path, settings: dict, out: Path) -> dict:
         """Build the checkpoint in `out` (a fresh folder). Return manifest fields, `timings` included.

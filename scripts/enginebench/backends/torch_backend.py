@@ -56,6 +56,9 @@ class TorchEngine(Engine):
 class TorchBackend(Backend):
     name = "torch"
 
+    def describe(self, settings):
+        return {"quantization": settings["dtype"], "kv_cache": settings["dtype"]}
+
     def load(self, snapshot, checkpoint, engine, settings, *, threads, trust_remote_code):
         import torch
         from transformers import AutoModelForCausalLM

@@ -1,0 +1,223 @@
+"""llama.cpp backend through llama-cpp-python: GGUF checkpoints, quantized engines, KV-cache types.
+
+- checkpoint: the HF snapshot converted to a GGUF at F16/BF16 by llama.cpp's own
+  convert_hf_to_gguf.py (from the llama-cpp-python sdist, fetched by `make setup` into vendor/);
+  one checkpoint feeds every quantized engine of a model.
+- engine: `llama_model_quantize` to the configured file type (none for the checkpoint's own type).
+- runtime: the low-level API, so that several sequences decode together in one batch (the
+  high-level `Llama` class runs one sequence). The KV-cache type (`type_k`/`type_v`) is the analogue
+  of TensorRT-LLM's `--kv_cache_dtype`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.metadata
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..errors import EngineBenchError, StageFailure
+from ..gguf_tokenizer import TOKENIZER_GGUF, replace_tokenizer
+from .base import Backend, Engine
+
+REPO = Path(__file__).resolve().parents[3]
+CONVERTER = Path(os.environ.get("ENGINEBENCH_LLAMA_CONVERTER", REPO / "vendor/llama.cpp/convert_hf_to_gguf.py"))
+GGUF_NAME = "model.gguf"
+MAX_SEQUENCES = 16  # sequences one context can decode together (the batched bench's batch size)
+
+# config name (config/schema.yaml) -> ggml type name
+KV_TYPES = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "q5_1": "Q5_1", "q5_0": "Q5_0",
+            "q4_1": "Q4_1", "q4_0": "Q4_0", "iq4_nl": "IQ4_NL"}
+
+
+class LlamaCppEngine(Engine):
+    def __init__(self, path: Path, settings: dict, threads: int):
+        import logging
+
+        import llama_cpp as L
+
+        # llama.cpp logs every tensor it loads; keep its warnings and errors only.
+        logging.getLogger("llama-cpp-python").setLevel(logging.WARNING)
+        self.L = L
+        L.llama_backend_init()
+        self.path = path
+        self.model = L.llama_model_load_from_file(str(path).encode(), L.llama_model_default_params())
+        if not self.model:
+            raise EngineBenchError(f"llama.cpp could not load {path}")
+        self.vocab = L.llama_model_get_vocab(self.model)
+        self.n_vocab = L.llama_vocab_n_tokens(self.vocab)
+        params = L.llama_context_default_params()
+        params.n_ctx = settings["n_ctx"]
+        params.n_batch = settings["n_ctx"]
+        params.n_seq_max = MAX_SEQUENCES
+        params.kv_unified = True  # sequences share the n_ctx cells, whatever their number
+        params.n_threads = params.n_threads_batch = threads
+        kv = getattr(L, f"GGML_TYPE_{KV_TYPES[settings['kv_cache']]}")
+        params.type_k = params.type_v = kv
+        params.flash_attn_type = (L.LLAMA_FLASH_ATTN_TYPE_ENABLED if settings["flash_attn"]
+                                  else L.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        params.no_perf = False
+        self.ctx = L.llama_init_from_model(self.model, params)
+        if not self.ctx:
+            raise EngineBenchError(f"llama.cpp could not create a context for {path} with {settings}")
+        self.batch = L.llama_batch_init(settings["n_ctx"], 0, MAX_SEQUENCES)
+        self.settings = settings
+        self.last_counters: dict | None = None
+
+    def tokenize(self, text, add_special):
+        raw = text.encode()
+        buf = (self.L.llama_token * (len(raw) + 16))()
+        n = self.L.llama_tokenize(self.vocab, raw, len(raw), buf, len(buf), add_special, True)
+        if n < 0:
+            raise EngineBenchError(f"llama.cpp tokenization of {len(raw)} bytes needs {-n} tokens")
+        return list(buf[:n])
+
+    def _decode(self, entries: list[tuple[int, int, int, bool]]) -> None:
+        """Decode (token, position, sequence, wants_logits) entries as one batch."""
+        b = self.batch
+        for i, (tok, pos, seq, logits) in enumerate(entries):
+            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = tok, pos, 1, logits
+            b.seq_id[i][0] = seq
+        b.n_tokens = len(entries)
+        rc = self.L.llama_decode(self.ctx, b)
+        if rc != 0:
+            raise EngineBenchError(f"llama_decode failed (rc={rc}): batch of {len(entries)} tokens, n_ctx "
+                                   f"{self.settings['n_ctx']}")
+
+    def _argmax(self, index: int, banned: list[int]):
+        import numpy as np
+
+        logits = np.ctypeslib.as_array(self.L.llama_get_logits_ith(self.ctx, index), shape=(self.n_vocab,))
+        if banned:
+            logits = logits.copy()
+            logits[banned] = -np.inf
+        return int(np.argmax(logits))
+
+    def generate(self, batch, max_new_tokens, stop_ids, fixed_length):
+        L = self.L
+        if len(batch) > MAX_SEQUENCES:
+            raise EngineBenchError(f"batch of {len(batch)} exceeds the engine's {MAX_SEQUENCES} sequences")
+        L.llama_memory_clear(L.llama_get_memory(self.ctx), True)
+        L.llama_perf_context_reset(self.ctx)
+        started = time.perf_counter()
+        entries, rows = [], []
+        for seq, ids in enumerate(batch):
+            entries += [(tok, pos, seq, pos == len(ids) - 1) for pos, tok in enumerate(ids)]
+            rows.append(len(entries) - 1)
+        self._decode(entries)
+        prefilled = time.perf_counter()
+        banned = list(stop_ids) if fixed_length else []
+        outputs = [[] for _ in batch]
+        active = list(range(len(batch)))
+        while active:
+            step, still = [], []
+            for seq, row in zip(active, rows, strict=True):
+                tok = self._argmax(row, banned)
+                if not fixed_length and tok in stop_ids:
+                    continue
+                outputs[seq].append(tok)
+                if len(outputs[seq]) < max_new_tokens:
+                    still.append(seq)
+                    step.append((tok, len(batch[seq]) + len(outputs[seq]) - 1, seq, True))
+            if not step:
+                break
+            self._decode(step)
+            active, rows = still, list(range(len(step)))
+        finished = time.perf_counter()
+        perf = L.llama_perf_context(self.ctx)
+        # llama.cpp counts a decode call of one token as "eval" and anything larger as "prompt eval",
+        # so its decode figure is meaningful for single-stream runs only.
+        self.last_counters = {
+            "harness": {"prefill_s": prefilled - started, "decode_s": finished - prefilled,
+                        "decode_tokens": max((len(o) for o in outputs), default=1) - 1},
+            "engine": {"source": "llama_perf_context", "prefill_s": perf.t_p_eval_ms / 1000,
+                       "prefill_tokens": perf.n_p_eval, "decode_s": perf.t_eval_ms / 1000,
+                       "decode_tokens": perf.n_eval},
+        }
+        return outputs
+
+    def counters(self):
+        return self.last_counters
+
+    def info(self):
+        L = self.L
+        return {"device": "cpu", "file": self.path.name, "kv_cache": self.settings["kv_cache"],
+                "parameters": L.llama_model_n_params(self.model), "weight_bytes": L.llama_model_size(self.model)}
+
+    def close(self):
+        self.L.llama_batch_free(self.batch)
+        self.L.llama_free(self.ctx)
+        self.L.llama_model_free(self.model)
+
+
+class LlamaCppBackend(Backend):
+    name = "llamacpp"
+
+    def checkpoint_settings(self, settings):
+        return {"checkpoint_type": settings["checkpoint_type"]}
+
+    def checkpoint_slug(self, checkpoint_settings):
+        return f"gguf-{checkpoint_settings['checkpoint_type']}"
+
+    def describe(self, settings):
+        return {"quantization": settings["quantization"], "kv_cache": settings["kv_cache"]}
+
+    def availability(self):
+        try:
+            importlib.metadata.version("llama_cpp_python")
+        except importlib.metadata.PackageNotFoundError:
+            return "llama-cpp-python is not installed (run `make setup`)"
+        return None
+
+    def convert(self, snapshot, settings, out):
+        if not CONVERTER.exists():
+            raise EngineBenchError(f"llama.cpp converter not found at {CONVERTER}: run `make setup`")
+        target = out / GGUF_NAME
+        raw = out / f".converted-{GGUF_NAME}"
+        started = time.perf_counter()
+        cmd = [sys.executable, str(CONVERTER), str(snapshot), "--outfile", str(raw),
+               "--outtype", settings["checkpoint_type"]]
+        print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+        done = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+        sys.stderr.write(done.stderr)
+        if done.returncode != 0:
+            reason = next((line for line in reversed(done.stderr.splitlines()) if line.strip()), "no message")
+            raise StageFailure(f"convert_hf_to_gguf.py failed: {reason.strip()}")
+        tokenizer = Path(snapshot) / TOKENIZER_GGUF
+        if tokenizer.exists():
+            replace_tokenizer(raw, tokenizer, target)
+            raw.unlink()
+            note = f"tokenizer metadata taken from the snapshot's {TOKENIZER_GGUF}"
+        else:
+            raw.rename(target)
+            note = "tokenizer as converted"
+        return {"timings": {"convert_s": time.perf_counter() - started}, "file": GGUF_NAME, "tokenizer": note,
+                "converter": str(CONVERTER.relative_to(REPO)) if CONVERTER.is_relative_to(REPO) else str(CONVERTER)}
+
+    def build(self, snapshot, checkpoint, settings, out):
+        if settings["quantization"] == settings["checkpoint_type"].upper():
+            return {"work": False, "reason": f"the {settings['quantization']} checkpoint GGUF is the engine"}
+        import llama_cpp as L
+
+        params = L.llama_model_quantize_default_params()
+        params.ftype = getattr(L, f"LLAMA_FTYPE_MOSTLY_{settings['quantization']}")
+        params.nthread = os.cpu_count() or 1
+        started = time.perf_counter()
+        rc = L.llama_model_quantize(str(Path(checkpoint) / GGUF_NAME).encode(), str(out / GGUF_NAME).encode(),
+                                    ctypes.byref(params))
+        if rc != 0:
+            raise StageFailure(f"llama_model_quantize to {settings['quantization']} failed (rc={rc})")
+        return {"timings": {"quantize_s": time.perf_counter() - started}, "file": GGUF_NAME}
+
+    def load(self, snapshot, checkpoint, engine, settings, *, threads, trust_remote_code):
+        path = Path(engine) / GGUF_NAME
+        if not path.exists():
+            path = Path(checkpoint) / GGUF_NAME
+        return LlamaCppEngine(path, settings, threads)
+
+    def versions(self):
+        return {"llama_cpp_python": importlib.metadata.version("llama_cpp_python"),
+                "gguf": importlib.metadata.version("gguf")}
