@@ -84,7 +84,8 @@ def test_end_to_end_tiny_model_then_noop_then_one_stale_chain(tmp_path, tiny_mod
     done = snakemake(tmp_path, config=path)
     assert done.returncode == 0, done.stderr[-3000:]
     report = (tmp_path / "results" / "report.md").read_text()
-    assert "| Metric | fp32 (baseline) | bf16 | llama-f16 | llama-q8_0 | llama-q4_k_m-kv-q8_0 | Δ bf16 vs fp32 |" in report
+    header = "| Metric | fp32 (baseline) | bf16 | llama-f16 | llama-q8_0 | llama-q4_k_m-kv-q8_0 | Δ bf16 vs fp32 |"
+    assert header in report
     assert "| llama-q4_k_m-kv-q8_0 (llamacpp) | Q4_K_M | q8_0 |" in report  # the cross-engine table
     parity = next(line for line in report.splitlines() if line.startswith("| Output quality: Tokenizer parity"))
     assert parity.count("equal (3 texts)") == 3 and parity.count("n/a") == 2

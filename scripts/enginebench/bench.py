@@ -65,7 +65,8 @@ def tokenizer_parity(engine, encoder: PromptEncoder, prompts: list[str]) -> dict
     for text, add_special, expected in cases:
         got = engine.tokenize(text, add_special)
         if got != expected:
-            first = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+            pairs = enumerate(zip(got, expected, strict=False))
+            first = next((i for i, (a, b) in pairs if a != b), min(len(got), len(expected)))
             mismatches.append({"text": text, "expected": expected, "engine": got, "first_difference": first})
     return {"checked": True, "texts": len(cases), "equal": not mismatches, "mismatches": mismatches}
 

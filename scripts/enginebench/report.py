@@ -269,6 +269,7 @@ def render_report(layout: dict, root: Path) -> str:
     env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                       undefined=StrictUndefined, keep_trailing_newline=True)
     return env.get_template("report.md.j2").render(
-        title=layout["title"], models=models, bench=layout["bench"], samples_max_new_tokens=layout["samples"]["max_new_tokens"],
+        title=layout["title"], models=models, bench=layout["bench"],
+        samples_max_new_tokens=layout["samples"]["max_new_tokens"],
         generated=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
