@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from tinymodel import unsupported_copy
 
 from enginebench.backends import get_backend
 from enginebench.bench import parity_text, tokenizer_parity
@@ -79,13 +80,7 @@ def test_engine_generates_and_tokenizes_like_the_snapshot(built, tiny_model, qua
 
 
 def test_unsupported_architecture_is_a_recorded_failure(tiny_model, tmp_path):
-    weird = tmp_path / "weird"
-    weird.mkdir()
-    for f in tiny_model.iterdir():
-        (weird / f.name).write_bytes(f.read_bytes())
-    config = json.loads((weird / "config.json").read_text())
-    config["architectures"] = ["NoSuchForCausalLM"]
-    (weird / "config.json").write_text(json.dumps(config))
+    weird = unsupported_copy(tiny_model, tmp_path / "weird")
     manifest = build_checkpoint({"backend": "llamacpp", "settings": {"checkpoint_type": "f16"}}, weird,
                                 tmp_path / "ckpt")
     assert manifest["status"] == "failed"

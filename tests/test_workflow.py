@@ -1,9 +1,9 @@
 """DAG tests (dry runs, schema rejections, lint) and the end-to-end run on the tiny model."""
 
 import copy
-import json
 
 import pytest
+from tinymodel import unsupported_copy
 
 from enginebench.workflow import REPO, planned_jobs, snakemake, write_config
 
@@ -28,17 +28,6 @@ def tiny_config(model_path, unsupported_path=None) -> dict:
             "variants": {"fp32": {"backend": "torch", "dtype": "float32"},
                          "llama-f16": {"backend": "llamacpp", "quantization": "F16"}}}
     return config
-
-
-def unsupported_copy(tiny_model, folder):
-    """The tiny model under an architecture name llama.cpp's converter does not know."""
-    folder.mkdir()
-    for f in tiny_model.iterdir():
-        (folder / f.name).write_bytes(f.read_bytes())
-    config = json.loads((folder / "config.json").read_text())
-    config["architectures"] = ["NoSuchForCausalLM"]
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
 
 
 def test_dry_run_plans_every_stage(tmp_path):

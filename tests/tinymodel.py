@@ -66,3 +66,14 @@ def make_tiny_llama(out: Path, seed: int = 0, layers: int = 2) -> Path:
     model.generation_config = GenerationConfig(bos_token_id=1, eos_token_id=2, pad_token_id=0)
     model.save_pretrained(out, safe_serialization=True)
     return out
+
+
+def unsupported_copy(model: Path, folder: Path) -> Path:
+    """A copy of `model` under an architecture name that llama.cpp's converter does not know."""
+    folder.mkdir()
+    for f in model.iterdir():
+        shutil.copy(f, folder / f.name)
+    config = json.loads((folder / "config.json").read_text())
+    config["architectures"] = ["NoSuchForCausalLM"]
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder

@@ -35,17 +35,23 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def add_runtime_args(parser) -> None:
-    """Arguments shared by the CLIs that load an engine (bench, samples)."""
+def runtime_main(stage: str, description: str, run, argv: list[str] | None) -> int:
+    """The CLI body shared by the stages that load an engine (bench, samples): parse, run, write."""
+    import argparse
     from pathlib import Path
 
+    from .io import write_json_atomic
+    from .stages import skipped_result
+
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--spec", required=True, help="runtime spec JSON (Plan.runtime_spec)")
     parser.add_argument("--snapshot", required=True, type=Path)
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--engine", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (the Snakemake job's)")
     parser.add_argument("--out", required=True, type=Path, help="result JSON to write")
-
-
-def runtime_paths(args) -> dict:
-    return {"snapshot": args.snapshot, "checkpoint": args.checkpoint, "engine": args.engine}
+    args = parser.parse_args(argv)
+    paths = {"snapshot": args.snapshot, "checkpoint": args.checkpoint, "engine": args.engine}
+    spec = parse_spec(args.spec)
+    write_json_atomic(args.out, skipped_result(stage, spec, paths) or run(spec, paths, args.threads))
+    return 0
