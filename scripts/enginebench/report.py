@@ -17,6 +17,7 @@ from . import paths
 from .io import read_json
 
 MB = 1e6
+SECTIONS = ["Build pipeline", "Artifacts", "Runtime", "Output quality"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ def comparison_table(model: dict, results: dict[str, dict]) -> pd.DataFrame:
     cells = {variant: engine_cells(r) for variant, r in results.items()}
     status = {variant: status_of(r)[0] for variant, r in results.items()}
     metrics = list(dict.fromkeys(m for c in cells.values() for m in c))
+    metrics.sort(key=lambda m: SECTIONS.index(m.section))  # stable: keeps the order within a section
     rows = []
     for metric in metrics:
         row = {"Metric": f"{metric.section}: {metric.label}"}
