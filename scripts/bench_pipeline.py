@@ -17,15 +17,17 @@ from enginebench.workflow import REPO, snakemake, write_config
 
 
 def generated_config(engines: int) -> dict:
-    """`engines` torch engines over hub models (a dry run downloads nothing)."""
-    dtypes = ["float32", "bfloat16", "float16"]
-    models = {}
-    for i in range((engines + len(dtypes) - 1) // len(dtypes)):
-        variants = {f"torch-{d}": {"backend": "torch", "dtype": d} for d in dtypes}
-        models[f"model-{i:03d}"] = {
-            "source": {"kind": "hub", "repo_id": f"org/model-{i:03d}", "revision": "0" * 40},
-            "baseline": "torch-float32", "variants": variants,
-        }
+    """`engines` engines, four per hub model (two PyTorch, two llama.cpp sharing one GGUF checkpoint).
+    A dry run downloads nothing, so the models need not exist."""
+    variants = {"torch-fp32": {"backend": "torch", "dtype": "float32"},
+                "torch-bf16": {"backend": "torch", "dtype": "bfloat16"},
+                "llamacpp-q8_0": {"backend": "llamacpp", "quantization": "Q8_0"},
+                "llamacpp-q4_k_m": {"backend": "llamacpp", "quantization": "Q4_K_M"}}
+    models = {
+        f"model-{i:03d}": {"source": {"kind": "hub", "repo_id": f"org/model-{i:03d}", "revision": "0" * 40},
+                           "baseline": "torch-fp32", "variants": variants}
+        for i in range(-(-engines // len(variants)))
+    }
     return {"models": models, "prompts": ["Hello"]}
 
 
@@ -52,10 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finished", type=Path, default=REPO,
                         help="working directory of a finished `make report`, for the no-op rerun")
     args = parser.parse_args(argv)
+    config = REPO / "config" / "config.yaml"
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        default = [timed(tmp, "-n", config=REPO / "config" / "config.yaml")[0] for _ in range(args.repeat)]
+        default = [timed(tmp, "-n", config=config)[0] for _ in range(args.repeat)]
         print(report_line("dry run, default config", default))
         big = write_config(tmp, generated_config(args.engines))
         seconds, out = timed(tmp, "-n", config=big)
@@ -63,17 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         runs = [seconds] + [timed(tmp, "-n", config=big)[0] for _ in range(args.repeat - 1)]
         print(report_line(f"dry run, generated config ({jobs} engines)", runs))
 
-    if (args.finished / "results" / "report.md").exists():
-        noop = []
-        for _ in range(args.repeat):
-            seconds, out = timed(args.finished, "results/report.md", config=REPO / "config" / "config.yaml")
-            if "Nothing to be done" not in out:
-                print("no-op rerun: the finished run was not up to date; it ran jobs (timing discarded)")
-                return 1
-            noop.append(seconds)
-        print(report_line("no-op rerun of a finished report", noop))
-    else:
+    if not (args.finished / "results" / "report.md").exists():
         print(f"no-op rerun: skipped, no finished report under {args.finished} (run `make report` first)")
+    elif "Nothing to be done" not in timed(args.finished, "-n", "results/report.md", config=config)[1]:
+        print(f"no-op rerun: skipped, the run under {args.finished} is not up to date (run `make report` first)")
+    else:
+        noop = [timed(args.finished, "results/report.md", config=config)[0] for _ in range(args.repeat)]
+        print(report_line("no-op rerun of a finished report", noop))
     return 0
 
 
