@@ -26,7 +26,7 @@ $(VENV)/.setup-done: envs/torch.txt envs/requirements.txt envs/llamacpp.txt envs
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r envs/torch.txt
 	$(BIN)/pip install --quiet -r envs/requirements.txt -r envs/dev.txt
-	@echo "Installing llama-cpp-python $(LLAMA_CPP_PYTHON): compiles from source on first install (10-20 min)"
+	@echo "Installing llama-cpp-python $(LLAMA_CPP_PYTHON): compiles from source on first install (8-20 min on 2 cores)"
 	$(BIN)/pip install --quiet -r envs/llamacpp.txt
 	touch $@
 

@@ -22,9 +22,3 @@ def summarize(values: Sequence[float], unit: str) -> dict:
         "values": vals,
     }
 
-
-def relative_spread(summary: dict) -> float:
-    """(max - min) / median: how far apart the repetitions were, as a fraction of the median."""
-    if summary["median"] == 0:
-        return 0.0
-    return (summary["max"] - summary["min"]) / summary["median"]

@@ -147,11 +147,6 @@ class LlamaCppEngine(Engine):
         return {"device": "cpu", "file": self.path.name, "kv_cache": self.settings["kv_cache"],
                 "parameters": L.llama_model_n_params(self.model), "weight_bytes": L.llama_model_size(self.model)}
 
-    def close(self):
-        self.L.llama_batch_free(self.batch)
-        self.L.llama_free(self.ctx)
-        self.L.llama_model_free(self.model)
-
 
 class LlamaCppBackend(Backend):
     name = "llamacpp"
