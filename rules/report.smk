@@ -13,7 +13,7 @@ rule report:
         report=paths.REPORT,
     params:
         # Model order, baselines and title shape the report without being result files.
-        layout=spec_json(PLAN.report_layout()),
+        layout=lambda w: spec_json(PLAN.report_layout()),
     conda:
         CONDA_ENV
     log:

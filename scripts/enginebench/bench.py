@@ -10,11 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-from .backends import get_backend
 from .cli import progress
 from .environment import environment
 from .errors import EngineBenchError
 from .prompts import PromptEncoder
+from .stages import open_engine
 from .stats import summarize
 
 
@@ -86,20 +86,16 @@ def decode_rates(single: list[dict]) -> dict:
 
 def run_bench(spec: dict, paths: dict, threads: int) -> dict:
     settings = spec["bench"]
-    backend = get_backend(spec["backend"])
-    trust = spec["trust_remote_code"]
     probes = []
     for i in range(settings["load_repetitions"]):
         progress(f"cold load {i + 1}/{settings['load_repetitions']} in a fresh process")
         probes.append(probe_load({"backend": spec["backend"], "settings": spec["settings"]}, paths,
-                                 threads, trust))
+                                 threads, spec["trust_remote_code"]))
 
-    encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"], trust_remote_code=trust)
-    prompts = [encoder.encode(p) for p in spec["prompts"]]
     started = time.perf_counter()
-    engine = backend.load(paths["snapshot"], paths["checkpoint"], paths["engine"], spec["settings"],
-                          threads=threads, trust_remote_code=trust)
-    in_process_load_s = time.perf_counter() - started
+    backend, encoder, engine = open_engine(spec, paths, threads)
+    in_process_load_s = time.perf_counter() - started  # tokenizer included; warm page cache
+    prompts = [encoder.encode(p) for p in spec["prompts"]]
     parity = tokenizer_parity(engine, encoder, spec["prompts"])
     n = settings["max_new_tokens"]
     for i in range(settings["warmup"]):

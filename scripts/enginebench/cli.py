@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from .errors import EngineBenchError
+from .io import write_json_atomic
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
@@ -37,11 +40,7 @@ def progress(message: str) -> None:
 
 def runtime_main(stage: str, description: str, run, argv: list[str] | None) -> int:
     """The CLI body shared by the stages that load an engine (bench, samples): parse, run, write."""
-    import argparse
-    from pathlib import Path
-
-    from .io import write_json_atomic
-    from .stages import skipped_result
+    from .stages import skipped_result  # stages imports this module
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--spec", required=True, help="runtime spec JSON (Plan.runtime_spec)")

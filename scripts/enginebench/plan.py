@@ -89,6 +89,10 @@ class Plan:
         engine = self.engines[(model, variant)]
         return {"backend": engine.backend, "settings": engine.settings, "checkpoint": engine.checkpoint}
 
+    def describe(self, model: str, variant: str) -> dict:
+        engine = self.engines[(model, variant)]
+        return get_backend(engine.backend).describe(engine.settings)
+
     def runtime_spec(self, model: str, variant: str, stage: str) -> dict:
         """What defines a bench or samples result: the engine, the prompts and the stage's settings."""
         cfg = self.config["models"][model]
@@ -109,9 +113,8 @@ class Plan:
             models.append({
                 "slug": model,
                 "baseline": cfg["baseline"],
-                "variants": [{"slug": v, **self.engine_spec(model, v),
-                              "describe": get_backend(self.engines[(model, v)].backend).describe(
-                                  self.engines[(model, v)].settings)} for v in order],
+                "variants": [{"slug": v, **self.engine_spec(model, v), "describe": self.describe(model, v)}
+                             for v in order],
             })
         return {"title": self.config["report"]["title"], "models": models, "prompts": self.config["prompts"],
                 "bench": self.config["bench"], "samples": self.config["samples"]}

@@ -41,12 +41,12 @@ def fmt_number(x: float) -> str:
     return f"{x:.2f}"
 
 
-def summary_cell(summary: dict, scale: float = 1.0) -> Cell:
+def summary_cell(summary: dict) -> Cell:
     """Median with its min–max range and repetition count, e.g. '12.3 (11.9–12.6, n=3)'."""
-    med = summary["median"] / scale
+    med = summary["median"]
     if summary["n"] == 1:
         return Cell(f"{fmt_number(med)} (n=1)", med)
-    lo, hi = summary["min"] / scale, summary["max"] / scale
+    lo, hi = summary["min"], summary["max"]
     return Cell(f"{fmt_number(med)} ({fmt_number(lo)}–{fmt_number(hi)}, n={summary['n']})", med)
 
 
@@ -128,19 +128,17 @@ def column_head(variant: str, baseline: str, status: str) -> str:
     return head if status == "ok" else f"{head} ({status})"
 
 
-def comparison_table(model: dict, results: dict[str, dict]) -> pd.DataFrame:
+def comparison_table(model: dict, cells: dict[str, dict], status: dict[str, tuple]) -> pd.DataFrame:
     """Rows: metrics; columns: variants, then one delta column per non-baseline variant."""
     baseline = model["baseline"]
-    cells = {variant: engine_cells(r) for variant, r in results.items()}
-    status = {variant: status_of(r)[0] for variant, r in results.items()}
     metrics = list(dict.fromkeys(m for c in cells.values() for m in c))
     metrics.sort(key=lambda m: SECTIONS.index(m.section))  # stable: keeps the order within a section
     rows = []
     for metric in metrics:
         row = {"Metric": f"{metric.section}: {metric.label}"}
-        for variant in results:
-            row[column_head(variant, baseline, status[variant])] = cells[variant].get(metric, Cell("—")).text
-        for variant in results:
+        for variant in cells:
+            row[column_head(variant, baseline, status[variant][0])] = cells[variant].get(metric, Cell("—")).text
+        for variant in cells:
             if variant == baseline:
                 continue
             base, cell = cells[baseline].get(metric), cells[variant].get(metric)
@@ -152,20 +150,20 @@ def comparison_table(model: dict, results: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def engines_table(model: dict, results: dict[str, dict]) -> pd.DataFrame:
+def engines_table(model: dict, cells: dict[str, dict], status: dict[str, tuple]) -> pd.DataFrame:
     """The compact cross-engine view: | Engine | Quantization | KV cache | Tokens/s | vs reference |."""
     baseline = model["baseline"]
-    reference = engine_cells(results[baseline]).get(Metric("Runtime", "Tokens/s, batched", True))
+    tokens_per_s = Metric("Runtime", "Tokens/s, batched", True)
+    reference = cells[baseline].get(tokens_per_s)
     rows = []
     for spec in model["variants"]:
         variant = spec["slug"]
-        status, reason = status_of(results[variant])
-        tps = engine_cells(results[variant]).get(Metric("Runtime", "Tokens/s, batched", True))
+        tps = cells[variant].get(tokens_per_s)
         rows.append({
             "Engine": f"{variant} ({spec['backend']})",
             "Quantization": spec["describe"]["quantization"],
             "KV cache": spec["describe"]["kv_cache"],
-            "Tokens/s (batched)": tps.text if tps else f"{status}: {reason}",
+            "Tokens/s (batched)": tps.text if tps else ": ".join(status[variant]),
             "vs reference": "reference" if variant == baseline else
                             delta_text(tps.value, reference.value) if tps and reference else "—",
         })
@@ -225,18 +223,18 @@ def load_results(root: Path, model: str, variants: list[dict]) -> dict[str, dict
     return results
 
 
-def samples_tables(prompts: list[str], results: dict[str, dict]) -> list[dict]:
+def samples_tables(prompts: list[str], results: dict[str, dict], status: dict[str, tuple]) -> list[dict]:
     tables = []
     for i, prompt in enumerate(prompts):
         rows = []
         for variant, r in results.items():
-            status, reason = status_of(r)
-            if status == "ok":
+            state, reason = status[variant]
+            if state == "ok":
                 sample = r["samples"]["samples"][i]
                 rows.append({"Variant": variant, "Output": sample["text"].strip() or "(empty)",
                              "Tokens": len(sample["output_ids"])})
             else:
-                rows.append({"Variant": variant, "Output": f"({status}: {reason})", "Tokens": "—"})
+                rows.append({"Variant": variant, "Output": f"({state}: {reason})", "Tokens": "—"})
         tables.append({"prompt": prompt, "table": markdown_table(pd.DataFrame(rows))})
     return tables
 
@@ -248,9 +246,10 @@ def render_report(layout: dict, root: Path) -> str:
         model = mcfg["slug"]
         snapshot = read_json(root / paths.SNAPSHOT.format(model=model) / paths.MANIFEST)
         results = load_results(root, model, mcfg["variants"])
-        ran = [r["bench"] for r in results.values() if status_of(r)[0] == "ok"]
-        not_built = [{"variant": v, "status": st, "reason": why}
-                     for v, r in results.items() for st, why in [status_of(r)] if st != "ok"]
+        status = {v: status_of(r) for v, r in results.items()}
+        cells = {v: engine_cells(r) for v, r in results.items()}
+        ran = [results[v]["bench"] for v, (st, _) in status.items() if st == "ok"]
+        not_built = [{"variant": v, "status": st, "reason": why} for v, (st, why) in status.items() if st != "ok"]
         models.append({
             "slug": model,
             "source": snapshot["source"],
@@ -258,13 +257,13 @@ def render_report(layout: dict, root: Path) -> str:
             "snapshot_mb": fmt_number(snapshot["total_bytes"] / MB),
             "snapshot_s": fmt_number(snapshot["timings"]["import_s"]),
             "baseline": mcfg["baseline"],
-            "table": markdown_table(comparison_table(mcfg, results)),
-            "engines": markdown_table(engines_table(mcfg, results)),
+            "table": markdown_table(comparison_table(mcfg, cells, status)),
+            "engines": markdown_table(engines_table(mcfg, cells, status)),
             "not_built": not_built,
             "threads": ran[0]["threads"] if ran else None,
             "prompt_tokens": ran[0]["prompt_tokens"] if ran else [],
             "chat_template": ran[0]["uses_chat_template"] if ran else False,
-            "samples": samples_tables(layout["prompts"], results),
+            "samples": samples_tables(layout["prompts"], results, status),
             "environment": markdown_table(environment_table(results)),
             "files": sorted(str(p.relative_to(root)) for p in (root / "results" / model).glob("*/*.json")),
         })

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from .backends import get_backend
 from .cli import progress
-from .prompts import PromptEncoder
+from .stages import open_engine
 
 
 def run_samples(spec: dict, paths: dict, threads: int) -> dict:
-    backend = get_backend(spec["backend"])
-    trust = spec["trust_remote_code"]
-    encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"], trust_remote_code=trust)
-    engine = backend.load(paths["snapshot"], paths["checkpoint"], paths["engine"], spec["settings"],
-                          threads=threads, trust_remote_code=trust)
+    _, encoder, engine = open_engine(spec, paths, threads)
     samples = []
     for i, prompt in enumerate(spec["prompts"]):
         progress(f"sample {i + 1}/{len(spec['prompts'])}")

@@ -71,6 +71,18 @@ def build_engine(spec: dict, snapshot: Path, checkpoint: Path, out: Path) -> dic
                       [Path(checkpoint)])
 
 
+def open_engine(spec: dict, paths: dict, threads: int):
+    """(backend, prompt encoder, loaded engine) for a bench or samples run."""
+    from .prompts import PromptEncoder
+
+    backend = get_backend(spec["backend"])
+    trust = spec["trust_remote_code"]
+    encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"], trust_remote_code=trust)
+    engine = backend.load(paths["snapshot"], paths["checkpoint"], paths["engine"], spec["settings"],
+                          threads=threads, trust_remote_code=trust)
+    return backend, encoder, engine
+
+
 def skipped_result(stage: str, spec: dict, paths: dict) -> dict | None:
     """The result a bench/samples stage writes for an engine that was not built, else None."""
     problem = upstream_problem(paths["engine"])
