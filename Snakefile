@@ -1,4 +1,4 @@
-# enginebench: Hugging Face snapshots -> checkpoints -> engines -> bench + samples -> report.
+# enginebench: Hugging Face snapshots -> checkpoints -> engines -> bench + samples + quality -> report -> gate.
 #
 # Results path scheme (relative to the working directory; see scripts/enginebench/paths.py):
 #   results/{model}/snapshot/                    model files + manifest.json
@@ -6,7 +6,10 @@
 #   results/{model}/engines/{variant}/           engine files + manifest.json
 #   results/{model}/bench/{variant}.json         load time, tokens/s, memory, environment
 #   results/{model}/samples/{variant}.json       greedy answers to the configured prompts
+#   results/{model}/reference/logprobs.json      reference engine's next-token distributions on the eval text
+#   results/{model}/quality/{variant}.json       quality metrics against the reference + PASS/FAIL verdict
 #   results/report.md                            the comparison report
+#   results/quality-gate.json                    all verdicts; fails the run if quality.fail_on_gate is on
 #   results/logs/{model}/{stage}/{name}.log      one log per job
 #
 # Usage: snakemake --cores 2 results/report.md      (see README.md)
@@ -25,10 +28,13 @@ include: "rules/checkpoint.smk"
 include: "rules/engine.smk"
 include: "rules/bench.smk"
 include: "rules/samples.smk"
+include: "rules/quality.smk"
 include: "rules/report.smk"
+include: "rules/gate.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.report.output.report,
+        rules.gate.output.gate,

@@ -46,5 +46,22 @@ def checkpoint_of(wildcards):
     return paths.CHECKPOINT.format(model=wildcards.model, checkpoint=ckpt)
 
 
+def reference_artifact(pattern):
+    """Input function: the model's reference engine's artifact named by `pattern` (engine, samples...)."""
+
+    def artifact(wildcards):
+        reference = PLAN.reference(wildcards.model)
+        ckpt = PLAN.engines[(wildcards.model, reference)].checkpoint
+        return pattern.format(model=wildcards.model, variant=reference, checkpoint=ckpt)
+
+    return artifact
+
+
+def eval_text_input(wildcards):
+    """The configured eval text file, so that editing it re-scores the reference."""
+    path = config["quality"]["eval_text"]
+    return [path] if path else []
+
+
 def engine_targets(pattern):
     return [pattern.format(model=m, variant=v) for m, v in PLAN.all_engines()]

@@ -1,4 +1,4 @@
-# Stage 6: the Markdown comparison report, rendered from the result files only.
+# Stage 7: the Markdown comparison report, rendered from the result files only.
 
 
 rule report:
@@ -9,6 +9,7 @@ rule report:
         engines=engine_targets(paths.ENGINE),
         bench=engine_targets(paths.BENCH),
         samples=engine_targets(paths.SAMPLES),
+        quality=engine_targets(paths.QUALITY),
     output:
         report=paths.REPORT,
     params:

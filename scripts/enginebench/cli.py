@@ -38,8 +38,9 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def runtime_main(stage: str, description: str, run, argv: list[str] | None) -> int:
-    """The CLI body shared by the stages that load an engine (bench, samples): parse, run, write."""
+def runtime_main(stage: str, description: str, run, argv: list[str] | None, inputs: tuple[str, ...] = ()) -> int:
+    """The CLI body shared by the stages that load an engine (bench, samples, reference, quality):
+    parse, run, write. `inputs` name further result files the stage reads (--reference etc.)."""
     from .stages import skipped_result  # stages imports this module
 
     parser = argparse.ArgumentParser(description=description)
@@ -47,10 +48,12 @@ def runtime_main(stage: str, description: str, run, argv: list[str] | None) -> i
     parser.add_argument("--snapshot", required=True, type=Path)
     parser.add_argument("--checkpoint", required=True, type=Path)
     parser.add_argument("--engine", required=True, type=Path)
+    for name in inputs:
+        parser.add_argument(f"--{name.replace('_', '-')}", required=True, type=Path, help=f"{name} result file")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (the Snakemake job's)")
     parser.add_argument("--out", required=True, type=Path, help="result JSON to write")
     args = parser.parse_args(argv)
-    paths = {"snapshot": args.snapshot, "checkpoint": args.checkpoint, "engine": args.engine}
+    paths = {name: getattr(args, name) for name in ("snapshot", "checkpoint", "engine", *inputs)}
     spec = parse_spec(args.spec)
     write_json_atomic(args.out, skipped_result(stage, spec, paths) or run(spec, paths, args.threads))
     return 0

@@ -70,6 +70,7 @@ class Plan:
     config: dict
     engines: dict[tuple[str, str], Engine] = field(default_factory=dict)
     checkpoints: dict[tuple[str, str], dict] = field(default_factory=dict)
+    references: dict[str, str] = field(default_factory=dict)
 
     @property
     def models(self) -> list[str]:
@@ -93,16 +94,35 @@ class Plan:
         engine = self.engines[(model, variant)]
         return get_backend(engine.backend).describe(engine.settings)
 
+    def _loaded_engine_spec(self, model: str, variant: str) -> dict:
+        cfg = self.config["models"][model]
+        return {**self.engine_spec(model, variant), "trust_remote_code": cfg["trust_remote_code"],
+                "chat_template": cfg["chat_template"]}
+
     def runtime_spec(self, model: str, variant: str, stage: str) -> dict:
         """What defines a bench or samples result: the engine, the prompts and the stage's settings."""
-        cfg = self.config["models"][model]
-        return {
-            **self.engine_spec(model, variant),
-            "trust_remote_code": cfg["trust_remote_code"],
-            "chat_template": cfg["chat_template"],
-            "prompts": self.config["prompts"],
-            stage: self.config[stage],
-        }
+        return {**self._loaded_engine_spec(model, variant), "prompts": self.config["prompts"],
+                stage: self.config[stage]}
+
+    def reference(self, model: str) -> str:
+        return self.references[model]
+
+    def eval_settings(self) -> dict:
+        """What defines the eval windows and the reference's stored distributions (not the gate)."""
+        return {k: v for k, v in self.config["quality"].items() if k not in ("gate", "fail_on_gate")}
+
+    def reference_spec(self, model: str) -> dict:
+        """What defines a model's reference distributions: the reference engine and the eval settings."""
+        return {**self._loaded_engine_spec(model, self.reference(model)), "variant": self.reference(model),
+                "quality": self.eval_settings()}
+
+    def quality_spec(self, model: str, variant: str) -> dict:
+        """What defines an engine's quality figures: its engine, its reference and the eval settings.
+        The reference's distributions and both engines' samples are rule inputs. The gate thresholds
+        are not part of it: verdicts are applied to the figures by the report and the gate, so tuning
+        a threshold re-runs no engine."""
+        return {**self._loaded_engine_spec(model, variant), "variant": variant, "reference": self.reference(model),
+                "quality": self.eval_settings()}
 
     def report_layout(self) -> dict:
         """What the report needs besides the result files. Lists, not dicts: spec_json sorts keys,
@@ -113,11 +133,12 @@ class Plan:
             models.append({
                 "slug": model,
                 "baseline": cfg["baseline"],
+                "reference": self.reference(model),
                 "variants": [{"slug": v, **self.engine_spec(model, v), "describe": self.describe(model, v)}
                              for v in order],
             })
         return {"title": self.config["report"]["title"], "models": models, "prompts": self.config["prompts"],
-                "bench": self.config["bench"], "samples": self.config["samples"]}
+                "bench": self.config["bench"], "samples": self.config["samples"], "quality": self.config["quality"]}
 
     def all_checkpoints(self) -> list[tuple[str, str]]:
         return list(self.checkpoints)
@@ -148,4 +169,28 @@ def build_plan(config: dict) -> Plan:
                     f"{backend.name!r}"
                 )
             plan.engines[(model, variant)] = Engine(model, variant, backend.name, settings, ckpt)
+        plan.references[model] = resolve_reference(model, cfg)
     return plan
+
+
+def resolve_reference(model: str, cfg: dict) -> str:
+    """The configured reference variant, or the torch variant at a packaged snapshot's precision."""
+    variants = cfg["variants"]
+    if "reference" in cfg:
+        reference = cfg["reference"]
+        if reference not in variants:
+            raise EngineBenchError(f"config key models.{model}.reference: {reference!r} is not one of its variants "
+                                   f"({', '.join(variants)})")
+        backend = get_backend(variants[reference]["backend"])
+        if not backend.exposes_logits:
+            raise EngineBenchError(f"config key models.{model}.reference: {reference!r} uses backend "
+                                   f"{backend.name!r}, which exposes no logits to compare against")
+        return reference
+    dtype = cfg["source"].get("dtype")
+    matches = [v for v, s in variants.items() if s["backend"] == "torch" and dtype and s["dtype"] == dtype]
+    if not matches:
+        precision = f"{dtype} (the snapshot's precision)" if dtype else "the snapshot's precision (unknown for a " \
+            f"{cfg['source']['kind']} source)"
+        raise EngineBenchError(f"config key models.{model}.reference: not set, and no torch variant runs at "
+                               f"{precision}: name the variant that quality is measured against")
+    return matches[0]

@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from . import paths
 from .io import read_json
+from .quality import CHECKS, verdict
 
 MB = 1e6
 SECTIONS = ["Build pipeline", "Artifacts", "Runtime", "Output quality"]
@@ -24,6 +25,7 @@ SECTIONS = ["Build pipeline", "Artifacts", "Runtime", "Output quality"]
 class Cell:
     text: str
     value: float | None = None  # numeric value used for the delta column
+    struck: bool = False  # a speed figure of an engine without a quality PASS: not to be quoted
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,58 @@ def parity_cell(parity: dict) -> Cell:
     return Cell(f"DIFFERS ({len(parity['mismatches'])} of {parity['texts']} texts)")
 
 
+def passed(results: dict) -> bool:
+    return results["verdict"]["verdict"] == "PASS"
+
+
+def verdict_cell(results: dict) -> Cell:
+    verdict = results["verdict"]
+    if verdict["verdict"] == "PASS":
+        return Cell("PASS (reference: self-check)" if results["quality"].get("is_reference") else "PASS")
+    return Cell(f"{verdict['verdict']}: {'; '.join(verdict['reasons'])}")
+
+
+def guarded(cell: Cell, results: dict) -> Cell:
+    """A speed figure of an engine without a PASS, struck through so nobody quotes it."""
+    if passed(results):
+        return cell
+    return Cell(f"~~{cell.text}~~ (quality {results['verdict']['verdict']})", cell.value, struck=True)
+
+
+def delta_cell(cell: Cell | None, base: Cell | None) -> str:
+    text = delta_text(cell.value, base.value) if cell and base else "—"
+    return f"~~{text}~~" if cell and cell.struck and text != "—" else text
+
+
+def quality_cells(results: dict) -> dict[Metric, Cell]:
+    section, quality = "Output quality", results["quality"]
+    cells = {Metric(section, "Quality verdict", None): verdict_cell(results)}
+    if quality.get("status") != "ok":
+        return cells
+    m = quality["metrics"]
+    if "perplexity" in m:
+        cells.update({
+            Metric(section, "Perplexity on the eval text", False):
+                Cell(f"{fmt_number(m['perplexity'])} ({m['perplexity_ratio']:.3f}× reference, "
+                     f"{m['scored_tokens']:,} tokens)", m["perplexity"]),
+            Metric(section, "KL divergence from reference (nats), mean; p99", None):
+                Cell(f"{m['kl_divergence_mean']:.4f}; {m['kl_divergence_p99']:.3f}"),
+            Metric(section, "Top-1 agreement with reference", None): Cell(f"{m['top1_agreement']:.1%}"),
+        })
+    else:
+        cells[Metric(section, "Perplexity on the eval text", False)] = Cell(f"not measured: {m['logits']}")
+    divergence = ", ".join("—" if d is None else str(d) for d in m["first_divergence"])
+    cells.update({
+        Metric(section, "Greedy agreement with reference samples (first divergence per prompt)", None):
+            Cell(f"{m['greedy_agreement']:.1%} ({divergence})"),
+        Metric(section, "Repeated 4-gram share in samples (reference's)", None):
+            Cell(f"{m['repeated_ngram_share']:.1%} ({m['reference_repeated_ngram_share']:.1%})"),
+    })
+    return cells
+
+
 def engine_cells(results: dict) -> dict[Metric, Cell]:
-    """The comparison-table cells of one engine, from its manifests and bench result."""
+    """The comparison-table cells of one engine, from its manifests, bench and quality results."""
     ckpt, eng, bench = results["checkpoint"], results["engine"], results["bench"]
     if bench.get("status", "ok") != "ok":
         return {}
@@ -103,14 +155,14 @@ def engine_cells(results: dict) -> dict[Metric, Cell]:
             Cell(fmt_number(weights / MB), weights / MB) if weights else Cell("not reported"),
         Metric("Runtime", "Engine load, cold (s)", False): summary_cell(m["load_s"]),
         Metric("Runtime", "Generation time, batched (s)", False): summary_cell(m["generation_s_batched"]),
-        Metric("Runtime", "Tokens/s, batched", True): summary_cell(m["tokens_per_s_batched"]),
-        Metric("Runtime", "Tokens/s, single-stream", True): summary_cell(m["tokens_per_s_single"]),
+        Metric("Runtime", "Tokens/s, batched", True): guarded(summary_cell(m["tokens_per_s_batched"]), results),
+        Metric("Runtime", "Tokens/s, single-stream", True): guarded(summary_cell(m["tokens_per_s_single"]), results),
         **{Metric("Runtime", f"Decode tokens/s, single-stream, {label}", True): summary_cell(m[key])
            for key, label in (("decode_tokens_per_s_single_harness", "our clock"),
                               ("decode_tokens_per_s_single_engine", "engine's own counter")) if key in m},
         Metric("Runtime", "Peak memory (MB)", False): Cell(fmt_number(peak / MB), peak / MB),
+        **quality_cells(results),
         Metric("Output quality", "Tokenizer parity with the snapshot", None): parity_cell(bench["tokenizer_parity"]),
-        Metric("Output quality", "Quality verdict", None): Cell("samples only"),
     }
 
 
@@ -142,19 +194,17 @@ def comparison_table(model: dict, cells: dict[str, dict], status: dict[str, tupl
             if variant == baseline:
                 continue
             base, cell = cells[baseline].get(metric), cells[variant].get(metric)
-            row[f"Δ {variant} vs {baseline}"] = (
-                delta_text(cell.value, base.value) if metric.higher_is_better is not None and base and cell
-                else "—"
-            )
+            row[f"Δ {variant} vs {baseline}"] = delta_cell(cell, base) if metric.higher_is_better is not None else "—"
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def engines_table(model: dict, cells: dict[str, dict], status: dict[str, tuple]) -> pd.DataFrame:
-    """The compact cross-engine view: | Engine | Quantization | KV cache | Tokens/s | vs reference |."""
+def engines_table(model: dict, cells: dict[str, dict], status: dict[str, tuple],
+                  results: dict[str, dict]) -> pd.DataFrame:
+    """The compact cross-engine view: | Engine | Quantization | KV cache | Tokens/s | vs baseline | Quality |."""
     baseline = model["baseline"]
     tokens_per_s = Metric("Runtime", "Tokens/s, batched", True)
-    reference = cells[baseline].get(tokens_per_s)
+    base_tps = cells[baseline].get(tokens_per_s)
     rows = []
     for spec in model["variants"]:
         variant = spec["slug"]
@@ -164,8 +214,8 @@ def engines_table(model: dict, cells: dict[str, dict], status: dict[str, tuple])
             "Quantization": spec["describe"]["quantization"],
             "KV cache": spec["describe"]["kv_cache"],
             "Tokens/s (batched)": tps.text if tps else ": ".join(status[variant]),
-            "vs reference": "reference" if variant == baseline else
-                            delta_text(tps.value, reference.value) if tps and reference else "—",
+            "vs baseline": "baseline" if variant == baseline else delta_cell(tps, base_tps),
+            "Quality": verdict_cell(results[variant]).text,
         })
     return pd.DataFrame(rows)
 
@@ -207,7 +257,7 @@ def environment_table(results: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def load_results(root: Path, model: str, variants: list[dict]) -> dict[str, dict]:
+def load_results(root: Path, model: str, variants: list[dict], thresholds: dict) -> dict[str, dict]:
     checkpoints = [spec["checkpoint"] for spec in variants]
     results = {}
     for spec in variants:
@@ -219,7 +269,9 @@ def load_results(root: Path, model: str, variants: list[dict]) -> dict[str, dict
             "engine": read_json(root / paths.ENGINE.format(model=model, variant=variant) / paths.MANIFEST),
             "bench": read_json(root / paths.BENCH.format(model=model, variant=variant)),
             "samples": read_json(root / paths.SAMPLES.format(model=model, variant=variant)),
+            "quality": read_json(root / paths.QUALITY.format(model=model, variant=variant)),
         }
+        results[variant]["verdict"] = verdict(results[variant]["quality"], thresholds)
     return results
 
 
@@ -239,13 +291,34 @@ def samples_tables(prompts: list[str], results: dict[str, dict], status: dict[st
     return tables
 
 
+def recommendation(cells: dict[str, dict], results: dict[str, dict]) -> dict:
+    """The engines that pass the gate, fastest (median batched tokens/s) first."""
+    tokens_per_s = Metric("Runtime", "Tokens/s, batched", True)
+    passing = sorted(((c[tokens_per_s].value, v) for v, c in cells.items()
+                      if tokens_per_s in c and passed(results[v])), reverse=True)
+    return {"ranked": [{"variant": v, "tokens_per_s": fmt_number(tps)} for tps, v in passing],
+            "failed": [v for v, r in results.items() if not passed(r)]}
+
+
+def quality_settings(quality: dict, results: dict[str, dict]) -> dict:
+    """Eval text and gate thresholds as the report states them."""
+    ran = [r["quality"] for r in results.values() if r["quality"].get("status") == "ok"]
+    gate = quality["gate"]
+    return {
+        "eval_text": ran[0]["eval_text"] if ran else "not scored",
+        "windows": quality["windows"], "window_tokens": quality["window_tokens"], "top_k": quality["top_k"],
+        "thresholds": [f"{label} {'≤' if op == '<=' else '≥'} {gate[key]:g}{unit}"
+                       for key, (_, op, label, unit) in CHECKS.items() if gate.get(key) is not None],
+    }
+
+
 def render_report(layout: dict, root: Path) -> str:
     root = Path(root)
     models = []
     for mcfg in layout["models"]:
         model = mcfg["slug"]
         snapshot = read_json(root / paths.SNAPSHOT.format(model=model) / paths.MANIFEST)
-        results = load_results(root, model, mcfg["variants"])
+        results = load_results(root, model, mcfg["variants"], layout["quality"]["gate"])
         status = {v: status_of(r) for v, r in results.items()}
         cells = {v: engine_cells(r) for v, r in results.items()}
         ran = [results[v]["bench"] for v, (st, _) in status.items() if st == "ok"]
@@ -258,7 +331,10 @@ def render_report(layout: dict, root: Path) -> str:
             "snapshot_s": fmt_number(snapshot["timings"]["import_s"]),
             "baseline": mcfg["baseline"],
             "table": markdown_table(comparison_table(mcfg, cells, status)),
-            "engines": markdown_table(engines_table(mcfg, cells, status)),
+            "engines": markdown_table(engines_table(mcfg, cells, status, results)),
+            "reference": mcfg["reference"],
+            "quality": quality_settings(layout["quality"], results),
+            "recommendation": recommendation(cells, results),
             "not_built": not_built,
             "threads": ran[0]["threads"] if ran else None,
             "prompt_tokens": ran[0]["prompt_tokens"] if ran else [],

@@ -1,4 +1,4 @@
-"""The backend interface. Stages (checkpoint, engine, bench, samples) are written once against it.
+"""The backend interface. Stages (checkpoint, engine, bench, samples, quality) are written once against it.
 
 Token ids in, token ids out: prompts are tokenized once with the snapshot's own tokenizer
 (`enginebench.prompts`) and fed to every engine, so engines are compared on identical input and
@@ -27,6 +27,12 @@ class Engine(ABC):
         """Facts about the loaded engine worth recording (device, precision, parameter count)."""
         return {}
 
+    def logits(self, ids: list[int]):
+        """Next-token logits after every position of one sequence, as a float32 numpy array of shape
+        (len(ids), vocabulary), for the quality stage's perplexity and KL divergence; None if the
+        engine does not expose them (its quality then rests on its samples)."""
+        return None
+
     def tokenize(self, text: str, add_special: bool) -> list[int] | None:
         """The engine's own tokenization of `text`, for the parity check; None if it has none."""
         return None
@@ -46,6 +52,7 @@ class Backend(ABC):
     """One inference engine family: how its checkpoints and engines are made and loaded."""
 
     name: str
+    exposes_logits = False  # its engines implement Engine.logits (a quality reference needs them)
 
     def checkpoint_settings(self, settings: dict) -> dict:
         """The variant settings that define its checkpoint; variants with equal ones share it."""

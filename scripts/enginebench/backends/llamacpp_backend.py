@@ -139,6 +139,16 @@ class LlamaCppEngine(Engine):
         }
         return outputs
 
+    def logits(self, ids):
+        import numpy as np
+
+        if len(ids) > self.settings["n_ctx"]:
+            raise EngineBenchError(f"{len(ids)} tokens do not fit the engine's n_ctx {self.settings['n_ctx']}")
+        self.L.llama_memory_clear(self.L.llama_get_memory(self.ctx), True)
+        self._decode([(tok, pos, 0, True) for pos, tok in enumerate(ids)])
+        out = np.ctypeslib.as_array(self.L.llama_get_logits(self.ctx), shape=(len(ids), self.n_vocab))
+        return out.copy()
+
     def counters(self):
         return self.last_counters
 
@@ -149,6 +159,7 @@ class LlamaCppEngine(Engine):
 
 
 class LlamaCppBackend(Backend):
+    exposes_logits = True
     name = "llamacpp"
 
     def checkpoint_settings(self, settings):

@@ -39,6 +39,13 @@ class TorchEngine(Engine):
             rows.append(row)
         return rows
 
+    def logits(self, ids):
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0]
+        return out.float().cpu().numpy()
+
     def info(self):
         params = sum(p.numel() for p in self.model.parameters())
         weight_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
@@ -54,6 +61,7 @@ class TorchEngine(Engine):
 
 
 class TorchBackend(Backend):
+    exposes_logits = True
     name = "torch"
 
     def describe(self, settings):

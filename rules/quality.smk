@@ -1,0 +1,53 @@
+# Stage 6: output quality. The reference engine scores the eval text once per model; every engine
+# (the reference included, as a self-check) is then measured against it and gated.
+
+
+rule reference:
+    input:
+        cli=cli_script("reference"),
+        snapshot=rules.snapshot.output.snapshot,
+        checkpoint=reference_artifact(paths.CHECKPOINT),
+        engine=reference_artifact(paths.ENGINE),
+        eval_text=eval_text_input,
+    output:
+        reference=paths.REFERENCE,
+    params:
+        # Reference engine + eval text, windows and top-k define the stored distributions; the gate
+        # thresholds do not, so changing one re-runs the quality jobs only.
+        spec=lambda w: spec_json(PLAN.reference_spec(w.model)),
+    threads: workflow.cores
+    conda:
+        CONDA_ENV
+    log:
+        log_path("reference", "reference"),
+    shell:
+        "python {input.cli:q} --spec {params.spec:q} --snapshot {input.snapshot:q}"
+        " --checkpoint {input.checkpoint:q} --engine {input.engine:q} --threads {threads}"
+        " --out {output.reference:q} > {log:q} 2>&1"
+
+
+rule quality:
+    input:
+        cli=cli_script("quality"),
+        snapshot=rules.snapshot.output.snapshot,
+        checkpoint=checkpoint_of,
+        engine=rules.engine.output.engine,
+        samples=rules.samples.output.samples,
+        reference=rules.reference.output.reference,
+        reference_samples=reference_artifact(paths.SAMPLES),
+    output:
+        quality=paths.QUALITY,
+    params:
+        # Engine spec + reference slug + eval settings + gate thresholds define the verdict.
+        spec=lambda w: spec_json(PLAN.quality_spec(w.model, w.variant)),
+    threads: workflow.cores
+    conda:
+        CONDA_ENV
+    log:
+        log_path("quality", "{variant}"),
+    shell:
+        "python {input.cli:q} --spec {params.spec:q} --snapshot {input.snapshot:q}"
+        " --checkpoint {input.checkpoint:q} --engine {input.engine:q} --samples {input.samples:q}"
+        " --reference {input.reference:q} --reference-samples {input.reference_samples:q}"
+        " --threads {threads} --out {output.quality:q} > {log:q} 2>&1"
+

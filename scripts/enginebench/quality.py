@@ -1,0 +1,256 @@
+"""Quality stage: every engine measured against the model's reference engine, and a PASS/FAIL gate.
+
+Two steps, both written once against the backend interface:
+- `run_reference`: the reference engine scores fixed windows of an offline eval text and keeps, for
+  every position, its top-k next-token log-probabilities and the log-probability of the true token.
+- `run_quality`: an engine scores the same windows (perplexity, KL divergence against the
+  reference's distribution, top-1 agreement) where it exposes logits, and its greedy samples are
+  compared with the reference's (token agreement, first divergence) and checked for degeneration
+  (repeated n-grams), which catches token salad even without logits. `gate` turns the figures into a
+  verdict against the configured thresholds.
+
+KL divergence from top-k: KL(P‖Q) is summed over the reference's top-k tokens plus one bucket for
+the rest of the vocabulary (P's and Q's remaining mass). Merging outcomes never increases a KL
+divergence, so the figure is a lower bound of the full-vocabulary KL, tight when P's mass sits in
+its top-k (llama.cpp's --kl-divergence keeps the whole distribution instead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .cli import progress
+from .errors import EngineBenchError, StageFailure
+from .stages import open_engine, upstream_problem
+
+CHUNK_ROWS = 64  # rows of a (positions × vocabulary) logits array turned into log-probabilities at a time
+REPEAT_N = 4  # n of the repeated n-gram share (seq-rep-4 of Welleck et al., "Neural text degeneration…")
+
+# gate key -> (metric key in the quality record, comparison, label, unit)
+CHECKS = {
+    "max_perplexity_ratio": ("perplexity_ratio", "<=", "perplexity ratio", "×"),
+    "max_kl_divergence": ("kl_divergence_mean", "<=", "mean KL divergence", " nats"),
+    "min_top1_agreement": ("top1_agreement", ">=", "top-1 agreement", ""),
+    "min_greedy_agreement": ("greedy_agreement", ">=", "greedy token agreement", ""),
+    "max_repetition_increase": ("repetition_increase", "<=", f"repeated {REPEAT_N}-gram share increase", ""),
+}
+
+
+def eval_text(path: str | None) -> tuple[str, str]:
+    """(text, where it came from): a configured UTF-8 file, or Python's own pydoc topics prose."""
+    if path is None:
+        import pydoc_data.topics
+
+        topics = pydoc_data.topics.topics
+        return "\n\n".join(topics[key] for key in sorted(topics)), "Python's pydoc_data/topics.py (sorted topics)"
+    try:
+        return Path(path).read_text(encoding="utf-8"), path
+    except (OSError, UnicodeDecodeError) as error:
+        raise EngineBenchError(f"config key quality.eval_text: cannot read {path}: {error}") from error
+
+
+def eval_windows(tokenizer, text: str, windows: int, window_tokens: int) -> list[list[int]]:
+    """`windows` windows of `window_tokens` tokens, spread evenly over the text, each opening with BOS
+    when the tokenizer has one (as llama.cpp's perplexity tool does)."""
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    body = window_tokens - len(bos)
+    if len(ids) < windows * body:
+        raise EngineBenchError(f"the eval text has {len(ids)} tokens; {windows} windows of {window_tokens} tokens "
+                               f"need {windows * body}: lower quality.windows or quality.window_tokens")
+    stride = len(ids) // windows
+    return [bos + ids[i * stride:i * stride + body] for i in range(windows)]
+
+
+def log_softmax_rows(logits: np.ndarray):
+    """Yield (row offset, log-probabilities) chunks of a (positions × vocabulary) logits array."""
+    for start in range(0, len(logits), CHUNK_ROWS):
+        chunk = logits[start:start + CHUNK_ROWS].astype(np.float64)
+        chunk -= chunk.max(axis=1, keepdims=True)
+        chunk -= np.log(np.exp(chunk).sum(axis=1, keepdims=True))
+        yield start, chunk
+
+
+def window_logits(engine, ids: list[int]) -> np.ndarray | None:
+    logits = engine.logits(ids)
+    if logits is None:
+        return None
+    if logits.shape[0] != len(ids):
+        raise StageFailure(f"engine returned logits for {logits.shape[0]} of {len(ids)} positions")
+    if not np.isfinite(logits).all():
+        raise StageFailure("engine returned non-finite logits (inf or NaN)")
+    return logits[:-1]  # the last position predicts a token past the window
+
+
+def reference_distribution(logits: np.ndarray, targets: list[int], top_k: int) -> dict:
+    """The reference's top-k next-token ids and log-probabilities, and the true token's log-probability."""
+    top_ids, top_lp, target_lp = [], [], []
+    for start, lp in log_softmax_rows(logits):
+        k = min(top_k, lp.shape[1])
+        ids = np.argpartition(-lp, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(lp, ids, axis=1), axis=1)
+        ids = np.take_along_axis(ids, order, axis=1)
+        top_ids += ids.tolist()
+        top_lp += np.round(np.take_along_axis(lp, ids, axis=1), 7).tolist()
+        rows = np.arange(len(lp))
+        target_lp += np.round(lp[rows, targets[start:start + len(lp)]], 7).tolist()
+    return {"top_ids": top_ids, "top_logprobs": top_lp, "target_logprobs": target_lp}
+
+
+def compare_distribution(logits: np.ndarray, targets: list[int], reference: dict) -> dict:
+    """Per-position target log-probability, KL(reference ‖ engine) over top-k + rest, and top-1 match."""
+    ref_ids = np.asarray(reference["top_ids"])
+    ref_lp = np.asarray(reference["top_logprobs"], dtype=np.float64)
+    if ref_ids.max() >= logits.shape[1]:
+        raise StageFailure(f"engine vocabulary has {logits.shape[1]} entries; the reference predicts token "
+                           f"{int(ref_ids.max())}")
+    target_lp, kl, top1 = [], [], []
+    for start, lp in log_softmax_rows(logits):
+        rows = np.arange(len(lp))
+        ids, p_lp = ref_ids[start:start + len(lp)], ref_lp[start:start + len(lp)]
+        q_lp = np.take_along_axis(lp, ids, axis=1)
+        p, q = np.exp(p_lp), np.exp(q_lp)
+        p_rest = np.clip(1 - p.sum(axis=1), 1e-12, None)
+        q_rest = np.clip(1 - q.sum(axis=1), 1e-12, None)
+        kl += np.clip((p * (p_lp - q_lp)).sum(axis=1) + p_rest * np.log(p_rest / q_rest), 0, None).tolist()
+        # the reference's top token is also the engine's (ties count: bf16 logits often tie)
+        top1 += (q_lp[:, 0] >= lp.max(axis=1)).tolist()
+        target_lp += lp[rows, targets[start:start + len(lp)]].tolist()
+    return {"target_logprobs": target_lp, "kl": kl, "top1": top1}
+
+
+def greedy_agreement(reference: list[int], output: list[int]) -> dict:
+    """Share of positions where two greedy continuations hold the same token (over the longer one),
+    and the first position where they differ (None if identical)."""
+    longest = max(len(reference), len(output))
+    same = [a == b for a, b in zip(reference, output, strict=False)]
+    first = next((i for i, eq in enumerate(same) if not eq), None)
+    if first is None and len(reference) != len(output):
+        first = len(same)
+    return {"agreement": sum(same) / longest if longest else 1.0, "first_divergence": first}
+
+
+def degeneration(ids: list[int]) -> dict:
+    """Repeated n-gram share (1 − distinct/total n-grams, n=REPEAT_N) and distinct-token share."""
+    grams = [tuple(ids[i:i + REPEAT_N]) for i in range(len(ids) - REPEAT_N + 1)]
+    return {f"repeated_{REPEAT_N}gram_share": 1 - len(set(grams)) / len(grams) if grams else 0.0,
+            "distinct_token_share": len(set(ids)) / len(ids) if ids else 1.0, "tokens": len(ids)}
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_reference(spec: dict, paths: dict, threads: int) -> dict:
+    """Score the eval windows with the reference engine and keep its next-token distributions."""
+    settings = spec["quality"]
+    _, encoder, engine = open_engine(spec, paths, threads)
+    text, source = eval_text(settings["eval_text"])
+    windows = eval_windows(encoder.tokenizer, text, settings["windows"], settings["window_tokens"])
+    scored = []
+    for i, ids in enumerate(windows):
+        progress(f"reference window {i + 1}/{len(windows)}")
+        logits = window_logits(engine, ids)
+        if logits is None:
+            raise EngineBenchError(f"reference variant uses backend {spec['backend']!r}, which exposes no logits: "
+                                   "choose a reference whose backend does (torch, llamacpp)")
+        scored.append({"ids": ids, **reference_distribution(logits, ids[1:], settings["top_k"])})
+    return {"stage": "reference", "status": "ok", "spec": spec, "eval_text": source,
+            "eval_text_sha256": text_sha256(text), "windows": scored}
+
+
+def run_quality(spec: dict, paths: dict, threads: int) -> dict:
+    """Measure one engine against the reference (paths: reference, reference_samples, samples)."""
+    from .io import read_json
+
+    problem = upstream_problem(paths["reference"], paths["reference_samples"])
+    if problem is not None:
+        return {"stage": "quality", "spec": spec, "status": "unavailable",
+                "reason": f"reference {spec['reference']!r} has no result ({problem['reason']})"}
+    reference = read_json(paths["reference"])
+    ref_samples = read_json(paths["reference_samples"])["samples"]
+    samples = read_json(paths["samples"])["samples"]
+    metrics: dict = {}
+    _, _, engine = open_engine(spec, paths, threads)
+    per_window = []
+    for i, window in enumerate(reference["windows"]):
+        progress(f"quality window {i + 1}/{len(reference['windows'])}")
+        logits = window_logits(engine, window["ids"])
+        if logits is None:
+            break
+        per_window.append(compare_distribution(logits, window["ids"][1:], window))
+    if per_window:
+        nll = -np.concatenate([w["target_logprobs"] for w in per_window])
+        ref_nll = -np.concatenate([w["target_logprobs"] for w in reference["windows"]])
+        kl = np.concatenate([w["kl"] for w in per_window])
+        metrics.update(
+            perplexity=math.exp(nll.mean()), reference_perplexity=math.exp(ref_nll.mean()),
+            perplexity_ratio=math.exp(nll.mean() - ref_nll.mean()),
+            kl_divergence_mean=float(kl.mean()), kl_divergence_p99=float(np.quantile(kl, 0.99)),
+            kl_divergence_max=float(kl.max()),
+            top1_agreement=float(np.concatenate([w["top1"] for w in per_window]).mean()),
+            scored_tokens=int(nll.size),
+            per_window={"perplexity": [math.exp(-np.mean(w["target_logprobs"])) for w in per_window],
+                        "kl_divergence_mean": [float(np.mean(w["kl"])) for w in per_window]},
+        )
+    else:
+        metrics["logits"] = f"backend {spec['backend']!r} exposes no logits: perplexity, KL and top-1 not measured"
+    agreement = [greedy_agreement(r["output_ids"], s["output_ids"]) for r, s in zip(ref_samples, samples, strict=True)]
+    own = [degeneration(s["output_ids"]) for s in samples]
+    ref_degeneration = [degeneration(r["output_ids"]) for r in ref_samples]
+    rep = f"repeated_{REPEAT_N}gram_share"
+    metrics.update(
+        greedy_agreement=float(np.mean([a["agreement"] for a in agreement])),
+        first_divergence=[a["first_divergence"] for a in agreement],
+        repeated_ngram_share=float(np.mean([d[rep] for d in own])),
+        reference_repeated_ngram_share=float(np.mean([d[rep] for d in ref_degeneration])),
+        distinct_token_share=float(np.mean([d["distinct_token_share"] for d in own])),
+        per_sample={"greedy": agreement, "degeneration": own},
+    )
+    metrics["repetition_increase"] = metrics["repeated_ngram_share"] - metrics["reference_repeated_ngram_share"]
+    return {"stage": "quality", "spec": spec, "status": "ok", "is_reference": spec["variant"] == spec["reference"],
+            "eval_text": reference["eval_text"], "eval_text_sha256": reference["eval_text_sha256"],
+            "metrics": metrics}
+
+
+def gate(metrics: dict, thresholds: dict) -> dict:
+    """PASS when every measured metric with a configured threshold is within it; FAIL names each miss.
+    Applied when reading quality results (report, gate), so thresholds can change without re-measuring."""
+    checks, failures = [], []
+    for key, (metric, op, label, unit) in CHECKS.items():
+        limit = thresholds.get(key)
+        if limit is None or metric not in metrics:
+            continue
+        value = metrics[metric]
+        passed = value <= limit if op == "<=" else value >= limit
+        checks.append({"metric": metric, "value": value, "op": op, "threshold": limit, "passed": passed})
+        if not passed:
+            failures.append(f"{label} {value:.3g}{unit} {'>' if op == '<=' else '<'} {limit:g}{unit}")
+    return {"verdict": "FAIL" if failures else "PASS", "reasons": failures, "checks": checks}
+
+
+def verdict(record: dict, thresholds: dict) -> dict:
+    """{"verdict": PASS | FAIL | NO VERDICT, "reasons", "checks"} of one engine's quality result."""
+    if record.get("status") != "ok":
+        return {"verdict": "NO VERDICT", "reasons": [record.get("reason", "no quality result")], "checks": []}
+    return gate(record["metrics"], thresholds)
+
+
+def gate_summary(layout: dict, root: Path) -> dict:
+    """Every engine's verdict from its quality result; `failed` lists those without a PASS."""
+    from . import paths
+    from .io import read_json
+
+    engines, failed = [], []
+    for model in layout["models"]:
+        for spec in model["variants"]:
+            record = read_json(Path(root) / paths.QUALITY.format(model=model["slug"], variant=spec["slug"]))
+            result = verdict(record, layout["quality"]["gate"])
+            engines.append({"model": model["slug"], "variant": spec["slug"], **result})
+            if result["verdict"] != "PASS":
+                failed.append(f"{model['slug']}/{spec['slug']}: {result['verdict']} ({'; '.join(result['reasons'])})")
+    return {"stage": "gate", "thresholds": layout["quality"]["gate"], "engines": engines, "failed": failed}

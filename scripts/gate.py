@@ -1,0 +1,34 @@
+"""Collect every engine's quality verdict; with --fail-on-gate, exit 1 when any engine has no PASS."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from enginebench.cli import parse_spec, run_cli
+from enginebench.io import write_json_atomic
+from enginebench.quality import gate_summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--layout", required=True, help="report layout JSON (Plan.report_layout)")
+    parser.add_argument("--root", type=Path, default=Path("."), help="folder that holds results/")
+    parser.add_argument("--fail-on-gate", action="store_true", help="exit 1 (writing nothing) if any engine fails")
+    parser.add_argument("--out", required=True, type=Path)
+    args = parser.parse_args(argv)
+    summary = gate_summary(parse_spec(args.layout), args.root)
+    for engine in summary["engines"]:
+        print(f"{engine['model']}/{engine['variant']}: {engine['verdict']} {'; '.join(engine['reasons'])}".rstrip())
+    if args.fail_on_gate and summary["failed"]:
+        print(f"enginebench: quality gate failed for {len(summary['failed'])} engine(s):", file=sys.stderr)
+        for line in summary["failed"]:
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    write_json_atomic(args.out, summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
