@@ -44,11 +44,11 @@ $(CONVERTER): | $(VENV)/.setup-done
 	mv vendor/.sdist/llama_cpp_python-$(LLAMA_CPP_PYTHON)/vendor/llama.cpp vendor/llama.cpp
 	rm -rf vendor/.sdist
 
-report: setup
-	$(SMK) results/report.md $(CFG)
+report: setup  # the default target: results/report.md, then the quality gate
+	$(SMK) all $(CFG)
 
 plan: setup
-	$(SMK) --dry-run results/report.md $(CFG)
+	$(SMK) --dry-run all $(CFG)
 
 test: setup
 	$(BIN)/python -m pytest

@@ -9,11 +9,14 @@ rule gate:
     output:
         gate=paths.GATE,
     params:
-        layout=lambda w: spec_json(PLAN.report_layout()),
+        # Engines and thresholds; --fail-on-gate from quality.fail_on_gate.
+        spec=lambda w: spec_json(PLAN.gate_spec()),
         fail=lambda w: "--fail-on-gate" if config["quality"]["fail_on_gate"] else "",
     conda:
         CONDA_ENV
     log:
         "results/logs/gate.log",
     shell:
-        "python {input.cli:q} --layout {params.layout:q} {params.fail} --out {output.gate:q} > {log:q} 2>&1"
+        # On failure the log (the failing engines and why) is shown, not only its path.
+        "python {input.cli:q} --spec {params.spec:q} {params.fail} --out {output.gate:q} > {log:q} 2>&1"
+        " || {{ cat {log:q} >&2; exit 1; }}"

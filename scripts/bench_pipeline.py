@@ -25,7 +25,7 @@ def generated_config(engines: int) -> dict:
                 "llamacpp-q4_k_m": {"backend": "llamacpp", "quantization": "Q4_K_M"}}
     models = {
         f"model-{i:03d}": {"source": {"kind": "hub", "repo_id": f"org/model-{i:03d}", "revision": "0" * 40},
-                           "baseline": "torch-fp32", "variants": variants}
+                           "baseline": "torch-fp32", "reference": "torch-fp32", "variants": variants}
         for i in range(-(-engines // len(variants)))
     }
     return {"models": models, "prompts": ["Hello"]}
@@ -68,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if not (args.finished / "results" / "report.md").exists():
         print(f"no-op rerun: skipped, no finished report under {args.finished} (run `make report` first)")
-    elif "Nothing to be done" not in timed(args.finished, "-n", "results/report.md", config=config)[1]:
+    elif "Nothing to be done" not in timed(args.finished, "-n", "all", config=config)[1]:
         print(f"no-op rerun: skipped, the run under {args.finished} is not up to date (run `make report` first)")
     else:
-        noop = [timed(args.finished, "results/report.md", config=config)[0] for _ in range(args.repeat)]
+        noop = [timed(args.finished, "all", config=config)[0] for _ in range(args.repeat)]
         print(report_line("no-op rerun of a finished report", noop))
     return 0
 

@@ -13,12 +13,12 @@ from enginebench.quality import gate_summary
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--layout", required=True, help="report layout JSON (Plan.report_layout)")
+    parser.add_argument("--spec", required=True, help="gate spec JSON (Plan.gate_spec)")
     parser.add_argument("--root", type=Path, default=Path("."), help="folder that holds results/")
     parser.add_argument("--fail-on-gate", action="store_true", help="exit 1 (writing nothing) if any engine fails")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    summary = gate_summary(parse_spec(args.layout), args.root)
+    summary = gate_summary(parse_spec(args.spec), args.root)
     for engine in summary["engines"]:
         print(f"{engine['model']}/{engine['variant']}: {engine['verdict']} {'; '.join(engine['reasons'])}".rstrip())
     if args.fail_on_gate and summary["failed"]:

@@ -3,21 +3,16 @@
 import json
 from pathlib import Path
 
-import bench as bench_cli
-import checkpoint as checkpoint_cli
-import engine as engine_cli
 import pytest
-import report as report_cli
-import samples as samples_cli
 import snapshot as snapshot_cli
+from cliflow import run_pipeline
 
 from enginebench import paths
 from enginebench.cli import run_cli
 from enginebench.io import sha256_file
-from enginebench.plan import build_plan, spec_json, validate_config
 
 CONFIG = {
-    "models": {"tiny": {"source": {"kind": "local", "path": "?"}, "baseline": "fp32",
+    "models": {"tiny": {"source": {"kind": "local", "path": "?"}, "baseline": "fp32", "reference": "fp32",
                         "variants": {"fp32": {"backend": "torch", "dtype": "float32"},
                                      "bf16": {"backend": "torch", "dtype": "bfloat16"}}}},
     "prompts": ["The function returns", "A module is"],
@@ -30,29 +25,7 @@ CONFIG = {
 def run(tiny_model, tmp_path_factory):
     """Run every stage's CLI for both variants under a results/ tree; return (root, plan)."""
     root = tmp_path_factory.mktemp("cli")
-    config = json.loads(json.dumps(CONFIG))
-    config["models"]["tiny"]["source"]["path"] = str(tiny_model)
-    validate_config(config)
-    plan = build_plan(config)
-    snap = root / paths.SNAPSHOT.format(model="tiny")
-    assert snapshot_cli.main(["--spec", spec_json(plan.snapshot_spec("tiny")), "--out", str(snap)]) == 0
-    for model, ckpt in plan.all_checkpoints():
-        out = root / paths.CHECKPOINT.format(model=model, checkpoint=ckpt)
-        assert checkpoint_cli.main(["--spec", spec_json(plan.checkpoint_spec(model, ckpt)),
-                                    "--snapshot", str(snap), "--out", str(out)]) == 0
-    for model, variant in plan.all_engines():
-        ckpt = root / paths.CHECKPOINT.format(model=model, checkpoint=plan.engines[(model, variant)].checkpoint)
-        eng = root / paths.ENGINE.format(model=model, variant=variant)
-        assert engine_cli.main(["--spec", spec_json(plan.engine_spec(model, variant)), "--snapshot", str(snap),
-                                "--checkpoint", str(ckpt), "--out", str(eng)]) == 0
-        for cli, stage, pattern in ((bench_cli, "bench", paths.BENCH), (samples_cli, "samples", paths.SAMPLES)):
-            assert cli.main(["--spec", spec_json(plan.runtime_spec(model, variant, stage)),
-                             "--snapshot", str(snap), "--checkpoint", str(ckpt), "--engine", str(eng),
-                             "--threads", "1", "--out", str(root / pattern.format(model=model, variant=variant))]) == 0
-    report = root / paths.REPORT
-    assert report_cli.main(["--layout", spec_json(plan.report_layout()), "--root", str(root),
-                            "--out", str(report)]) == 0
-    return root, plan
+    return root, run_pipeline(CONFIG, tiny_model, root)
 
 
 def load(root, pattern, **kw):
@@ -132,7 +105,7 @@ def test_report_has_the_comparison_table(run):
     tps_row = next(line for line in text.splitlines() if line.startswith("| Runtime: Tokens/s, batched"))
     assert tps_row.count("n=2") == 2 and "×)" in tps_row
     assert "**Prompt 2:** A module is" in text
-    assert "samples only" in text
+    assert "PASS (reference: self-check)" in text and "**`" in text.split("## Recommendation")[1]
 
 
 def test_errors_are_one_clear_line(tmp_path, capsys):

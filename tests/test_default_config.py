@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("default")
-    done = snakemake(workdir, "results/report.md", config=REPO / "config" / "config.yaml")
+    done = snakemake(workdir, config=REPO / "config" / "config.yaml")  # the default target: report + gate
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     return workdir
 
@@ -30,7 +30,7 @@ def test_report_compares_the_default_variants(finished):
     for variant in variants:
         assert f"| {variant} |" in report  # a row in every samples table
     tps = next(line for line in report.splitlines() if line.startswith("| Runtime: Tokens/s, batched"))
-    medians = [float(x.replace(",", "")) for x in re.findall(r"\| ([\d,.]+) \(", tps)]
+    medians = [float(x.replace(",", "")) for x in re.findall(r"\| (?:~~)?([\d,.]+) \(", tps)]
     assert len(medians) == len(variants) and all(m > 0 for m in medians)
     assert "dequantized from the package's GGUF Q4_K_M" in report
 
@@ -44,7 +44,22 @@ def test_default_model_speaks_english(finished):
     assert sum(w.lower().strip(".,") in common for w in words) / len(words) > 0.1
 
 
+def test_sound_engines_pass_and_the_cautionary_example_fails(finished):
+    gate = json.loads((finished / "results/quality-gate.json").read_text())
+    verdicts = {e["variant"]: e for e in gate["engines"]}
+    for sound in ("torch-fp32", "torch-bf16", "llamacpp-f16", "llamacpp-q8_0"):
+        assert verdicts[sound]["verdict"] == "PASS", verdicts[sound]
+    cautionary = verdicts["llamacpp-q2_k-kv-q4_0"]
+    assert cautionary["verdict"] == "FAIL"
+    assert {c["metric"] for c in cautionary["checks"] if not c["passed"]} >= {
+        "perplexity_ratio", "kl_divergence_mean", "top1_agreement", "greedy_agreement"}
+    report = (finished / "results" / "report.md").read_text()
+    assert "| llamacpp-q2_k-kv-q4_0 (llamacpp) | Q2_K | q4_0 | ~~" in report  # its speed is struck through
+    recommended = report.split("## Recommendation")[1]
+    assert "`llamacpp-q2_k-kv-q4_0`" not in recommended.split("Not recommended")[0]
+
+
 def test_second_run_does_nothing(finished):
-    again = snakemake(finished, "results/report.md", config=REPO / "config" / "config.yaml")
+    again = snakemake(finished, config=REPO / "config" / "config.yaml")
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -10,6 +10,7 @@ BASE = {
         "tiny": {
             "source": {"kind": "local", "path": "/models/tiny"},
             "baseline": "fp32",
+            "reference": "fp32",
             "variants": {"fp32": {"backend": "torch", "dtype": "float32"},
                          "bf16": {"backend": "torch", "dtype": "bfloat16"}},
         }
@@ -36,12 +37,36 @@ def test_defaults_are_filled():
     assert cfg["samples"] == {"max_new_tokens": 64}
     assert cfg["models"]["tiny"]["trust_remote_code"] is False
     assert cfg["models"]["tiny"]["chat_template"] is True
+    assert cfg["quality"] == {"eval_text": None, "windows": 8, "window_tokens": 256, "top_k": 32, "fail_on_gate": False,
+                              "gate": {"max_perplexity_ratio": 1.05, "max_kl_divergence": 0.05,
+                                       "min_top1_agreement": 0.9, "min_greedy_agreement": 0.25,
+                                       "max_repetition_increase": 0.12}}
 
 
 def test_default_config_file_is_valid(repo):
     cfg = load_config(repo / "config" / "config.yaml")
     plan = build_plan(cfg)
     assert len(plan.all_engines()) >= 2
+
+
+def test_reference_defaults_to_the_torch_variant_at_the_packaged_snapshots_precision(repo):
+    cfg = load_config(repo / "config" / "config.yaml")
+    del cfg["models"]["gemma3-270m"]["reference"]
+    assert cfg["models"]["gemma3-270m"]["source"]["dtype"] == "bfloat16"
+    assert build_plan(cfg).reference("gemma3-270m") == "torch-bf16"
+
+
+def test_gate_thresholds_do_not_define_quality_results():
+    def plan(**quality):
+        cfg = config(quality=quality)
+        validate_config(cfg)
+        return build_plan(cfg)
+
+    loose, strict, fewer_windows = plan(), plan(gate={"max_kl_divergence": 0.001}), plan(windows=4)
+    assert spec_json(loose.quality_spec("tiny", "bf16")) == spec_json(strict.quality_spec("tiny", "bf16"))
+    assert spec_json(loose.reference_spec("tiny")) == spec_json(strict.reference_spec("tiny"))
+    assert loose.gate_spec() != strict.gate_spec()
+    assert spec_json(fewer_windows.reference_spec("tiny")) != spec_json(loose.reference_spec("tiny"))
 
 
 @pytest.mark.parametrize("patch, words", [

@@ -11,7 +11,7 @@ from enginebench.workflow import REPO, planned_jobs, snakemake, write_config
 def tiny_config(model_path, unsupported_path=None) -> dict:
     config = {
         "models": {"tiny": {"source": {"kind": "local", "path": str(model_path)}, "baseline": "fp32",
-                            "chat_template": False,
+                            "reference": "fp32", "chat_template": False,
                             "variants": {"fp32": {"backend": "torch", "dtype": "float32"},
                                          "bf16": {"backend": "torch", "dtype": "bfloat16"},
                                          "llama-f16": {"backend": "llamacpp", "quantization": "F16"},
@@ -21,10 +21,11 @@ def tiny_config(model_path, unsupported_path=None) -> dict:
         "prompts": ["The function returns", "A module is"],
         "bench": {"max_new_tokens": 4, "warmup": 1, "repetitions": 2, "load_repetitions": 1},
         "samples": {"max_new_tokens": 4},
+        "quality": {"windows": 2, "window_tokens": 64},
     }
     if unsupported_path is not None:
         config["models"]["unsupported"] = {
-            "source": {"kind": "local", "path": str(unsupported_path)}, "baseline": "fp32",
+            "source": {"kind": "local", "path": str(unsupported_path)}, "baseline": "fp32", "reference": "fp32",
             "variants": {"fp32": {"backend": "torch", "dtype": "float32"},
                          "llama-f16": {"backend": "llamacpp", "quantization": "F16"}}}
     return config
@@ -37,7 +38,8 @@ def test_dry_run_plans_every_stage(tmp_path):
     jobs = planned_jobs(done.stdout)
     rules = [r for r, _ in jobs]
     assert {r: rules.count(r) for r in set(rules)} == {
-        "snapshot": 1, "checkpoint": 2, "engine": 5, "bench": 5, "samples": 5, "report": 1, "all": 1}
+        "snapshot": 1, "checkpoint": 2, "engine": 5, "bench": 5, "samples": 5, "reference": 1, "quality": 5,
+        "report": 1, "gate": 1, "all": 1}
     # one checkpoint per backend, each shared by its engines
     assert ("checkpoint", "results/tiny/checkpoints/torch") in jobs
     assert ("checkpoint", "results/tiny/checkpoints/gguf-f16") in jobs
@@ -49,6 +51,8 @@ def test_dry_run_plans_every_stage(tmp_path):
     (lambda c: c["bench"].update(repetitons=3), ["config key bench", "repetitons"]),
     (lambda c: c["models"]["tiny"]["variants"]["bf16"].update(dtype="bf16"), ["models.tiny.variants.bf16.dtype"]),
     (lambda c: c["models"]["tiny"].update(baseline="fp16"), ["models.tiny.baseline", "'fp16'"]),
+    (lambda c: c["models"]["tiny"].pop("reference"), ["models.tiny.reference: not set"]),
+    (lambda c: c["quality"].update(gate={"max_kl": 0.1}), ["config key quality.gate", "max_kl"]),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, mutate, words):
     config = tiny_config("/nonexistent/tiny")
@@ -95,5 +99,20 @@ def test_end_to_end_tiny_model_then_noop_then_one_stale_chain(tmp_path, tiny_mod
         assert dry.returncode == 0, dry.stderr
         assert sorted(planned_jobs(dry.stdout)) == sorted([
             ("engine", f"results/tiny/engines/{variant}"), ("bench", f"results/tiny/bench/{variant}.json"),
-            ("samples", f"results/tiny/samples/{variant}.json"), ("report", "results/report.md"), ("all", ""),
+            ("samples", f"results/tiny/samples/{variant}.json"), ("quality", f"results/tiny/quality/{variant}.json"),
+            ("report", "results/report.md"), ("gate", "results/quality-gate.json"), ("all", ""),
         ])
+
+    # A stricter gate with fail_on_gate: no engine is re-measured, the report is re-rendered, the run fails.
+    strict = copy.deepcopy(config)
+    strict["quality"].update(fail_on_gate=True, gate={"min_top1_agreement": 1.0})
+    path = write_config(tmp_path, strict)
+    dry = snakemake(tmp_path, "-n", config=path)
+    assert sorted(planned_jobs(dry.stdout)) == [("all", ""), ("gate", "results/quality-gate.json"),
+                                                ("report", "results/report.md")]
+    failed = snakemake(tmp_path, config=path)
+    assert failed.returncode != 0
+    assert "quality gate failed" in (tmp_path / "results/logs/gate.log").read_text()
+    assert not (tmp_path / "results/quality-gate.json").exists()
+    report = (tmp_path / "results" / "report.md").read_text()
+    assert "FAIL: top-1 agreement" in report and "~~" in report

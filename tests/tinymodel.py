@@ -72,18 +72,16 @@ def train(model, tokenizer, steps: int, seed: int, batch: int = 16, length: int 
     model.eval()
 
 
-def damage(model_dir: Path, out: Path, scale: float = 1.0, seed: int = 1) -> Path:
-    """A copy of a model whose weight matrices carry Gaussian noise `scale` times their own spread:
-    really damaged weights, for the quality gate to catch."""
-    import torch
+def damage(model_dir: Path, out: Path) -> Path:
+    """A copy of a model with every attention output projection zeroed: really damaged weights that
+    blind the model to its context, as a broken KV cache does, so it falls into repeating itself."""
     from safetensors.torch import load_file, save_file
 
     shutil.copytree(model_dir, out)
     tensors = load_file(out / "model.safetensors")
-    generator = torch.Generator().manual_seed(seed)
-    for name, weight in tensors.items():
-        if weight.dim() == 2:
-            tensors[name] = weight + torch.randn(weight.shape, generator=generator) * weight.std() * scale
+    for name in tensors:
+        if name.endswith("self_attn.o_proj.weight"):
+            tensors[name] = tensors[name] * 0
     save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
     return out
 

@@ -140,6 +140,12 @@ class Plan:
         return {"title": self.config["report"]["title"], "models": models, "prompts": self.config["prompts"],
                 "bench": self.config["bench"], "samples": self.config["samples"], "quality": self.config["quality"]}
 
+    def gate_spec(self) -> dict:
+        """What the gate reads: every engine (in report_layout's shape) and the thresholds."""
+        return {"models": [{"slug": model, "variants": [{"slug": v} for v in cfg["variants"]]}
+                           for model, cfg in self.config["models"].items()],
+                "quality": {"gate": self.config["quality"]["gate"]}}
+
     def all_checkpoints(self) -> list[tuple[str, str]]:
         return list(self.checkpoints)
 

@@ -240,17 +240,18 @@ def verdict(record: dict, thresholds: dict) -> dict:
     return gate(record["metrics"], thresholds)
 
 
-def gate_summary(layout: dict, root: Path) -> dict:
+def gate_summary(spec: dict, root: Path) -> dict:
     """Every engine's verdict from its quality result; `failed` lists those without a PASS."""
     from . import paths
     from .io import read_json
 
     engines, failed = [], []
-    for model in layout["models"]:
-        for spec in model["variants"]:
-            record = read_json(Path(root) / paths.QUALITY.format(model=model["slug"], variant=spec["slug"]))
-            result = verdict(record, layout["quality"]["gate"])
-            engines.append({"model": model["slug"], "variant": spec["slug"], **result})
+    for model in spec["models"]:
+        for variant in model["variants"]:
+            record = read_json(Path(root) / paths.QUALITY.format(model=model["slug"], variant=variant["slug"]))
+            result = verdict(record, spec["quality"]["gate"])
+            name = f"{model['slug']}/{variant['slug']}"
+            engines.append({"model": model["slug"], "variant": variant["slug"], **result})
             if result["verdict"] != "PASS":
-                failed.append(f"{model['slug']}/{spec['slug']}: {result['verdict']} ({'; '.join(result['reasons'])})")
-    return {"stage": "gate", "thresholds": layout["quality"]["gate"], "engines": engines, "failed": failed}
+                failed.append(f"{name}: {result['verdict']} ({'; '.join(result['reasons'])})")
+    return {"stage": "gate", "thresholds": spec["quality"]["gate"], "engines": engines, "failed": failed}
