@@ -108,7 +108,7 @@ def test_config_rejects_unknown_file_and_kv_types():
 
 
 def test_engines_of_one_checkpoint_type_share_it():
-    cfg = {"models": {"m": {"source": {"kind": "local", "path": "/x"}, "baseline": "f16",
+    cfg = {"models": {"m": {"source": {"kind": "local", "path": "/x"}, "baseline": "f16", "reference": "f16",
                             "variants": {"f16": {"backend": "llamacpp", "quantization": "F16"},
                                          "q4": {"backend": "llamacpp", "quantization": "Q4_K_M", "kv_cache": "q8_0"},
                                          "bf": {"backend": "llamacpp", "quantization": "Q8_0",
