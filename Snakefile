@@ -19,13 +19,19 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The default config, unless --configfile names another: Snakemake would otherwise merge the two
+# (the default's models would join every other config's).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
 
 
 include: "rules/common.smk"
 include: "rules/snapshot.smk"
 include: "rules/checkpoint.smk"
 include: "rules/engine.smk"
+include: "rules/trtllm.smk"
 include: "rules/bench.smk"
 include: "rules/samples.smk"
 include: "rules/quality.smk"

@@ -14,6 +14,8 @@ rule bench:
         # Engine spec + prompts + bench settings: changing the prompt set re-measures every engine.
         spec=lambda w: spec_json(PLAN.runtime_spec(w.model, w.variant, "bench")),
     threads: workflow.cores
+    resources:
+        gpu=gpus,
     conda:
         CONDA_ENV
     log:

@@ -3,6 +3,8 @@
 
 
 rule checkpoint:
+    wildcard_constraints:
+        checkpoint=one_of_or_none(PLAN.checkpoint_slugs(in_container=False)),
     input:
         cli=cli_script("checkpoint"),
         snapshot=rules.snapshot.output.snapshot,

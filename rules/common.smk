@@ -14,12 +14,19 @@ from enginebench.plan import build_plan, spec_json, validate_config
 try:
     validate_config(config)  # JSON Schema (config/schema.yaml), fills defaults
     PLAN = build_plan(config)
+    PLAN.check_host()  # e.g. FP8 variants on a GPU below compute capability 8.9
+    CONTAINER = f"docker://{PLAN.container()}" if PLAN.container() else None
 except EngineBenchError as error:
     raise WorkflowError(f"enginebench: {error}") from None
 
 
 def _one_of(names):
     return "|".join(re.escape(n) for n in sorted(set(names)))
+
+
+def one_of_or_none(names):
+    """A wildcard constraint matching exactly these names (nothing at all when there are none)."""
+    return _one_of(names) if names else "(?!)"
 
 
 wildcard_constraints:
@@ -34,6 +41,11 @@ CONDA_ENV = "../envs/enginebench.yaml"  # for `--sdm conda`; `make setup` uses e
 def cli_script(name):
     """A CLI under scripts/. It is an input, so editing a stage's CLI re-runs that stage."""
     return str(SCRIPTS / f"{name}.py")
+
+
+def gpus(wildcards):
+    """resources: gpu for a runtime job: 1 for engines that need an NVIDIA GPU."""
+    return int(PLAN.needs_gpu(wildcards.model, wildcards.variant))
 
 
 def log_path(stage, name):

@@ -2,6 +2,8 @@
 
 
 rule engine:
+    wildcard_constraints:
+        variant=one_of_or_none(PLAN.engine_slugs(in_container=False)),
     input:
         cli=cli_script("engine"),
         snapshot=rules.snapshot.output.snapshot,

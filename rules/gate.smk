@@ -6,6 +6,7 @@ rule gate:
         cli=cli_script("gate"),
         report=rules.report.output.report,  # written first, so a failing gate still leaves the report
         quality=engine_targets(paths.QUALITY),
+        predicted=[paths.PREDICTED.format(model=m, variant=v) for m, v in PLAN.predicted_engines()],
     output:
         gate=paths.GATE,
     params:

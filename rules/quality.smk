@@ -41,6 +41,8 @@ rule quality:
         # Engine spec + reference slug + eval settings + gate thresholds define the verdict.
         spec=lambda w: spec_json(PLAN.quality_spec(w.model, w.variant)),
     threads: workflow.cores
+    resources:
+        gpu=gpus,
     conda:
         CONDA_ENV
     log:
@@ -51,3 +53,29 @@ rule quality:
         " --reference {input.reference:q} --reference-samples {input.reference_samples:q}"
         " --threads {threads} --out {output.quality:q} > {log:q} 2>&1"
 
+
+
+rule predicted_quality:
+    wildcard_constraints:
+        variant=one_of_or_none([v for _, v in PLAN.predicted_engines()]),
+    input:
+        cli=cli_script("predicted_quality"),
+        # No checkpoint or engine: the prediction is made from the snapshot before any build (and
+        # holds where stage 1's export is refused, e.g. an architecture TensorRT-LLM lacks).
+        snapshot=rules.snapshot.output.snapshot,
+        reference=rules.reference.output.reference,
+        reference_samples=reference_artifact(paths.SAMPLES),
+    output:
+        predicted=paths.PREDICTED,
+    params:
+        # The quality spec, plus the prompts and sample length of the stand-in's own samples.
+        spec=lambda w: spec_json(PLAN.predicted_spec(w.model, w.variant)),
+    threads: workflow.cores
+    conda:
+        CONDA_ENV
+    log:
+        log_path("predicted", "{variant}"),
+    shell:
+        "python {input.cli:q} --spec {params.spec:q} --snapshot {input.snapshot:q}"
+        " --reference {input.reference:q} --reference-samples {input.reference_samples:q}"
+        " --threads {threads} --out {output.predicted:q} > {log:q} 2>&1"

@@ -10,6 +10,7 @@ rule report:
         bench=engine_targets(paths.BENCH),
         samples=engine_targets(paths.SAMPLES),
         quality=engine_targets(paths.QUALITY),
+        predicted=[paths.PREDICTED.format(model=m, variant=v) for m, v in PLAN.predicted_engines()],
     output:
         report=paths.REPORT,
     params:

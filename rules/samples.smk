@@ -13,6 +13,8 @@ rule samples:
         # Engine spec + prompts + sample length define the answers.
         spec=lambda w: spec_json(PLAN.runtime_spec(w.model, w.variant, "samples")),
     threads: workflow.cores
+    resources:
+        gpu=gpus,
     conda:
         CONDA_ENV
     log:

@@ -1,4 +1,4 @@
-"""Collect every engine's quality verdict; with --fail-on-gate, exit 1 when any engine has no PASS."""
+"""Collect every engine's quality verdict; with --fail-on-gate, exit 1 when any engine fails or has none."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     summary = gate_summary(parse_spec(args.spec), args.root)
     for engine in summary["engines"]:
-        print(f"{engine['model']}/{engine['variant']}: {engine['verdict']} {'; '.join(engine['reasons'])}".rstrip())
+        name = f"{engine['model']}/{engine['variant']}{' (predicted)' if engine['kind'] == 'predicted' else ''}"
+        print(f"{name}: {engine['verdict']} {'; '.join(engine['reasons'])}".rstrip())
     if args.fail_on_gate and summary["failed"]:
         print(f"enginebench: quality gate failed for {len(summary['failed'])} engine(s):", file=sys.stderr)
         for line in summary["failed"]:

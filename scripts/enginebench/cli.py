@@ -38,22 +38,23 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def runtime_main(stage: str, description: str, run, argv: list[str] | None, inputs: tuple[str, ...] = ()) -> int:
+def runtime_main(stage: str, description: str, run, argv: list[str] | None, inputs: tuple[str, ...] = (),
+                 artifacts: tuple[str, ...] = ("snapshot", "checkpoint", "engine")) -> int:
     """The CLI body shared by the stages that load an engine (bench, samples, reference, quality):
-    parse, run, write. `inputs` name further result files the stage reads (--reference etc.)."""
+    parse, run, write. `artifacts` are the folders it loads from (an engine that was not built makes
+    the result say so instead); `inputs` name further result files it reads (--reference etc.)."""
     from .stages import skipped_result  # stages imports this module
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--spec", required=True, help="runtime spec JSON (Plan.runtime_spec)")
-    parser.add_argument("--snapshot", required=True, type=Path)
-    parser.add_argument("--checkpoint", required=True, type=Path)
-    parser.add_argument("--engine", required=True, type=Path)
+    for name in artifacts:
+        parser.add_argument(f"--{name}", required=True, type=Path)
     for name in inputs:
         parser.add_argument(f"--{name.replace('_', '-')}", required=True, type=Path, help=f"{name} result file")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (the Snakemake job's)")
     parser.add_argument("--out", required=True, type=Path, help="result JSON to write")
     args = parser.parse_args(argv)
-    paths = {name: getattr(args, name) for name in ("snapshot", "checkpoint", "engine", *inputs)}
+    paths = {name: getattr(args, name) for name in (*artifacts, *inputs)}
     spec = parse_spec(args.spec)
     write_json_atomic(args.out, skipped_result(stage, spec, paths) or run(spec, paths, args.threads))
     return 0

@@ -6,7 +6,8 @@
     results/{model}/bench/{variant}.json          load time, tokens/s, memory, environment
     results/{model}/samples/{variant}.json        greedy answers to the prompts
     results/{model}/reference/logprobs.json       reference engine's next-token distributions on the eval text
-    results/{model}/quality/{variant}.json        quality metrics against the reference + gate verdict
+    results/{model}/quality/{variant}.json        quality metrics against the reference
+    results/{model}/predicted/{variant}.json      the same for the engine's stand-in (ModelOpt fake-quant)
     results/report.md                             the comparison report
     results/quality-gate.json                     every engine's verdict (fails the run if quality.fail_on_gate)
     results/logs/{model}/{stage}/{name}.log       one log per job
@@ -19,6 +20,7 @@ BENCH = "results/{model}/bench/{variant}.json"
 SAMPLES = "results/{model}/samples/{variant}.json"
 REFERENCE = "results/{model}/reference/logprobs.json"
 QUALITY = "results/{model}/quality/{variant}.json"
+PREDICTED = "results/{model}/predicted/{variant}.json"
 REPORT = "results/report.md"
 GATE = "results/quality-gate.json"
 LOG = "results/logs/{model}/{stage}/{name}.log"

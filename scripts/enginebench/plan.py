@@ -88,7 +88,38 @@ class Plan:
 
     def engine_spec(self, model: str, variant: str) -> dict:
         engine = self.engines[(model, variant)]
-        return {"backend": engine.backend, "settings": engine.settings, "checkpoint": engine.checkpoint}
+        spec = {"backend": engine.backend, "settings": engine.settings, "checkpoint": engine.checkpoint}
+        host = get_backend(engine.backend).host_identity()
+        return {**spec, "host": host} if host else spec
+
+    def needs_gpu(self, model: str, variant: str) -> bool:
+        return get_backend(self.engines[(model, variant)].backend).gpu
+
+    def _in_container(self, engine: Engine) -> bool:
+        return get_backend(engine.backend).runs_in_container
+
+    def engine_slugs(self, in_container: bool) -> list[str]:
+        """Variant slugs (of any model) whose stages do / do not run in a container."""
+        return sorted({e.variant for e in self.engines.values() if self._in_container(e) == in_container})
+
+    def checkpoint_slugs(self, in_container: bool) -> list[str]:
+        return sorted({e.checkpoint for e in self.engines.values() if self._in_container(e) == in_container})
+
+    def container(self) -> str | None:
+        """The one container image of the containerized stages (a rule's container: is one string)."""
+        tags = sorted({e.settings["container"] for e in self.engines.values() if self._in_container(e)})
+        if len(tags) > 1:
+            raise EngineBenchError(f"variants name {len(tags)} different containers ({', '.join(tags)}); "
+                                   "one run uses one: split the config")
+        return tags[0] if tags else None
+
+    def check_host(self) -> None:
+        """Stop before any job when this host can run a backend but not a variant's settings."""
+        for engine in self.engines.values():
+            try:
+                get_backend(engine.backend).check_host(engine.settings)
+            except EngineBenchError as error:
+                raise EngineBenchError(f"models.{engine.model}.variants.{engine.variant}: {error}") from error
 
     def describe(self, model: str, variant: str) -> dict:
         engine = self.engines[(model, variant)]
@@ -124,6 +155,19 @@ class Plan:
         return {**self._loaded_engine_spec(model, variant), "variant": variant, "reference": self.reference(model),
                 "quality": self.eval_settings()}
 
+    def predicted_by(self, model: str, variant: str) -> str | None:
+        engine = self.engines[(model, variant)]
+        return get_backend(engine.backend).predicts(engine.settings)
+
+    def predicted_engines(self) -> list[tuple[str, str]]:
+        """Engines whose backend predicts their quality before they are built (ModelOpt fake-quant)."""
+        return [key for key in self.engines if self.predicted_by(*key)]
+
+    def predicted_spec(self, model: str, variant: str) -> dict:
+        """A predicted quality result: the quality spec plus what its own samples need."""
+        return {**self.quality_spec(model, variant), "prompts": self.config["prompts"],
+                "samples": self.config["samples"]}
+
     def report_layout(self) -> dict:
         """What the report needs besides the result files. Lists, not dicts: spec_json sorts keys,
         and the report keeps the config's order with the baseline first."""
@@ -134,15 +178,16 @@ class Plan:
                 "slug": model,
                 "baseline": cfg["baseline"],
                 "reference": self.reference(model),
-                "variants": [{"slug": v, **self.engine_spec(model, v), "describe": self.describe(model, v)}
-                             for v in order],
+                "variants": [{"slug": v, **self.engine_spec(model, v), "describe": self.describe(model, v),
+                              "predicted_by": self.predicted_by(model, v)} for v in order],
             })
         return {"title": self.config["report"]["title"], "models": models, "prompts": self.config["prompts"],
                 "bench": self.config["bench"], "samples": self.config["samples"], "quality": self.config["quality"]}
 
     def gate_spec(self) -> dict:
         """What the gate reads: every engine (in report_layout's shape) and the thresholds."""
-        return {"models": [{"slug": model, "variants": [{"slug": v} for v in cfg["variants"]]}
+        return {"models": [{"slug": model, "variants": [{"slug": v, "predicted_by": self.predicted_by(model, v)}
+                                                        for v in cfg["variants"]]}
                            for model, cfg in self.config["models"].items()],
                 "quality": {"gate": self.config["quality"]["gate"]}}
 
@@ -165,6 +210,8 @@ def build_plan(config: dict) -> Plan:
         for variant, vcfg in cfg["variants"].items():
             backend = get_backend(vcfg["backend"])
             settings = {k: v for k, v in vcfg.items() if k != "backend"}
+            if (problem := backend.settings_error(settings)) is not None:
+                raise EngineBenchError(f"config key models.{model}.variants.{variant}: {problem}")
             ckpt_settings = backend.checkpoint_settings(settings)
             ckpt = backend.checkpoint_slug(ckpt_settings)
             spec = {"backend": backend.name, "settings": ckpt_settings}

@@ -163,19 +163,52 @@ def run_reference(spec: dict, paths: dict, threads: int) -> dict:
             "eval_text_sha256": text_sha256(text), "windows": scored}
 
 
-def run_quality(spec: dict, paths: dict, threads: int) -> dict:
-    """Measure one engine against the reference (paths: reference, reference_samples, samples)."""
+def _reference_or_problem(spec: dict, paths: dict):
+    """(reference record, reference samples) or a result saying why there is no reference."""
     from .io import read_json
 
     problem = upstream_problem(paths["reference"], paths["reference_samples"])
     if problem is not None:
-        return {"stage": "quality", "spec": spec, "status": "unavailable",
-                "reason": f"reference {spec['reference']!r} has no result ({problem['reason']})"}
-    reference = read_json(paths["reference"])
-    ref_samples = read_json(paths["reference_samples"])["samples"]
-    samples = read_json(paths["samples"])["samples"]
-    metrics: dict = {}
+        return None, {"stage": "quality", "spec": spec, "status": "failed",
+                      "reason": f"reference {spec['reference']!r} has no result ({problem['reason']})"}
+    return (read_json(paths["reference"]), read_json(paths["reference_samples"])["samples"]), None
+
+
+def run_quality(spec: dict, paths: dict, threads: int) -> dict:
+    """Measure one engine against the reference (paths: reference, reference_samples, samples)."""
+    from .io import read_json
+
+    reference, failure = _reference_or_problem(spec, paths)
+    if failure is not None:
+        return failure
     _, _, engine = open_engine(spec, paths, threads)
+    return measure(spec, engine, read_json(paths["samples"])["samples"], *reference)
+
+
+def run_predicted_quality(spec: dict, paths: dict, threads: int) -> dict:
+    """Quality of the backend's stand-in for the engine (e.g. the ModelOpt fake-quantized model),
+    measured the same way, with its own samples: a prediction made before any engine is built."""
+    from .backends import get_backend
+    from .prompts import PromptEncoder
+    from .samples import generate_samples
+
+    reference, failure = _reference_or_problem(spec, paths)
+    if failure is not None:
+        return failure
+    backend = get_backend(spec["backend"])
+    encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"],
+                            trust_remote_code=spec["trust_remote_code"])
+    engine = backend.predictor(paths["snapshot"], spec["settings"], threads=threads,
+                               trust_remote_code=spec["trust_remote_code"])
+    samples = generate_samples(engine, encoder, spec)
+    result = measure(spec, engine, samples, *reference)
+    return {**result, "stage": "predicted_quality", "predicted_by": backend.predicts(spec["settings"]),
+            "stand_in": getattr(engine, "calibration", {}), "samples": samples}
+
+
+def measure(spec: dict, engine, samples: list[dict], reference: dict, ref_samples: list[dict]) -> dict:
+    """Every quality figure of a loaded engine and its samples against the reference."""
+    metrics: dict = {}
     per_window = []
     for i, window in enumerate(reference["windows"]):
         progress(f"quality window {i + 1}/{len(reference['windows'])}")
@@ -234,24 +267,29 @@ def gate(metrics: dict, thresholds: dict) -> dict:
 
 
 def verdict(record: dict, thresholds: dict) -> dict:
-    """{"verdict": PASS | FAIL | NO VERDICT, "reasons", "checks"} of one engine's quality result."""
+    """{"verdict", "reasons", "checks"} of one engine's quality result. PASS or FAIL; NOT RUN when the
+    engine could not be built on this host; NO VERDICT when it or its reference failed."""
     if record.get("status") != "ok":
-        return {"verdict": "NO VERDICT", "reasons": [record.get("reason", "no quality result")], "checks": []}
+        verdict = "NOT RUN" if record.get("status") == "unavailable" else "NO VERDICT"
+        return {"verdict": verdict, "reasons": [record.get("reason", "no quality result")], "checks": []}
     return gate(record["metrics"], thresholds)
 
 
 def gate_summary(spec: dict, root: Path) -> dict:
-    """Every engine's verdict from its quality result; `failed` lists those without a PASS."""
+    """Every engine's verdict (and its predicted one) from the quality results; `failed` lists each
+    FAIL or NO VERDICT. NOT RUN (not built on this host) is listed but does not fail the gate."""
     from . import paths
     from .io import read_json
 
     engines, failed = [], []
     for model in spec["models"]:
         for variant in model["variants"]:
-            record = read_json(Path(root) / paths.QUALITY.format(model=model["slug"], variant=variant["slug"]))
-            result = verdict(record, spec["quality"]["gate"])
-            name = f"{model['slug']}/{variant['slug']}"
-            engines.append({"model": model["slug"], "variant": variant["slug"], **result})
-            if result["verdict"] != "PASS":
-                failed.append(f"{name}: {result['verdict']} ({'; '.join(result['reasons'])})")
+            kinds = [("engine", paths.QUALITY)] + ([("predicted", paths.PREDICTED)] if variant["predicted_by"] else [])
+            for kind, pattern in kinds:
+                record = read_json(Path(root) / pattern.format(model=model["slug"], variant=variant["slug"]))
+                result = verdict(record, spec["quality"]["gate"])
+                engines.append({"model": model["slug"], "variant": variant["slug"], "kind": kind, **result})
+                if result["verdict"] in ("FAIL", "NO VERDICT"):
+                    name = f"{model['slug']}/{variant['slug']}{' (predicted)' if kind == 'predicted' else ''}"
+                    failed.append(f"{name}: {result['verdict']} ({'; '.join(result['reasons'])})")
     return {"stage": "gate", "thresholds": spec["quality"]["gate"], "engines": engines, "failed": failed}

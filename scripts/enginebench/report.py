@@ -87,10 +87,17 @@ def passed(results: dict) -> bool:
     return results["verdict"]["verdict"] == "PASS"
 
 
+def short_status(status: str) -> str:
+    """A table cell for an engine that did not run; the reason is listed once, under "Not measured"."""
+    return {"unavailable": "not built on this host (see Not measured)"}.get(status, f"{status} (see Not measured)")
+
+
 def verdict_cell(results: dict) -> Cell:
     verdict = results["verdict"]
     if verdict["verdict"] == "PASS":
         return Cell("PASS (reference: self-check)" if results["quality"].get("is_reference") else "PASS")
+    if verdict["verdict"] == "NOT RUN":
+        return Cell("NOT RUN (not built on this host)")
     return Cell(f"{verdict['verdict']}: {'; '.join(verdict['reasons'])}")
 
 
@@ -175,6 +182,32 @@ def status_of(results: dict) -> tuple[str, str]:
     return "ok", ""
 
 
+def would_run(results: dict) -> list[str]:
+    """The commands recorded by the stages that could not run on this host."""
+    return [f"{key}: {results[key]['would_run']}" for key in ("checkpoint", "engine") if results[key].get("would_run")]
+
+
+def predicted_table(results: dict[str, dict]) -> str | None:
+    """Quality figures of the stand-ins (ModelOpt fake-quant) next to the real engines' where both ran."""
+    rows = []
+    for variant, r in results.items():
+        if "predicted" not in r:
+            continue
+        for label, record, result in ((f"{variant}: predicted by {r['predicted']['by']}", r["predicted"]["record"],
+                                       r["predicted"]["verdict"]), (variant, r["quality"], r["verdict"])):
+            m = record.get("metrics", {})
+            rows.append({
+                "Engine": label,
+                "Perplexity ratio": f"{m['perplexity_ratio']:.3f}" if "perplexity_ratio" in m else "—",
+                "Mean KL (nats)": f"{m['kl_divergence_mean']:.4f}" if "kl_divergence_mean" in m else "—",
+                "Top-1": f"{m['top1_agreement']:.1%}" if "top1_agreement" in m else "—",
+                "Greedy agreement": f"{m['greedy_agreement']:.1%}" if "greedy_agreement" in m else "—",
+                "Repeated 4-grams": f"{m['repeated_ngram_share']:.1%}" if "repeated_ngram_share" in m else "—",
+                "Verdict": verdict_cell({"verdict": result, "quality": {}}).text,
+            })
+    return markdown_table(pd.DataFrame(rows)) if rows else None
+
+
 def column_head(variant: str, baseline: str, status: str) -> str:
     head = f"{variant} (baseline)" if variant == baseline else variant
     return head if status == "ok" else f"{head} ({status})"
@@ -213,10 +246,14 @@ def engines_table(model: dict, cells: dict[str, dict], status: dict[str, tuple],
             "Engine": f"{variant} ({spec['backend']})",
             "Quantization": spec["describe"]["quantization"],
             "KV cache": spec["describe"]["kv_cache"],
-            "Tokens/s (batched)": tps.text if tps else ": ".join(status[variant]),
+            "Tokens/s (batched)": tps.text if tps else short_status(status[variant][0]),
             "vs baseline": "baseline" if variant == baseline else delta_cell(tps, base_tps),
             "Quality": verdict_cell(results[variant]).text,
         })
+        if (predicted := results[variant].get("predicted")) is not None:
+            rows.append({**rows[-1], "Engine": f"{variant}: predicted by {predicted['by']}",
+                         "Tokens/s (batched)": "— (a stand-in for quality only, no speed)", "vs baseline": "—",
+                         "Quality": verdict_cell({"verdict": predicted["verdict"], "quality": {}}).text})
     return pd.DataFrame(rows)
 
 
@@ -272,6 +309,10 @@ def load_results(root: Path, model: str, variants: list[dict], thresholds: dict)
             "quality": read_json(root / paths.QUALITY.format(model=model, variant=variant)),
         }
         results[variant]["verdict"] = verdict(results[variant]["quality"], thresholds)
+        if spec["predicted_by"]:
+            predicted = read_json(root / paths.PREDICTED.format(model=model, variant=variant))
+            results[variant]["predicted"] = {"by": spec["predicted_by"], "record": predicted,
+                                             "verdict": verdict(predicted, thresholds)}
     return results
 
 
@@ -280,13 +321,13 @@ def samples_tables(prompts: list[str], results: dict[str, dict], status: dict[st
     for i, prompt in enumerate(prompts):
         rows = []
         for variant, r in results.items():
-            state, reason = status[variant]
+            state, _ = status[variant]
             if state == "ok":
                 sample = r["samples"]["samples"][i]
                 rows.append({"Variant": variant, "Output": sample["text"].strip() or "(empty)",
                              "Tokens": len(sample["output_ids"])})
             else:
-                rows.append({"Variant": variant, "Output": f"({state}: {reason})", "Tokens": "—"})
+                rows.append({"Variant": variant, "Output": f"({short_status(state)})", "Tokens": "—"})
         tables.append({"prompt": prompt, "table": markdown_table(pd.DataFrame(rows))})
     return tables
 
@@ -297,7 +338,7 @@ def recommendation(cells: dict[str, dict], results: dict[str, dict]) -> dict:
     passing = sorted(((c[tokens_per_s].value, v) for v, c in cells.items()
                       if tokens_per_s in c and passed(results[v])), reverse=True)
     return {"ranked": [{"variant": v, "tokens_per_s": fmt_number(tps)} for tps, v in passing],
-            "failed": [v for v, r in results.items() if not passed(r)]}
+            "failed": [v for v, r in results.items() if r["verdict"]["verdict"] in ("FAIL", "NO VERDICT")]}
 
 
 def quality_settings(quality: dict, results: dict[str, dict]) -> dict:
@@ -322,7 +363,8 @@ def render_report(layout: dict, root: Path) -> str:
         status = {v: status_of(r) for v, r in results.items()}
         cells = {v: engine_cells(r) for v, r in results.items()}
         ran = [results[v]["bench"] for v, (st, _) in status.items() if st == "ok"]
-        not_built = [{"variant": v, "status": st, "reason": why} for v, (st, why) in status.items() if st != "ok"]
+        not_built = [{"variant": v, "status": st, "reason": why, "would_run": would_run(results[v])}
+                     for v, (st, why) in status.items() if st != "ok"]
         models.append({
             "slug": model,
             "source": snapshot["source"],
@@ -335,6 +377,7 @@ def render_report(layout: dict, root: Path) -> str:
             "reference": mcfg["reference"],
             "quality": quality_settings(layout["quality"], results),
             "recommendation": recommendation(cells, results),
+            "predicted": predicted_table(results),
             "not_built": not_built,
             "threads": ran[0]["threads"] if ran else None,
             "prompt_tokens": ran[0]["prompt_tokens"] if ran else [],

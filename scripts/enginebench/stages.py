@@ -30,17 +30,19 @@ def upstream_problem(*artifacts: Path) -> dict | None:
     return None
 
 
-def _run_stage(stage: str, spec: dict, out: Path, work, upstream: list[Path]) -> dict:
+def _run_stage(stage: str, spec: dict, out: Path, work, upstream: list[Path], planned) -> dict:
     backend = get_backend(spec["backend"])
     started = time.perf_counter()
     with atomic_dir(out) as tmp:
         manifest = {"stage": stage, **spec}
         problem = upstream_problem(*upstream)
-        unavailable = backend.availability()
+        unavailable = backend.availability(stage, spec["settings"])
+        if problem is None and unavailable is not None:
+            problem = {"status": "unavailable", "reason": f"not built on this host: {unavailable}"}
         if problem is not None:
             manifest.update(problem)
-        elif unavailable is not None:
-            manifest.update(status="unavailable", reason=f"{backend.name} not available on this host: {unavailable}")
+            if problem["status"] == "unavailable":  # what would have run, for the report
+                manifest["would_run"] = planned(backend)
         else:
             progress(f"{stage}: backend {backend.name}, settings {spec['settings']}")
             manifest["versions"] = backend.versions()
@@ -62,13 +64,16 @@ def _run_stage(stage: str, spec: dict, out: Path, work, upstream: list[Path]) ->
 
 def build_checkpoint(spec: dict, snapshot: Path, out: Path) -> dict:
     return _run_stage("checkpoint", spec, out,
-                      lambda backend, tmp: backend.convert(Path(snapshot), spec["settings"], tmp), [])
+                      lambda backend, tmp: backend.convert(Path(snapshot), spec["settings"], tmp), [],
+                      lambda backend: backend.planned("checkpoint", Path(snapshot), out, None, spec["settings"]))
 
 
 def build_engine(spec: dict, snapshot: Path, checkpoint: Path, out: Path) -> dict:
     return _run_stage("engine", spec, out,
                       lambda backend, tmp: backend.build(Path(snapshot), Path(checkpoint), spec["settings"], tmp),
-                      [Path(checkpoint)])
+                      [Path(checkpoint)],
+                      lambda backend: backend.planned("engine", Path(snapshot), Path(checkpoint), out,
+                                                      spec["settings"]))
 
 
 def open_engine(spec: dict, paths: dict, threads: int):
@@ -84,6 +89,8 @@ def open_engine(spec: dict, paths: dict, threads: int):
 
 
 def skipped_result(stage: str, spec: dict, paths: dict) -> dict | None:
-    """The result a bench/samples stage writes for an engine that was not built, else None."""
+    """The result a runtime stage writes for an engine that was not built, else None."""
+    if "engine" not in paths:
+        return None
     problem = upstream_problem(paths["engine"])
     return None if problem is None else {"stage": stage, "spec": spec, **problem}

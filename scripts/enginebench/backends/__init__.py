@@ -8,6 +8,7 @@ from .base import Backend, Engine
 _REGISTRY = {
     "torch": ("enginebench.backends.torch_backend", "TorchBackend"),
     "llamacpp": ("enginebench.backends.llamacpp_backend", "LlamaCppBackend"),
+    "trtllm": ("enginebench.backends.trtllm_backend", "TrtllmBackend"),
 }
 
 

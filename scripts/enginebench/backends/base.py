@@ -52,6 +52,8 @@ class Backend(ABC):
     """One inference engine family: how its checkpoints and engines are made and loaded."""
 
     name: str
+    gpu = False  # its engines need an NVIDIA GPU (rules then declare resources: gpu=1)
+    runs_in_container = False  # its checkpoint and engine rules run in settings["container"]
     exposes_logits = False  # its engines implement Engine.logits (a quality reference needs them)
 
     def checkpoint_settings(self, settings: dict) -> dict:
@@ -77,9 +79,35 @@ class Backend(ABC):
         """Build the engine in `out` (a fresh folder). Same contract as `convert`."""
         return {"work": False, "reason": f"{self.name} needs no engine build stage"}
 
-    def availability(self) -> str | None:
-        """None when this backend can run on this host, else the reason it cannot."""
+    def availability(self, stage: str, settings: dict) -> str | None:
+        """None when this backend can run `stage` (checkpoint, engine) on this host, else the reason."""
         return None
+
+    def planned(self, stage: str, snapshot: Path, checkpoint: Path, engine: Path, settings: dict) -> str | None:
+        """The command `stage` runs (checkpoint, engine, runtime), recorded where it could not run."""
+        return None
+
+    def predicts(self, settings: dict) -> str | None:
+        """A label if `predictor` gives a stand-in for this variant's engine, runnable on this host
+        before the engine is built (e.g. "ModelOpt fake-quant"), else None."""
+        return None
+
+    def predictor(self, snapshot: Path, settings: dict, *, threads: int, trust_remote_code: bool) -> Engine:
+        """The stand-in engine of `predicts`: it predicts the engine's output quality, not its speed."""
+        raise NotImplementedError
+
+    def settings_error(self, settings: dict) -> str | None:
+        """A combination of settings the schema cannot express that this backend refuses, else None."""
+        return None
+
+    def check_host(self, settings: dict) -> None:
+        """Raise EngineBenchError if this host can run the backend but not these settings (hardware)."""
+        return None
+
+    def host_identity(self) -> dict:
+        """Facts about this host that define the backend's engines (e.g. the GPU's compute capability):
+        part of each engine's spec, so that moving to other hardware marks its engines stale."""
+        return {}
 
     @abstractmethod
     def load(self, snapshot: Path, checkpoint: Path, engine: Path, settings: dict, *,

@@ -171,7 +171,7 @@ class LlamaCppBackend(Backend):
     def describe(self, settings):
         return {"quantization": settings["quantization"], "kv_cache": settings["kv_cache"]}
 
-    def availability(self):
+    def availability(self, stage, settings):
         try:
             importlib.metadata.version("llama_cpp_python")
         except importlib.metadata.PackageNotFoundError:

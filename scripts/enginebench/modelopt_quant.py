@@ -1,0 +1,106 @@
+"""TensorRT-LLM stage 1 for quantized formats, through NVIDIA ModelOpt directly (runs on CPU).
+
+The calls TensorRT-LLM 1.2.1's examples/quantization/quantize.py makes through
+tensorrt_llm/quantization/quantize_by_modelopt.py: the format's ModelOpt config (KV-cache quantizers
+added for `kv_cache_dtype`, the AWQ block size set), `mtq.quantize` with a calibration loop over
+`calib_size` samples of at most `calib_max_seq_length` tokens, then
+`export_tensorrt_llm_checkpoint` (config.json + rank0.safetensors). The calibration text is offline
+(quantize.py's default dataset, cnn_dailymail, needs the hub).
+
+The fake-quantized model (weights, activations and KV cache quantized as configured, computed in
+floating point) is also what the "predicted by ModelOpt fake-quant" quality row runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from pathlib import Path
+
+from .errors import EngineBenchError, StageFailure
+
+# qformat -> ModelOpt config name (quantize_by_modelopt.py's mapping)
+QFORMAT_CONFIGS = {"fp8": "FP8_DEFAULT_CFG", "int8_sq": "INT8_SMOOTHQUANT_CFG", "int4_awq": "INT4_AWQ_CFG",
+                   "w4a8_awq": "W4A8_AWQ_BETA_CFG"}
+KV_NUM_BITS = {"fp8": (4, 3), "int8": 8}  # kv_cache_dtype -> quantizer num_bits (E4M3 for fp8)
+
+
+def quant_config(qformat: str, kv_cache_dtype: str, awq_block_size: int) -> dict:
+    """The ModelOpt quantization config for a format and KV-cache dtype."""
+    import modelopt.torch.quantization as mtq
+
+    config = copy.deepcopy(getattr(mtq, QFORMAT_CONFIGS[qformat]))
+    entries = list(config["quant_cfg"])
+    if "awq" in qformat:
+        for entry in entries:
+            if entry.get("quantizer_name") == "*weight_quantizer":
+                cfgs = entry["cfg"] if isinstance(entry["cfg"], list) else [entry["cfg"]]
+                cfgs[0]["block_sizes"][-1] = awq_block_size  # the 4-bit part; W4A8's second is FP8
+    if kv_cache_dtype != "none":
+        entries.append({"quantizer_name": "*[kv]_bmm_quantizer",
+                        "cfg": {"num_bits": KV_NUM_BITS[kv_cache_dtype], "axis": None}})
+    config["quant_cfg"] = entries
+    return config
+
+
+def calibration_batches(tokenizer, text: str, size: int, max_seq_length: int, seed: int) -> list[list[int]]:
+    """Up to `size` samples of `max_seq_length` tokens cut from the text, in a seeded random order."""
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    body = max_seq_length - len(bos)
+    samples = [bos + ids[i:i + body] for i in range(0, len(ids) - body + 1, body)]
+    if not samples:
+        raise EngineBenchError(f"calibration text has {len(ids)} tokens, fewer than one sample of {max_seq_length}")
+    random.Random(seed).shuffle(samples)
+    return samples[:size]
+
+
+def fake_quantize(snapshot: Path, settings: dict, *, trust_remote_code: bool, device: str = "cpu"):
+    """(model, record): the snapshot's model quantized by ModelOpt as configured and calibrated."""
+    import modelopt.torch.quantization as mtq
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .quality import eval_text
+
+    calib = settings["calibration"]
+    torch.manual_seed(calib["seed"])
+    tokenizer = AutoTokenizer.from_pretrained(snapshot, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(snapshot, dtype=torch.float32, use_safetensors=True,
+                                                 trust_remote_code=trust_remote_code).to(device).eval()
+    text, source = eval_text(calib["text"])
+    samples = calibration_batches(tokenizer, text, calib["size"], calib["max_seq_length"], calib["seed"])
+
+    def forward_loop(m):
+        with torch.no_grad():
+            for start in range(0, len(samples), calib["batch_size"]):
+                m(torch.tensor(samples[start:start + calib["batch_size"]], device=device))
+
+    config = quant_config(settings["qformat"], settings["kv_cache_dtype"], settings["awq_block_size"])
+    started = time.perf_counter()
+    model = mtq.quantize(model, config, forward_loop=forward_loop)
+    record = {"calibration_s": time.perf_counter() - started, "calibration_text": source,
+              "calibration_samples": len(samples), "calibration_tokens": sum(map(len, samples)),
+              "modelopt_config": QFORMAT_CONFIGS[settings["qformat"]]}
+    return model, record
+
+
+def export_checkpoint(model, settings: dict, out: Path) -> dict:
+    """ModelOpt's TensorRT-LLM checkpoint export, as quantize_by_modelopt.py calls it (tp=pp=1)."""
+    import torch
+    from modelopt.torch.export import export_tensorrt_llm_checkpoint
+    from modelopt.torch.export.model_utils import get_model_type
+
+    decoder_type = get_model_type(model)
+    if decoder_type is None:
+        raise StageFailure(f"ModelOpt has no TensorRT-LLM decoder type for {type(model).__name__}")
+    started = time.perf_counter()
+    try:
+        export_tensorrt_llm_checkpoint(model, decoder_type=decoder_type, dtype=getattr(torch, settings["dtype"]),
+                                       export_dir=str(out), inference_tensor_parallel=1,
+                                       inference_pipeline_parallel=1)
+    except (NotImplementedError, ValueError, KeyError, AssertionError) as error:
+        raise StageFailure(f"ModelOpt export_tensorrt_llm_checkpoint ({decoder_type}) failed: "
+                           f"{type(error).__name__}: {error}") from error
+    return {"decoder_type": decoder_type, "export_s": time.perf_counter() - started}
