@@ -9,6 +9,7 @@ from pathlib import Path
 import bench as bench_cli
 import checkpoint as checkpoint_cli
 import engine as engine_cli
+import predicted_quality as predicted_cli
 import quality as quality_cli
 import reference as reference_cli
 import report as report_cli
@@ -57,6 +58,11 @@ def run_pipeline(config: dict, model_path: Path, root: Path, *, bench: bool = Tr
             "--samples", str(root / paths.SAMPLES.format(model=model, variant=variant)), "--reference", str(ref_out),
             "--reference-samples", str(root / paths.SAMPLES.format(model=model, variant=reference)),
             "--out", str(root / paths.QUALITY.format(model=model, variant=variant))]) == 0
+    for _, variant in plan.predicted_engines():
+        assert predicted_cli.main([
+            "--spec", spec_json(plan.predicted_spec(model, variant)), "--snapshot", str(snap), "--reference",
+            str(ref_out), "--reference-samples", str(root / paths.SAMPLES.format(model=model, variant=reference)),
+            "--out", str(root / paths.PREDICTED.format(model=model, variant=variant))]) == 0
     if bench:
         assert report_cli.main(["--layout", spec_json(plan.report_layout()), "--root", str(root),
                                 "--out", str(root / paths.REPORT)]) == 0

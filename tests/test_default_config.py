@@ -31,7 +31,8 @@ def test_report_compares_the_default_variants(finished):
         assert f"| {variant} |" in report  # a row in every samples table
     tps = next(line for line in report.splitlines() if line.startswith("| Runtime: Tokens/s, batched"))
     medians = [float(x.replace(",", "")) for x in re.findall(r"\| (?:~~)?([\d,.]+) \(", tps)]
-    assert len(medians) == len(variants) and all(m > 0 for m in medians)
+    built = [v for v in variants if plan.engines[(model, v)].backend != "trtllm"]  # no TensorRT-LLM here
+    assert len(medians) == len(built) and all(m > 0 for m in medians)
     assert "dequantized from the package's GGUF Q4_K_M" in report
 
 
@@ -57,6 +58,19 @@ def test_sound_engines_pass_and_the_cautionary_example_fails(finished):
     assert "| llamacpp-q2_k-kv-q4_0 (llamacpp) | Q2_K | q4_0 | ~~" in report  # its speed is struck through
     recommended = report.split("## Recommendation")[1]
     assert "`llamacpp-q2_k-kv-q4_0`" not in recommended.split("Not recommended")[0]
+
+
+def test_trtllm_stage1_reason_and_fake_quant_rows(finished):
+    """ModelOpt quantizes Gemma 3 here, its TensorRT-LLM export is refused (and said so), and the
+    fake-quant predictions are in the report."""
+    ckpt = json.loads((finished / "results/gemma3-270m/checkpoints/trtllm-fp8-bfloat16/manifest.json").read_text())
+    assert ckpt["status"] == "failed" and "Cannot export tensorrt_llm checkpoint for model gemma3" in ckpt["reason"]
+    report = (finished / "results" / "report.md").read_text()
+    assert "- `trtllm-fp8` (failed): checkpoint: ModelOpt export_tensorrt_llm_checkpoint (gemma3) failed" in report
+    for variant in ("trtllm-fp8", "trtllm-fp8-kv-fp8"):
+        predicted = json.loads((finished / f"results/gemma3-270m/predicted/{variant}.json").read_text())
+        assert predicted["status"] == "ok" and predicted["metrics"]["perplexity_ratio"] < 1.2
+        assert f"| {variant}: predicted by ModelOpt fake-quant |" in report
 
 
 def test_second_run_does_nothing(finished):

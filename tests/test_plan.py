@@ -39,7 +39,7 @@ def test_defaults_are_filled():
     assert cfg["models"]["tiny"]["chat_template"] is True
     assert cfg["quality"] == {"eval_text": None, "windows": 8, "window_tokens": 256, "top_k": 32, "fail_on_gate": False,
                               "gate": {"max_perplexity_ratio": 1.05, "max_kl_divergence": 0.05,
-                                       "min_top1_agreement": 0.9, "min_greedy_agreement": 0.25,
+                                       "min_top1_agreement": 0.9, "min_greedy_agreement": 0.15,
                                        "max_repetition_increase": 0.12}}
 
 

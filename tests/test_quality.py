@@ -125,7 +125,7 @@ def test_reference_without_a_result_gives_no_verdict(run, tmp_path):
                              "--reference", str(failed_ref), "--reference-samples",
                              str(root / paths.SAMPLES.format(model="tiny", variant="fp32")), "--out", str(out)]) == 0
     record = json.loads(out.read_text())
-    assert record["status"] == "unavailable"
+    assert record["status"] == "failed"
     assert "reference 'fp32' has no result (reference: engine: it broke)" in record["reason"]
     assert verdict(record, plan.config["quality"]["gate"])["verdict"] == "NO VERDICT"
 

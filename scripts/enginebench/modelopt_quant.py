@@ -18,12 +18,14 @@ import random
 import time
 from pathlib import Path
 
+from .cli import progress
 from .errors import EngineBenchError, StageFailure
 
 # qformat -> ModelOpt config name (quantize_by_modelopt.py's mapping)
 QFORMAT_CONFIGS = {"fp8": "FP8_DEFAULT_CFG", "int8_sq": "INT8_SMOOTHQUANT_CFG", "int4_awq": "INT4_AWQ_CFG",
                    "w4a8_awq": "W4A8_AWQ_BETA_CFG"}
 KV_NUM_BITS = {"fp8": (4, 3), "int8": 8}  # kv_cache_dtype -> quantizer num_bits (E4M3 for fp8)
+AWQ_MAX_CALIB_SIZE = 32  # quantize.py caps calib_size for AWQ formats (its search is expensive)
 
 
 def quant_config(qformat: str, kv_cache_dtype: str, awq_block_size: int) -> dict:
@@ -70,11 +72,14 @@ def fake_quantize(snapshot: Path, settings: dict, *, trust_remote_code: bool, de
     model = AutoModelForCausalLM.from_pretrained(snapshot, dtype=torch.float32, use_safetensors=True,
                                                  trust_remote_code=trust_remote_code).to(device).eval()
     text, source = eval_text(calib["text"])
-    samples = calibration_batches(tokenizer, text, calib["size"], calib["max_seq_length"], calib["seed"])
+    size = min(calib["size"], AWQ_MAX_CALIB_SIZE) if "awq" in settings["qformat"] else calib["size"]
+    samples = calibration_batches(tokenizer, text, size, calib["max_seq_length"], calib["seed"])
 
     def forward_loop(m):
         with torch.no_grad():
             for start in range(0, len(samples), calib["batch_size"]):
+                if start % 8 == 0:
+                    progress(f"calibration sample {start + 1}/{len(samples)}")
                 m(torch.tensor(samples[start:start + calib["batch_size"]], device=device))
 
     config = quant_config(settings["qformat"], settings["kv_cache_dtype"], settings["awq_block_size"])

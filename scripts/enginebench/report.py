@@ -93,11 +93,15 @@ def short_status(status: str) -> str:
 
 
 def verdict_cell(results: dict) -> Cell:
+    """PASS, FAIL with every missed threshold, or why there is no verdict (briefly: the stage that
+    failed is listed once, under "Not measured")."""
     verdict = results["verdict"]
     if verdict["verdict"] == "PASS":
         return Cell("PASS (reference: self-check)" if results["quality"].get("is_reference") else "PASS")
     if verdict["verdict"] == "NOT RUN":
         return Cell("NOT RUN (not built on this host)")
+    if verdict["verdict"] == "NO VERDICT" and results.get("built") is False:
+        return Cell("NO VERDICT (not built, see Not measured)")
     return Cell(f"{verdict['verdict']}: {'; '.join(verdict['reasons'])}")
 
 
@@ -203,7 +207,7 @@ def predicted_table(results: dict[str, dict]) -> str | None:
                 "Top-1": f"{m['top1_agreement']:.1%}" if "top1_agreement" in m else "—",
                 "Greedy agreement": f"{m['greedy_agreement']:.1%}" if "greedy_agreement" in m else "—",
                 "Repeated 4-grams": f"{m['repeated_ngram_share']:.1%}" if "repeated_ngram_share" in m else "—",
-                "Verdict": verdict_cell({"verdict": result, "quality": {}}).text,
+                "Verdict": verdict_cell({"verdict": result, "quality": {}, "built": record.get("status") == "ok"}).text,
             })
     return markdown_table(pd.DataFrame(rows)) if rows else None
 
@@ -248,7 +252,7 @@ def engines_table(model: dict, cells: dict[str, dict], status: dict[str, tuple],
             "KV cache": spec["describe"]["kv_cache"],
             "Tokens/s (batched)": tps.text if tps else short_status(status[variant][0]),
             "vs baseline": "baseline" if variant == baseline else delta_cell(tps, base_tps),
-            "Quality": verdict_cell(results[variant]).text,
+            "Quality": verdict_cell({**results[variant], "built": status[variant][0] == "ok"}).text,
         })
         if (predicted := results[variant].get("predicted")) is not None:
             rows.append({**rows[-1], "Engine": f"{variant}: predicted by {predicted['by']}",
@@ -338,7 +342,7 @@ def recommendation(cells: dict[str, dict], results: dict[str, dict]) -> dict:
     passing = sorted(((c[tokens_per_s].value, v) for v, c in cells.items()
                       if tokens_per_s in c and passed(results[v])), reverse=True)
     return {"ranked": [{"variant": v, "tokens_per_s": fmt_number(tps)} for tps, v in passing],
-            "failed": [v for v, r in results.items() if r["verdict"]["verdict"] in ("FAIL", "NO VERDICT")]}
+            "failed": [v for v, r in results.items() if r["verdict"]["verdict"] == "FAIL"]}
 
 
 def quality_settings(quality: dict, results: dict[str, dict]) -> dict:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import ctypes
 import importlib.metadata
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from ..errors import EngineBenchError, StageFailure
 from ..gguf_tokenizer import TOKENIZER_GGUF, replace_tokenizer
+from ..tools import run_tool
 from .base import Backend, Engine
 
 REPO = Path(__file__).resolve().parents[3]
@@ -186,12 +186,7 @@ class LlamaCppBackend(Backend):
         started = time.perf_counter()
         cmd = [sys.executable, str(CONVERTER), str(snapshot), "--outfile", str(raw),
                "--outtype", settings["checkpoint_type"]]
-        print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
-        done = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
-        sys.stderr.write(done.stderr)
-        if done.returncode != 0:
-            reason = next((line for line in reversed(done.stderr.splitlines()) if line.strip()), "no message")
-            raise StageFailure(f"convert_hf_to_gguf.py failed: {reason.strip()}")
+        run_tool(cmd, "convert_hf_to_gguf.py")
         tokenizer = Path(snapshot) / TOKENIZER_GGUF
         if tokenizer.exists():
             replace_tokenizer(raw, tokenizer, target)

@@ -24,12 +24,11 @@ import importlib.metadata
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from ..errors import EngineBenchError, StageFailure
+from ..tools import run_tool
 from .base import Backend, Engine
 
 CONTAINER = "nvcr.io/nvidia/tensorrt-llm/release:1.2.1"
@@ -105,15 +104,6 @@ def _architecture(snapshot: Path) -> str:
     return (config.get("architectures") or ["unknown"])[0]
 
 
-def _run(cmd: list[str], what: str) -> None:
-    print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
-    done = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
-    sys.stderr.write(done.stderr)
-    if done.returncode != 0:
-        reason = next((line for line in reversed(done.stderr.splitlines()) if line.strip()), "no message")
-        raise StageFailure(f"{what} failed (exit {done.returncode}): {reason.strip()}")
-
-
 class TrtllmEngine(Engine):
     """The TensorRT engine through the LLM API (written to 1.2.1's API; runs only where it is installed)."""
 
@@ -125,10 +115,23 @@ class TrtllmEngine(Engine):
     def generate(self, batch, max_new_tokens, stop_ids, fixed_length):
         from tensorrt_llm import SamplingParams
 
-        params = SamplingParams(max_tokens=max_new_tokens, top_k=1, end_id=-1 if fixed_length else stop_ids[0],
-                                stop_token_ids=None if fixed_length else stop_ids)
+        # Greedy (top_k=1). end_id -1 matches no token: exactly max_new_tokens for throughput runs.
+        params = SamplingParams(max_tokens=max_new_tokens, top_k=1, end_id=-1 if fixed_length else stop_ids[0])
         outputs = self.llm.generate(batch, sampling_params=params, use_tqdm=False)
-        return [list(out.outputs[0].token_ids) for out in outputs]
+        rows = [list(out.outputs[0].token_ids) for out in outputs]
+        if not fixed_length:  # the other stop ids (end_id takes one)
+            rows = [row[:next((i for i, t in enumerate(row) if t in stop_ids), len(row))] for row in rows]
+        return rows
+
+    def logits(self, ids):
+        """Context logits; the engine must be built with --gather_context_logits (build.gather_context_logits)."""
+        from tensorrt_llm import SamplingParams
+
+        out = self.llm.generate([ids], sampling_params=SamplingParams(max_tokens=1, top_k=1,
+                                                                      return_context_logits=True), use_tqdm=False)
+        if out[0].context_logits is None:
+            return None
+        return out[0].context_logits.float().cpu().numpy()
 
     def info(self):
         return {"device": "cuda", "runtime": "tensorrt_llm._tensorrt_engine.LLM"}
@@ -162,6 +165,7 @@ class TrtllmBackend(Backend):
         return "ModelOpt fake-quant" if settings["qformat"] != "none" else None
 
     def predictor(self, snapshot, settings, *, threads, trust_remote_code):
+        import modelopt.torch.quantization as mtq
         import torch
 
         from ..modelopt_quant import fake_quantize
@@ -170,6 +174,9 @@ class TrtllmBackend(Backend):
         torch.set_num_threads(threads)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         model, record = fake_quantize(Path(snapshot), settings, trust_remote_code=trust_remote_code, device=device)
+        # Fold the weight quantizers into the weights once instead of re-quantizing them at every
+        # forward pass: identical logits, ~6x faster generation on CPU.
+        mtq.fold_weight(model)
         engine = TorchEngine(model, torch.device(device))
         engine.calibration = record
         return engine
@@ -221,7 +228,7 @@ class TrtllmBackend(Backend):
     def convert(self, snapshot, settings, out):
         if settings["qformat"] == "none":
             started = time.perf_counter()
-            _run(convert_command(snapshot, out, settings, _architecture(snapshot)), "convert_checkpoint.py")
+            run_tool(convert_command(snapshot, out, settings, _architecture(snapshot)), "convert_checkpoint.py")
             return {"timings": {"convert_s": time.perf_counter() - started}}
         from ..modelopt_quant import export_checkpoint, fake_quantize
 
@@ -233,7 +240,7 @@ class TrtllmBackend(Backend):
     def build(self, snapshot, checkpoint, settings, out):
         check_fp8_hardware(settings, gpu_compute_capability())
         started = time.perf_counter()
-        _run(build_command(checkpoint, out, settings), "trtllm-build")
+        run_tool(build_command(checkpoint, out, settings), "trtllm-build")
         return {"timings": {"build_s": time.perf_counter() - started}}
 
     def load(self, snapshot, checkpoint, engine, settings, *, threads, trust_remote_code):
