@@ -135,29 +135,24 @@ def test_qwen_build_commands_match_the_trtllm_build_cli():
     plan = qwen_plan()
     ckpt, eng = Path("CKPT"), Path("results/qwen2.5-7b/engines/ENGINE")
     cache = "results/qwen2.5-7b/engines/trtllm-timing.cache"
-    common = [
-        "--max_batch_size", "4",  # BUILD:92-96 type=int
-        "--max_seq_len", "4096",  # BUILD:101-108 type=int (alias --max_decoder_seq_len)
-        "--gather_context_logits",  # BUILD:245-248 store_true; the LLM API returns context logits only then
-        "--input_timing_cache", cache, "--output_timing_cache", cache,  # BUILD:162-172 type=str
-    ]
-    expected = {
-        # BUILD:60-64 --checkpoint_dir, BUILD:84-90 --output_dir; PLUGIN:116-123 --gemm_plugin choices
-        # auto,float16,float32,bfloat16,int32,fp8,nvfp4,disable
-        "trtllm-fp16": ["--gemm_plugin", "float16"],
-        # PLUGIN:256-260 --use_fp8_context_fmha enable|disable
-        "trtllm-fp8": ["--gemm_plugin", "auto", "--use_fp8_context_fmha", "enable"],
-        # no --kv_cache_dtype in trtllm-build: the KV-cache dtype is the checkpoint's kv_cache_quant_algo
-        "trtllm-fp8-kv-fp8": ["--gemm_plugin", "auto", "--use_fp8_context_fmha", "enable"],
-        "trtllm-int4-awq": ["--gemm_plugin", "auto"],
-    }
-    for variant, flags in expected.items():
-        settings = plan.engines[("qwen2.5-7b", variant)].settings
-        cmd = build_command(ckpt, eng, settings)
-        assert cmd[:5] == ["trtllm-build", "--checkpoint_dir", "CKPT", "--output_dir", str(eng)]
-        rest = cmd[5:]
-        assert rest[:len(flags)] == flags, variant
-        assert rest[len(flags):] == common, variant
+    def expected(gemm_plugin, fp8_context_fmha=None):
+        return [
+            "trtllm-build", "--checkpoint_dir", "CKPT",  # BUILD:60-64 type=str
+            "--output_dir", str(eng),  # BUILD:84-90 type=str
+            # PLUGIN:116-123 choices auto,float16,float32,bfloat16,int32,fp8,nvfp4,disable (default: off)
+            "--gemm_plugin", gemm_plugin,
+            "--max_batch_size", "4",  # BUILD:92-96 type=int
+            "--max_seq_len", "4096",  # BUILD:101-108 type=int (alias --max_decoder_seq_len)
+            # PLUGIN:256-260 enable|disable
+            *(["--use_fp8_context_fmha", fp8_context_fmha] if fp8_context_fmha else []),
+            "--gather_context_logits",  # BUILD:245-248 store_true; the LLM API returns context logits only then
+            "--input_timing_cache", cache, "--output_timing_cache", cache,  # BUILD:162-172 type=str
+        ]
+
+    # No --kv_cache_dtype: trtllm-build has none; the KV-cache type is the checkpoint's kv_cache_quant_algo.
+    for variant, want in {"trtllm-fp16": expected("float16"), "trtllm-fp8": expected("auto", "enable"),
+                          "trtllm-fp8-kv-fp8": expected("auto", "enable"), "trtllm-int4-awq": expected("auto")}.items():
+        assert build_command(ckpt, eng, plan.engines[("qwen2.5-7b", variant)].settings) == want, variant
 
 
 def test_qwen_stage1_and_runtime_invocations():
