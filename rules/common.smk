@@ -15,7 +15,7 @@ try:
     validate_config(config)  # JSON Schema (config/schema.yaml), fills defaults
     PLAN = build_plan(config)
     PLAN.check_host()  # e.g. FP8 variants on a GPU below compute capability 8.9
-    CONTAINER = f"docker://{PLAN.container()}" if PLAN.container() else None
+    CONTAINER = PLAN.container() and f"docker://{PLAN.container()}"  # for the trtllm_* rules
 except EngineBenchError as error:
     raise WorkflowError(f"enginebench: {error}") from None
 
