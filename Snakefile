@@ -1,13 +1,16 @@
 # enginebench: Hugging Face snapshots -> checkpoints -> engines -> bench + samples + quality -> report -> gate.
 #
 # Results path scheme (relative to the working directory; see scripts/enginebench/paths.py):
+#   results/host/preflight.json                  this host: CPU, RAM, disk, GPUs, memory bandwidth
 #   results/{model}/snapshot/                    model files + manifest.json
 #   results/{model}/checkpoints/{checkpoint}/    backend checkpoint + manifest.json (shared by engines)
 #   results/{model}/engines/{variant}/           engine files + manifest.json
 #   results/{model}/bench/{variant}.json         load time, tokens/s, memory, environment
 #   results/{model}/samples/{variant}.json       greedy answers to the configured prompts
 #   results/{model}/reference/logprobs.json      reference engine's next-token distributions on the eval text
-#   results/{model}/quality/{variant}.json       quality metrics against the reference + PASS/FAIL verdict
+#   results/{model}/quality/{variant}.json       quality metrics against the reference (verdicts: report, gate)
+#   results/{model}/predicted/{variant}.json     the same for a TensorRT-LLM variant's ModelOpt fake-quant stand-in
+#   results/{model}/history/                     one immutable record per build and bench run
 #   results/report.md                            the comparison report
 #   results/quality-gate.json                    all verdicts; fails the run if quality.fail_on_gate is on
 #   results/logs/{model}/{stage}/{name}.log      one log per job
@@ -28,6 +31,7 @@ if not workflow.overwrite_configfiles:
 
 
 include: "rules/common.smk"
+include: "rules/preflight.smk"
 include: "rules/snapshot.smk"
 include: "rules/checkpoint.smk"
 include: "rules/engine.smk"

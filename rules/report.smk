@@ -4,6 +4,7 @@
 rule report:
     input:
         cli=cli_script("report"),
+        preflight=rules.preflight.output.preflight,
         snapshots=expand(paths.SNAPSHOT, model=PLAN.models),
         checkpoints=[paths.CHECKPOINT.format(model=m, checkpoint=c) for m, c in PLAN.all_checkpoints()],
         engines=engine_targets(paths.ENGINE),

@@ -10,6 +10,7 @@ import bench as bench_cli
 import checkpoint as checkpoint_cli
 import engine as engine_cli
 import predicted_quality as predicted_cli
+import preflight as preflight_cli
 import quality as quality_cli
 import reference as reference_cli
 import report as report_cli
@@ -64,6 +65,7 @@ def run_pipeline(config: dict, model_path: Path, root: Path, *, bench: bool = Tr
             str(ref_out), "--reference-samples", str(root / paths.SAMPLES.format(model=model, variant=reference)),
             "--out", str(root / paths.PREDICTED.format(model=model, variant=variant))]) == 0
     if bench:
+        assert preflight_cli.main(["--out", str(root / paths.PREFLIGHT)]) == 0
         assert report_cli.main(["--layout", spec_json(plan.report_layout()), "--root", str(root),
                                 "--out", str(root / paths.REPORT)]) == 0
     return plan

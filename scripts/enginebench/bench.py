@@ -139,3 +139,14 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
                 "batched": batched, "single": single},
         "metrics": metrics,
     }
+
+
+def record_history(result: dict, out: Path) -> None:
+    """Append this bench's headline figures to the model's run history (results/{model}/history/)."""
+    from .history import append
+
+    if result.get("status", "ok") != "ok":
+        return
+    m = result["metrics"]
+    append(Path(out).parent.parent, "bench", Path(out).stem,
+           {key: m[key]["median"] for key in ("tokens_per_s_batched", "tokens_per_s_single", "load_s")})

@@ -39,10 +39,11 @@ def progress(message: str) -> None:
 
 
 def runtime_main(stage: str, description: str, run, argv: list[str] | None, inputs: tuple[str, ...] = (),
-                 artifacts: tuple[str, ...] = ("snapshot", "checkpoint", "engine")) -> int:
+                 artifacts: tuple[str, ...] = ("snapshot", "checkpoint", "engine"), record=None) -> int:
     """The CLI body shared by the stages that load an engine (bench, samples, reference, quality):
     parse, run, write. `artifacts` are the folders it loads from (an engine that was not built makes
-    the result say so instead); `inputs` name further result files it reads (--reference etc.)."""
+    the result say so instead); `inputs` name further result files it reads (--reference etc.);
+    `record(result, out)` runs once the result is written (the run history)."""
     from .stages import skipped_result  # stages imports this module
 
     parser = argparse.ArgumentParser(description=description)
@@ -56,5 +57,8 @@ def runtime_main(stage: str, description: str, run, argv: list[str] | None, inpu
     args = parser.parse_args(argv)
     paths = {name: getattr(args, name) for name in (*artifacts, *inputs)}
     spec = parse_spec(args.spec)
-    write_json_atomic(args.out, skipped_result(stage, spec, paths) or run(spec, paths, args.threads))
+    result = skipped_result(stage, spec, paths) or run(spec, paths, args.threads)
+    write_json_atomic(args.out, result)
+    if record is not None:
+        record(result, args.out)
     return 0

@@ -1,5 +1,6 @@
 """The results path scheme, shared by the Snakemake rules and the report (relative to the workdir).
 
+    results/host/preflight.json                   this host: CPU, RAM, disk, GPUs, memory bandwidth
     results/{model}/snapshot/                     model files + manifest.json
     results/{model}/checkpoints/{checkpoint}/     backend checkpoint + manifest.json (shared by engines)
     results/{model}/engines/{variant}/            engine files + manifest.json
@@ -8,11 +9,13 @@
     results/{model}/reference/logprobs.json       reference engine's next-token distributions on the eval text
     results/{model}/quality/{variant}.json        quality metrics against the reference
     results/{model}/predicted/{variant}.json      the same for the engine's stand-in (ModelOpt fake-quant)
+    results/{model}/history/                      one immutable record per build and bench run
     results/report.md                             the comparison report
     results/quality-gate.json                     every engine's verdict (fails the run if quality.fail_on_gate)
     results/logs/{model}/{stage}/{name}.log       one log per job
 """
 
+PREFLIGHT = "results/host/preflight.json"
 SNAPSHOT = "results/{model}/snapshot"
 CHECKPOINT = "results/{model}/checkpoints/{checkpoint}"
 ENGINE = "results/{model}/engines/{variant}"

@@ -144,7 +144,33 @@ def quality_cells(results: dict) -> dict[Metric, Cell]:
     return cells
 
 
-def engine_cells(results: dict) -> dict[Metric, Cell]:
+def roofline_cells(results: dict, host: dict) -> dict[Metric, Cell]:
+    """The decode bound from the measured bandwidth and the engine's bytes per token, and the
+    engine's single-stream decode speed as a share of it."""
+    from .roofline import decode_bound, kv_bytes_per_token
+
+    bench = results["bench"]
+    m, info = bench["metrics"], bench["engine_info"]
+    on_gpu = str(info.get("device", "cpu")).startswith("cuda")
+    bandwidth = host["bandwidth"]["device" if on_gpu else "host"]
+    kv = kv_bytes_per_token(host["model_config"], bench["describe"]["kv_cache"])
+    if not info.get("weight_bytes") or bandwidth is None or kv is None:
+        return {Metric("Runtime", "Roofline: decode bound (tokens/s)", None): Cell("not computed (weights, KV "
+                                                                                  "layout or bandwidth unknown)")}
+    context = sum(bench["prompt_tokens"]) / len(bench["prompt_tokens"]) + bench["spec"]["bench"]["max_new_tokens"] / 2
+    bound = decode_bound(bandwidth["median"], info["weight_bytes"], kv, context)
+    key = "decode_tokens_per_s_single_harness" if "decode_tokens_per_s_single_harness" in m else "tokens_per_s_single"
+    speed = m[key]["median"]
+    return {
+        Metric("Runtime", "Roofline: decode bound, single-stream (tokens/s)", True):
+            Cell(f"{fmt_number(bound['tokens_per_s'])} ({bound['bytes_per_token'] / MB:,.0f} MB/token)",
+                 bound["tokens_per_s"]),
+        Metric("Runtime", "Roofline: single-stream decode, % of bound", None):
+            Cell(f"{speed / bound['tokens_per_s']:.0%}" + ("" if key.startswith("decode") else " (incl. prefill)")),
+    }
+
+
+def engine_cells(results: dict, host: dict) -> dict[Metric, Cell]:
     """The comparison-table cells of one engine, from its manifests, bench and quality results."""
     ckpt, eng, bench = results["checkpoint"], results["engine"], results["bench"]
     if bench.get("status", "ok") != "ok":
@@ -172,6 +198,7 @@ def engine_cells(results: dict) -> dict[Metric, Cell]:
            for key, label in (("decode_tokens_per_s_single_harness", "our clock"),
                               ("decode_tokens_per_s_single_engine", "engine's own counter")) if key in m},
         Metric("Runtime", "Peak memory (MB)", False): Cell(fmt_number(peak / MB), peak / MB),
+        **roofline_cells(results, host),
         **quality_cells(results),
         Metric("Output quality", "Tokenizer parity with the snapshot", None): parity_cell(bench["tokenizer_parity"]),
     }
@@ -357,15 +384,60 @@ def quality_settings(quality: dict, results: dict[str, dict]) -> dict:
     }
 
 
+def history_table(root: Path, model: str, variants: list[dict]) -> str | None:
+    """Per engine, each figure across every recorded run: runs, range, spread, and whether it is stable."""
+    from . import history
+
+    model_dir = root / "results" / model
+    rows = []
+    for spec in variants:
+        series = [("checkpoint", spec["checkpoint"], "checkpoint_s", "Convert / quantize (s)"),
+                  ("engine", spec["slug"], "engine_s", "Engine build (s)"),
+                  ("bench", spec["slug"], "tokens_per_s_batched", "Tokens/s, batched"),
+                  ("bench", spec["slug"], "tokens_per_s_single", "Tokens/s, single-stream"),
+                  ("bench", spec["slug"], "load_s", "Engine load, cold (s)")]
+        for stage, name, key, label in series:
+            values = [r["figures"][key] for r in history.records(model_dir, stage, name)]
+            if not values:
+                continue
+            spread = history.spread(values)
+            rows.append({
+                "Engine": spec["slug"], "Metric": label, "Runs": len(values),
+                "Values (oldest first)": ", ".join(fmt_number(v) for v in values),
+                "Spread": "—" if spread is None else f"{spread:.1%}",
+                "Stable": "—" if spread is None else "yes" if spread <= history.STABLE_SPREAD else "no",
+            })
+    return markdown_table(pd.DataFrame(rows)) if rows else None
+
+
+def preflight_lines(preflight: dict) -> list[str]:
+    env, bw = preflight["environment"], preflight["bandwidth"]
+
+    def rate(b: dict) -> str:
+        return f"{b['median']:.1f} GB/s ({b['min']:.1f}–{b['max']:.1f}, n={b['n']}; {b['method']})"
+
+    gpus = "; ".join(f"{g['name']}, {g['memory_bytes'] / 2**30:.0f} GiB, compute capability "
+                     f"{g['compute_capability'][0]}.{g['compute_capability'][1]} (FP8: {'yes' if g['fp8'] else 'no'}), "
+                     f"driver {g['driver']}" for g in preflight["gpus"]) or "none"
+    return [f"CPU: {env['cpu']} ({env['cpu_cores']} cores); RAM {env['ram_bytes'] / 2**30:.1f} GiB"
+            if env["ram_bytes"] else f"CPU: {env['cpu']} ({env['cpu_cores']} cores)",
+            f"Free disk under `{preflight['disk']['path']}`: {preflight['disk']['free_bytes'] / 2**30:.1f} GiB",
+            f"GPUs: {gpus}",
+            f"Memory bandwidth, host: {rate(bw['host'])}",
+            "Memory bandwidth, device: " + (rate(bw["device"]) if bw["device"] else "no GPU")]
+
+
 def render_report(layout: dict, root: Path) -> str:
     root = Path(root)
+    preflight = read_json(root / paths.PREFLIGHT)
     models = []
     for mcfg in layout["models"]:
         model = mcfg["slug"]
         snapshot = read_json(root / paths.SNAPSHOT.format(model=model) / paths.MANIFEST)
         results = load_results(root, model, mcfg["variants"], layout["quality"]["gate"])
         status = {v: status_of(r) for v, r in results.items()}
-        cells = {v: engine_cells(r) for v, r in results.items()}
+        host = {**preflight, "model_config": read_json(root / paths.SNAPSHOT.format(model=model) / "config.json")}
+        cells = {v: engine_cells(r, host) for v, r in results.items()}
         ran = [results[v]["bench"] for v, (st, _) in status.items() if st == "ok"]
         not_built = [{"variant": v, "status": st, "reason": why, "would_run": would_run(results[v])}
                      for v, (st, why) in status.items() if st != "ok"]
@@ -382,6 +454,7 @@ def render_report(layout: dict, root: Path) -> str:
             "quality": quality_settings(layout["quality"], results),
             "recommendation": recommendation(cells, results),
             "predicted": predicted_table(results),
+            "history": history_table(root, model, mcfg["variants"]),
             "not_built": not_built,
             "threads": ran[0]["threads"] if ran else None,
             "prompt_tokens": ran[0]["prompt_tokens"] if ran else [],
@@ -396,4 +469,5 @@ def render_report(layout: dict, root: Path) -> str:
         title=layout["title"], models=models, bench=layout["bench"],
         samples_max_new_tokens=layout["samples"]["max_new_tokens"],
         generated=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        preflight=preflight_lines(preflight),
     )

@@ -58,6 +58,11 @@ def _run_stage(stage: str, spec: dict, out: Path, work, upstream: list[Path], pl
         if manifest["status"] != "ok":
             progress(f"{stage}: {manifest['status']}: {manifest['reason']}")
         write_json_atomic(tmp / MANIFEST, manifest)
+    if manifest["status"] == "ok" and manifest.get("work", True):  # a build that ran: keep its time
+        from .history import append
+
+        append(Path(out).parent.parent, stage, Path(out).name,
+               {f"{stage}_s": manifest["timings"][f"{stage}_s"], "artifact_bytes": manifest["artifact_bytes"]})
     progress(f"{stage}: {manifest['status']} after {time.perf_counter() - started:.1f} s")
     return manifest
 

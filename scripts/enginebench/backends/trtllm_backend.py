@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from ..errors import EngineBenchError, StageFailure
+from ..preflight import fp8_capable
 from ..tools import run_tool
 from .base import Backend, Engine
 
@@ -37,7 +38,6 @@ EXAMPLES = Path(os.environ.get("ENGINEBENCH_TRTLLM_EXAMPLES", "/app/tensorrt_llm
 # HF architecture -> model family folder of convert_checkpoint.py under examples/models/core/
 CONVERTERS = {"Qwen2ForCausalLM": "qwen", "LlamaForCausalLM": "llama", "MistralForCausalLM": "llama"}
 TIMING_CACHE = "trtllm-timing.cache"  # beside the engines folder, reused by every build of a model
-FP8_MIN_COMPUTE_CAPABILITY = (8, 9)  # Ada (SM89) and later; support-matrix.md
 FP8_SETTINGS = "qformat fp8 or w4a8_awq, or kv_cache_dtype fp8"
 
 
@@ -61,7 +61,7 @@ def check_fp8_hardware(settings: dict, capability: tuple[int, int] | None) -> No
     if capability is None:
         raise EngineBenchError(f"this engine needs FP8 ({FP8_SETTINGS}), which needs an NVIDIA GPU of compute "
                                "capability >= 8.9; nvidia-smi reports no GPU")
-    if tuple(capability) < FP8_MIN_COMPUTE_CAPABILITY:
+    if not fp8_capable(capability):
         raise EngineBenchError(f"this engine needs FP8 ({FP8_SETTINGS}): compute capability >= 8.9 "
                                f"(Ada, Hopper, Blackwell), but the GPU reports {capability[0]}.{capability[1]}")
 

@@ -1,0 +1,16 @@
+# Stage 0: the host record, once per host: CPU, RAM, free disk, GPUs with compute capability, and
+# measured memory bandwidth (the roofline's numerator). It takes every core while it measures.
+
+
+rule preflight:
+    input:
+        cli=cli_script("preflight"),
+    output:
+        preflight=paths.PREFLIGHT,
+    threads: workflow.cores
+    conda:
+        CONDA_ENV
+    log:
+        "results/logs/preflight.log",
+    shell:
+        "python {input.cli:q} --out {output.preflight:q} > {log:q} 2>&1"

@@ -1,0 +1,24 @@
+"""Record this host once: CPU, RAM, free disk, GPUs with compute capability and FP8 capability, and
+measured memory bandwidth (host; device too where a GPU is present)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from enginebench.cli import run_cli
+from enginebench.io import write_json_atomic
+from enginebench.preflight import run_preflight
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", required=True, type=Path, help="preflight JSON to write")
+    args = parser.parse_args(argv)
+    write_json_atomic(args.out, run_preflight(args.out.parent))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
