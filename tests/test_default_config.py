@@ -73,6 +73,16 @@ def test_trtllm_stage1_reason_and_fake_quant_rows(finished):
         assert f"| {variant}: predicted by ModelOpt fake-quant |" in report
 
 
+def test_report_has_the_host_record_roofline_and_history(finished):
+    preflight = json.loads((finished / "results/host/preflight.json").read_text())
+    assert preflight["bandwidth"]["host"]["median"] > 0
+    report = (finished / "results" / "report.md").read_text()
+    assert "- Memory bandwidth, host: " in report
+    row = next(line for line in report.splitlines() if line.startswith("| Runtime: Roofline: single-stream decode"))
+    assert len(re.findall(r"\| \d+%", row)) == 7  # every engine built here
+    assert "| llamacpp-f16 | Tokens/s, batched | 1 |" in report  # one recorded bench run so far
+
+
 def test_second_run_does_nothing(finished):
     again = snakemake(finished, config=REPO / "config" / "config.yaml")
     assert again.returncode == 0

@@ -38,8 +38,8 @@ def test_dry_run_plans_every_stage(tmp_path):
     jobs = planned_jobs(done.stdout)
     rules = [r for r, _ in jobs]
     assert {r: rules.count(r) for r in set(rules)} == {
-        "preflight": 1, "snapshot": 1, "checkpoint": 2, "engine": 5, "bench": 5, "samples": 5, "reference": 1, "quality": 5,
-        "report": 1, "gate": 1, "all": 1}
+        "preflight": 1, "snapshot": 1, "checkpoint": 2, "engine": 5, "bench": 5, "samples": 5, "reference": 1,
+        "quality": 5, "report": 1, "gate": 1, "all": 1}
     # one checkpoint per backend, each shared by its engines
     assert ("checkpoint", "results/tiny/checkpoints/torch") in jobs
     assert ("checkpoint", "results/tiny/checkpoints/gguf-f16") in jobs
