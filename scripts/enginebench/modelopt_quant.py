@@ -71,7 +71,7 @@ def fake_quantize(snapshot: Path, settings: dict, *, trust_remote_code: bool, de
     tokenizer = AutoTokenizer.from_pretrained(snapshot, trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(snapshot, dtype=torch.float32, use_safetensors=True,
                                                  trust_remote_code=trust_remote_code).to(device).eval()
-    text, source = eval_text(calib["text"])
+    text, source = eval_text(calib["text"], key="calibration.text")
     size = min(calib["size"], AWQ_MAX_CALIB_SIZE) if "awq" in settings["qformat"] else calib["size"]
     samples = calibration_batches(tokenizer, text, size, calib["max_seq_length"], calib["seed"])
 

@@ -40,8 +40,9 @@ CHECKS = {
 }
 
 
-def eval_text(path: str | None) -> tuple[str, str]:
-    """(text, where it came from): a configured UTF-8 file, or Python's own pydoc topics prose."""
+def eval_text(path: str | None, key: str = "quality.eval_text") -> tuple[str, str]:
+    """(text, where it came from): a configured UTF-8 file (config `key`), or Python's own pydoc
+    topics prose."""
     if path is None:
         import pydoc_data.topics
 
@@ -50,7 +51,7 @@ def eval_text(path: str | None) -> tuple[str, str]:
     try:
         return Path(path).read_text(encoding="utf-8"), path
     except (OSError, UnicodeDecodeError) as error:
-        raise EngineBenchError(f"config key quality.eval_text: cannot read {path}: {error}") from error
+        raise EngineBenchError(f"config key {key}: cannot read {path}: {error}") from error
 
 
 def eval_windows(tokenizer, text: str, windows: int, window_tokens: int) -> list[list[int]]:

@@ -92,17 +92,16 @@ def short_status(status: str) -> str:
     return {"unavailable": "not built on this host (see Not measured)"}.get(status, f"{status} (see Not measured)")
 
 
-def verdict_cell(results: dict) -> Cell:
-    """PASS, FAIL with every missed threshold, or why there is no verdict (briefly: the stage that
-    failed is listed once, under "Not measured")."""
-    verdict = results["verdict"]
+def verdict_text(verdict: dict, *, is_reference: bool = False, built: bool = True) -> str:
+    """PASS, FAIL with every missed threshold, or why there is no verdict (briefly for an engine that
+    was not built: the failed stage is listed once, under "Not measured")."""
     if verdict["verdict"] == "PASS":
-        return Cell("PASS (reference: self-check)" if results["quality"].get("is_reference") else "PASS")
+        return "PASS (reference: self-check)" if is_reference else "PASS"
     if verdict["verdict"] == "NOT RUN":
-        return Cell("NOT RUN (not built on this host)")
-    if verdict["verdict"] == "NO VERDICT" and results.get("built") is False:
-        return Cell("NO VERDICT (not built, see Not measured)")
-    return Cell(f"{verdict['verdict']}: {'; '.join(verdict['reasons'])}")
+        return "NOT RUN (not built on this host)"
+    if verdict["verdict"] == "NO VERDICT" and not built:
+        return "NO VERDICT (not built, see Not measured)"
+    return f"{verdict['verdict']}: {'; '.join(verdict['reasons'])}"
 
 
 def guarded(cell: Cell, results: dict) -> Cell:
@@ -119,7 +118,8 @@ def delta_cell(cell: Cell | None, base: Cell | None) -> str:
 
 def quality_cells(results: dict) -> dict[Metric, Cell]:
     section, quality = "Output quality", results["quality"]
-    cells = {Metric(section, "Quality verdict", None): verdict_cell(results)}
+    cells = {Metric(section, "Quality verdict", None):
+             Cell(verdict_text(results["verdict"], is_reference=quality.get("is_reference", False)))}
     if quality.get("status") != "ok":
         return cells
     m = quality["metrics"]
@@ -234,7 +234,7 @@ def predicted_table(results: dict[str, dict]) -> str | None:
                 "Top-1": f"{m['top1_agreement']:.1%}" if "top1_agreement" in m else "—",
                 "Greedy agreement": f"{m['greedy_agreement']:.1%}" if "greedy_agreement" in m else "—",
                 "Repeated 4-grams": f"{m['repeated_ngram_share']:.1%}" if "repeated_ngram_share" in m else "—",
-                "Verdict": verdict_cell({"verdict": result, "quality": {}, "built": record.get("status") == "ok"}).text,
+                "Verdict": verdict_text(result, built=record.get("status") == "ok"),
             })
     return markdown_table(pd.DataFrame(rows)) if rows else None
 
@@ -279,12 +279,13 @@ def engines_table(model: dict, cells: dict[str, dict], status: dict[str, tuple],
             "KV cache": spec["describe"]["kv_cache"],
             "Tokens/s (batched)": tps.text if tps else short_status(status[variant][0]),
             "vs baseline": "baseline" if variant == baseline else delta_cell(tps, base_tps),
-            "Quality": verdict_cell({**results[variant], "built": status[variant][0] == "ok"}).text,
+            "Quality": verdict_text(results[variant]["verdict"], built=status[variant][0] == "ok",
+                                    is_reference=results[variant]["quality"].get("is_reference", False)),
         })
         if (predicted := results[variant].get("predicted")) is not None:
             rows.append({**rows[-1], "Engine": f"{variant}: predicted by {predicted['by']}",
                          "Tokens/s (batched)": "— (a stand-in for quality only, no speed)", "vs baseline": "—",
-                         "Quality": verdict_cell({"verdict": predicted["verdict"], "quality": {}}).text})
+                         "Quality": verdict_text(predicted["verdict"])})
     return pd.DataFrame(rows)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from .backends import get_backend
 from .cli import progress
 from .errors import StageFailure
+from .history import append as append_history
 from .io import atomic_dir, read_json, tree_bytes, write_json_atomic
 from .paths import MANIFEST
 
@@ -59,9 +60,7 @@ def _run_stage(stage: str, spec: dict, out: Path, work, upstream: list[Path], pl
             progress(f"{stage}: {manifest['status']}: {manifest['reason']}")
         write_json_atomic(tmp / MANIFEST, manifest)
     if manifest["status"] == "ok" and manifest.get("work", True):  # a build that ran: keep its time
-        from .history import append
-
-        append(Path(out).parent.parent, stage, Path(out).name,
+        append_history(Path(out).parent.parent, stage, Path(out).name,
                {f"{stage}_s": manifest["timings"][f"{stage}_s"], "artifact_bytes": manifest["artifact_bytes"]})
     progress(f"{stage}: {manifest['status']} after {time.perf_counter() - started:.1f} s")
     return manifest

@@ -66,10 +66,6 @@ def check_fp8_hardware(settings: dict, capability: tuple[int, int] | None) -> No
                                f"(Ada, Hopper, Blackwell), but the GPU reports {capability[0]}.{capability[1]}")
 
 
-def checkpoint_config(settings: dict) -> dict:
-    return {k: settings[k] for k in ("dtype", "qformat", "kv_cache_dtype")}
-
-
 def convert_command(snapshot: Path, out: Path, settings: dict, architecture: str) -> list[str]:
     """examples/models/core/<family>/convert_checkpoint.py for an unquantized checkpoint."""
     family = CONVERTERS.get(architecture)
@@ -143,7 +139,7 @@ class TrtllmBackend(Backend):
     runs_in_container = True
 
     def checkpoint_settings(self, settings):
-        ckpt = checkpoint_config(settings)
+        ckpt = {k: settings[k] for k in ("dtype", "qformat", "kv_cache_dtype")}
         if settings["qformat"] == "none":
             ckpt["container"] = settings["container"]
         else:
