@@ -32,9 +32,17 @@ def test_preflight_records_the_host_and_a_measured_bandwidth(tmp_path):
     assert record["disk"]["free_bytes"] > 0 and record["environment"]["cpu_cores"] >= 1
 
 
-def test_bandwidth_counts_read_and_write():
-    small = host_bandwidth(nbytes=8 * 2**20, repetitions=3)
-    assert small["n"] == 3 and all(v > 0 for v in small["values"])
+def test_bandwidth_counts_read_and_write(monkeypatch):
+    from enginebench import preflight
+
+    clock = iter([0.0, 0.5, 1.0, 2.0])  # two timed copies: 0.5 s and 1.0 s
+    monkeypatch.setattr(preflight.time, "perf_counter", lambda: next(clock))
+    copies = []
+    rates = preflight.copy_bandwidth(lambda: copies.append(1), nbytes=10**9, repetitions=2)
+    assert len(copies) == 3  # one warm-up, untimed
+    assert rates["values"] == [4.0, 2.0] and rates["unit"] == "GB/s"  # 2 × 1 GB moved per copy
+    monkeypatch.undo()
+    assert host_bandwidth(nbytes=8 * 2**20, repetitions=3)["n"] == 3
 
 
 def test_roofline_arithmetic():
