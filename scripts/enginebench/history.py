@@ -30,7 +30,7 @@ def append(model_dir: Path, stage: str, name: str, figures: dict) -> Path:
     folder = history_dir(model_dir)
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
-    record = {"time": now.isoformat(timespec="seconds"), "host": platform.node(), "commit": git_commit(),
+    record = {"time": now.isoformat(timespec="microseconds"), "host": platform.node(), "commit": git_commit(),
               "stage": stage, "name": name, "figures": figures}
     fd, tmp = tempfile.mkstemp(prefix=".record.", suffix=".tmp", dir=folder)
     final = folder / f"{stage}-{name}-{now.strftime('%Y%m%dT%H%M%S%fZ')}-{os.getpid()}.json"
