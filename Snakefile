@@ -11,6 +11,7 @@
 #   results/{model}/quality/{variant}.json       quality metrics against the reference (verdicts: report, gate)
 #   results/{model}/predicted/{variant}.json     the same for a TensorRT-LLM variant's ModelOpt fake-quant stand-in
 #   results/{model}/history/                     one immutable record per build and bench run
+#   results/{model}/figures/{figure}.png         the report's plots (throughput, batch sweep, size vs speed)
 #   results/report.md                            the comparison report
 #   results/quality-gate.json                    all verdicts; fails the run if quality.fail_on_gate is on
 #   results/logs/{model}/{stage}/{name}.log      one log per job
@@ -39,6 +40,7 @@ include: "rules/trtllm.smk"
 include: "rules/bench.smk"
 include: "rules/samples.smk"
 include: "rules/quality.smk"
+include: "rules/figures.smk"
 include: "rules/report.smk"
 include: "rules/gate.smk"
 

@@ -9,7 +9,8 @@ rule bench:
         checkpoint=checkpoint_of,
         engine=rules.engine.output.engine,
     output:
-        bench=paths.BENCH,
+        bench=report(paths.BENCH, category="Bench", subcategory="{model}",
+                     labels={"model": "{model}", "engine": "{variant}", "file": "bench (JSON)"}),
     params:
         # Engine spec + prompts + bench settings: changing the prompt set re-measures every engine.
         spec=lambda w: spec_json(PLAN.runtime_spec(w.model, w.variant, "bench")),

@@ -9,6 +9,7 @@ sys.path.insert(0, str(SCRIPTS))
 
 from enginebench import paths
 from enginebench.errors import EngineBenchError
+from enginebench.figures import FIGURES
 from enginebench.plan import build_plan, spec_json, validate_config
 
 try:
@@ -77,3 +78,11 @@ def eval_text_input(wildcards):
 
 def engine_targets(pattern):
     return [pattern.format(model=m, variant=v) for m, v in PLAN.all_engines()]
+
+
+def model_targets(pattern, model):
+    return [pattern.format(model=model, variant=v) for m, v in PLAN.all_engines() if m == model]
+
+
+def figure_targets():
+    return [paths.FIGURE.format(model=m, figure=f) for m in PLAN.models for f in FIGURES]

@@ -1,4 +1,4 @@
-# Stage 8: the quality gate over every engine's verdict, after the report is written.
+# Stage 9: the quality gate over every engine's verdict, after the report is written.
 
 
 rule gate:
@@ -8,7 +8,7 @@ rule gate:
         quality=engine_targets(paths.QUALITY),
         predicted=[paths.PREDICTED.format(model=m, variant=v) for m, v in PLAN.predicted_engines()],
     output:
-        gate=paths.GATE,
+        gate=report(paths.GATE, category="Quality", labels={"model": "all", "file": "quality gate verdicts"}),
     params:
         # Engines and thresholds; --fail-on-gate from quality.fail_on_gate.
         spec=lambda w: spec_json(PLAN.gate_spec()),

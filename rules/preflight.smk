@@ -6,7 +6,7 @@ rule preflight:
     input:
         cli=cli_script("preflight"),
     output:
-        preflight=paths.PREFLIGHT,
+        preflight=report(paths.PREFLIGHT, category="Host", labels={"file": "preflight (JSON)"}),
     threads: workflow.cores
     conda:
         CONDA_ENV

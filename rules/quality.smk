@@ -36,9 +36,10 @@ rule quality:
         reference=rules.reference.output.reference,
         reference_samples=reference_artifact(paths.SAMPLES),
     output:
-        quality=paths.QUALITY,
+        quality=report(paths.QUALITY, category="Quality", subcategory="{model}",
+                       labels={"model": "{model}", "engine": "{variant}", "file": "quality figures (JSON)"}),
     params:
-        # Engine spec + reference slug + eval settings + gate thresholds define the verdict.
+        # Engine spec + reference slug + eval settings define the figures (verdicts: report, gate).
         spec=lambda w: spec_json(PLAN.quality_spec(w.model, w.variant)),
     threads: workflow.cores
     resources:
@@ -66,7 +67,8 @@ rule predicted_quality:
         reference=rules.reference.output.reference,
         reference_samples=reference_artifact(paths.SAMPLES),
     output:
-        predicted=paths.PREDICTED,
+        predicted=report(paths.PREDICTED, category="Quality", subcategory="{model}",
+                         labels={"model": "{model}", "engine": "{variant}", "file": "predicted quality (JSON)"}),
     params:
         # The quality spec, plus the prompts and sample length of the stand-in's own samples.
         spec=lambda w: spec_json(PLAN.predicted_spec(w.model, w.variant)),

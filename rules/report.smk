@@ -1,4 +1,4 @@
-# Stage 7: the Markdown comparison report, rendered from the result files only.
+# Stage 8: the Markdown comparison report, rendered from the result files only.
 
 
 rule report:
@@ -12,8 +12,9 @@ rule report:
         samples=engine_targets(paths.SAMPLES),
         quality=engine_targets(paths.QUALITY),
         predicted=[paths.PREDICTED.format(model=m, variant=v) for m, v in PLAN.predicted_engines()],
+        figures=figure_targets(),  # report.md links them
     output:
-        report=paths.REPORT,
+        report=report(paths.REPORT, category="Report", labels={"file": "report.md (Markdown)"}),
     params:
         # Model order, baselines and title shape the report without being result files.
         layout=lambda w: spec_json(PLAN.report_layout()),

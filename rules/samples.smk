@@ -8,7 +8,8 @@ rule samples:
         checkpoint=checkpoint_of,
         engine=rules.engine.output.engine,
     output:
-        samples=paths.SAMPLES,
+        samples=report(paths.SAMPLES, category="Samples", subcategory="{model}",
+                       labels={"model": "{model}", "engine": "{variant}", "file": "samples (JSON)"}),
     params:
         # Engine spec + prompts + sample length define the answers.
         spec=lambda w: spec_json(PLAN.runtime_spec(w.model, w.variant, "samples")),

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in files:
         result = read_json(path)
         metrics = result.get("metrics", {})
-        ours, theirs = (metrics.get(f"decode_tokens_per_s_single_{who}") for who in ("harness", "engine"))
+        ours, theirs = (metrics.get(key) for key in ("decode_tokens_per_s_single", "decode_tokens_per_s_single_engine"))
         if not ours or not theirs:
             continue
         ratios = [a / b for a, b in zip(ours["values"], theirs["values"], strict=True)]

@@ -9,6 +9,7 @@ from pathlib import Path
 import bench as bench_cli
 import checkpoint as checkpoint_cli
 import engine as engine_cli
+import figures as figures_cli
 import predicted_quality as predicted_cli
 import preflight as preflight_cli
 import quality as quality_cli
@@ -66,6 +67,9 @@ def run_pipeline(config: dict, model_path: Path, root: Path, *, bench: bool = Tr
             "--out", str(root / paths.PREDICTED.format(model=model, variant=variant))]) == 0
     if bench:
         assert preflight_cli.main(["--out", str(root / paths.PREFLIGHT)]) == 0
+        figures = root / paths.FIGURE.format(model=model, figure="x")
+        assert figures_cli.main(["--layout", spec_json(plan.figures_layout(model)), "--root", str(root),
+                                 "--out-dir", str(figures.parent)]) == 0
         assert report_cli.main(["--layout", spec_json(plan.report_layout()), "--root", str(root),
                                 "--out", str(root / paths.REPORT)]) == 0
     return plan

@@ -18,7 +18,7 @@ def test_generated_config_has_the_requested_engines():
 
 
 def test_harness_overhead_ratio(tmp_path, capsys):
-    result = {"metrics": {"decode_tokens_per_s_single_harness": summarize([97.0, 99.0, 98.0], "tokens/s"),
+    result = {"metrics": {"decode_tokens_per_s_single": summarize([97.0, 99.0, 98.0], "tokens/s"),
                           "decode_tokens_per_s_single_engine": summarize([100.0, 100.0, 100.0], "tokens/s")}}
     path = tmp_path / "bench.json"
     path.write_text(json.dumps(result))
@@ -29,6 +29,6 @@ def test_harness_overhead_ratio(tmp_path, capsys):
 
 def test_harness_overhead_without_counters(tmp_path, capsys):
     path = tmp_path / "bench.json"
-    path.write_text(json.dumps({"metrics": {"tokens_per_s_batched": summarize([1.0], "tokens/s")}}))
+    path.write_text(json.dumps({"metrics": {"decode_tokens_per_s_single": summarize([1.0], "tokens/s")}}))
     assert bench_harness_overhead.main([str(path)]) == 1
     assert "no bench result with an engine counter" in capsys.readouterr().out

@@ -16,7 +16,7 @@ CONFIG = {
                         "variants": {"fp32": {"backend": "torch", "dtype": "float32"},
                                      "bf16": {"backend": "torch", "dtype": "bfloat16"}}}},
     "prompts": ["The function returns", "A module is"],
-    "bench": {"max_new_tokens": 6, "warmup": 1, "repetitions": 2, "load_repetitions": 1},
+    "bench": {"max_new_tokens": 6, "batch_sizes": [2, 3], "warmup": 1, "repetitions": 2, "load_repetitions": 1},
     "samples": {"max_new_tokens": 5},
 }
 
@@ -57,10 +57,26 @@ def test_bench_counts_tokens_and_keeps_raw_values(run):
     root, _ = run
     result = load(root, paths.BENCH, model="tiny", variant="bf16")
     raw, m = result["raw"], result["metrics"]
-    assert len(raw["batched"]) == len(raw["single"]) == 2
-    assert all(r["tokens"] == 2 * 6 for r in raw["batched"] + raw["single"])
-    assert m["tokens_per_s_batched"]["values"] == pytest.approx([r["tokens"] / r["seconds"] for r in raw["batched"]])
-    assert m["tokens_per_s_batched"]["unit"] == "tokens/s"
+    # Batch size 1 is added to the configured [2, 3]; 3 > the 2 prompts cycles through them.
+    assert [s["batch_size"] for s in raw["sweep"]] == [s["batch_size"] for s in m["sweep"]] == [1, 2, 3]
+    for size, batches in ((1, 2), (2, 1), (3, 1)):
+        (entry,) = [s for s in raw["sweep"] if s["batch_size"] == size]
+        assert len(entry["repetitions"]) == 2
+        assert all(len(rep["batches"]) == batches and rep["tokens"] == 6 * max(size, 2)
+                   for rep in entry["repetitions"])
+        (summary,) = [s for s in m["sweep"] if s["batch_size"] == size]
+        assert summary["tokens_per_s"]["values"] == pytest.approx(
+            [rep["tokens"] / rep["seconds"] for rep in entry["repetitions"]])
+        assert summary["tokens_per_s"]["unit"] == "tokens/s"
+        rows = 2 * max(size, 2)  # rows timed over both repetitions
+        assert summary["ttft_s"]["n"] == rows and summary["itl_s"]["n"] == rows * 5
+        for rep in entry["repetitions"]:
+            for run_ in rep["batches"]:
+                # Each row's first token and its 5 gaps fit within the generate call that produced them.
+                per_row = [run_["itl_s"][i * 5:(i + 1) * 5] for i in range(len(run_["ttft_s"]))]
+                for ttft, gaps in zip(run_["ttft_s"], per_row, strict=True):
+                    assert 0 < ttft and ttft + sum(gaps) <= run_["seconds"]
+    assert m["decode_tokens_per_s_single"]["n"] == 2 and m["decode_tokens_per_s_single"]["median"] > 0
     assert m["load_s"]["n"] == 1 and m["load_s"]["median"] > 0
     assert result["engine_info"]["dtype"] == "bfloat16"
     assert m["peak_rss_bytes"]["value"] > 0
@@ -99,13 +115,30 @@ def test_report_has_the_comparison_table(run):
     text = (root / paths.REPORT).read_text()
     assert "| Metric | fp32 (baseline) | bf16 | Δ bf16 vs fp32 |" in text
     for label in ("Convert / quantize (s)", "Engine build (s)", "Total build (s)", "Checkpoint size (MB)",
-                  "Engine size (MB)", "Engine load, cold (s)", "Generation time, batched (s)",
-                  "Tokens/s, batched", "Tokens/s, single-stream", "Quality verdict"):
+                  "Engine size (MB)", "Engine load, cold (s)", "Tokens/s, batch 3", "Tokens/s, single-stream",
+                  "Time to first token, single-stream (ms): median; p90", "Quality verdict", "### Batch sweep"):
         assert label in text
-    tps_row = next(line for line in text.splitlines() if line.startswith("| Runtime: Tokens/s, batched"))
+    tps_row = next(line for line in text.splitlines() if line.startswith("| Runtime: Tokens/s, batch 3"))
     assert tps_row.count("n=2") == 2 and "×)" in tps_row
+    assert "| bf16 | 3 | " in text  # a batch sweep row
     assert "**Prompt 2:** A module is" in text
     assert "PASS (reference: self-check)" in text and "**`" in text.split("## Recommendation")[1]
+
+
+def test_report_links_the_figures_it_draws(run):
+    import re
+
+    from matplotlib.image import imread
+
+    root, _ = run
+    text = (root / paths.REPORT).read_text()
+    links = re.findall(r"!\[[^]]+\]\(([^)]+\.png)\)", text)
+    assert sorted(Path(link).stem for link in links) == ["batch_sweep", "size_vs_speed", "throughput"]
+    for link in links:
+        image = imread(root / "results" / link)  # links are relative to results/report.md
+        height, width = image.shape[:2]
+        assert width >= 800 and height >= 150
+        assert image[..., :3].std() > 0.05  # something is drawn, not a blank canvas
 
 
 def test_errors_are_one_clear_line(tmp_path, capsys):

@@ -29,7 +29,7 @@ def test_report_compares_the_default_variants(finished):
     assert f"| Metric | {baseline} (baseline) |" in report
     for variant in variants:
         assert f"| {variant} |" in report  # a row in every samples table
-    tps = next(line for line in report.splitlines() if line.startswith("| Runtime: Tokens/s, batched"))
+    tps = next(line for line in report.splitlines() if line.startswith("| Runtime: Tokens/s, batch 8 |"))
     medians = [float(x.replace(",", "")) for x in re.findall(r"\| (?:~~)?([\d,.]+) \(", tps)]
     built = [v for v in variants if plan.engines[(model, v)].backend != "trtllm"]  # no TensorRT-LLM here
     assert len(medians) == len(built) and all(m > 0 for m in medians)
@@ -73,14 +73,24 @@ def test_trtllm_stage1_reason_and_fake_quant_rows(finished):
         assert f"| {variant}: predicted by ModelOpt fake-quant |" in report
 
 
-def test_report_has_the_host_record_roofline_and_history(finished):
+def test_report_has_the_host_record_roofline_latency_sweep_figures_and_history(finished):
     preflight = json.loads((finished / "results/host/preflight.json").read_text())
     assert preflight["bandwidth"]["host"]["median"] > 0
     report = (finished / "results" / "report.md").read_text()
     assert "- Memory bandwidth, host: " in report
     row = next(line for line in report.splitlines() if line.startswith("| Runtime: Roofline: single-stream decode"))
     assert len(re.findall(r"\| \d+%", row)) == 7  # every engine built here
-    assert "| llamacpp-f16 | Tokens/s, batched | 1 |" in report  # one recorded bench run so far
+    assert "| llamacpp-f16 | Tokens/s, batch 8 | 1 |" in report  # one recorded bench run so far
+    for label in ("Time to first token, single-stream (ms): median; p90",
+                  "Inter-token latency, single-stream (ms): median; p90"):
+        row = next(line for line in report.splitlines() if line.startswith(f"| Runtime: {label}"))
+        assert len(re.findall(r"\| [\d.,]+; p90 [\d.,]+ \(n=", row)) == 7
+    sweep = report.split("### Batch sweep")[1].split("###")[0]
+    assert len(re.findall(r"^\| [a-z0-9_.-]+ \| [1248] \|", sweep, flags=re.M)) == 7 * 4
+    for name in ("throughput", "batch_sweep", "size_vs_speed"):
+        assert f"](gemma3-270m/figures/{name}.png)" in report
+        assert (finished / f"results/gemma3-270m/figures/{name}.png").stat().st_size > 10_000
+    assert re.search(r"- Disk: the configured checkpoints and engines need about [\d.]+ GB", report)
 
 
 def test_second_run_does_nothing(finished):

@@ -6,7 +6,7 @@ import pytest
 from tinymodel import unsupported_copy
 
 from enginebench.backends import get_backend
-from enginebench.bench import parity_text, tokenizer_parity
+from enginebench.bench import TokenClock, parity_text, tokenizer_parity
 from enginebench.errors import EngineBenchError
 from enginebench.plan import build_plan, validate_config
 from enginebench.prompts import PromptEncoder
@@ -70,9 +70,13 @@ def test_engine_generates_and_tokenizes_like_the_snapshot(built, tiny_model, qua
     single = [engine.generate([i], 8, encoder.stop_ids, fixed_length=False)[0] for i in ids]
     assert batched == single  # sequences in one batch do not disturb each other
     assert all(0 < len(row) <= 8 for row in single)
-    counters = engine.counters()
-    assert counters["engine"]["decode_tokens"] == len(single[-1]) - 1
-    assert counters["harness"]["decode_s"] >= counters["engine"]["decode_s"] > 0
+    assert engine.counters()["engine"]["decode_tokens"] == len(single[-1]) - 1
+
+    clock = TokenClock(1)
+    streamed = engine.generate(ids[-1:], 8, encoder.stop_ids, fixed_length=True, on_token=clock)
+    counters = engine.counters()["engine"]
+    assert len(clock.arrivals[0]) == len(streamed[0]) == 8 and counters["decode_tokens"] == len(clock.itl()) == 7
+    assert sum(clock.itl()) >= counters["decode_s"] > 0  # our clock spans the engine's own decode calls
 
     fixed = engine.generate(ids, 12, encoder.stop_ids, fixed_length=True)
     assert [len(r) for r in fixed] == [12, 12]

@@ -1,12 +1,13 @@
-"""Preflight, roofline arithmetic and the run history, on known inputs."""
+"""Preflight, roofline arithmetic, latency timing, the batch sweep and the run history, on known inputs."""
 
 import json
 import os
 
 import pytest
 
-from enginebench import history
+from enginebench import bench, disk, history
 from enginebench.environment import parse_nvidia_smi
+from enginebench.errors import EngineBenchError
 from enginebench.preflight import fp8_capable, host_bandwidth, run_preflight
 from enginebench.roofline import decode_bound, kv_bytes_per_token
 
@@ -92,3 +93,68 @@ def test_an_existing_record_name_is_refused_not_replaced(tmp_path, monkeypatch):
                                               ([100.0, 200.0], pytest.approx(100 / 150))])
 def test_spread_across_runs(values, expected):
     assert history.spread(values) == expected
+
+
+def test_token_clock_on_a_known_clock(monkeypatch):
+    ticks = iter([10.0, 10.5, 10.5, 10.7, 10.7, 11.0, 11.2])
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(ticks))
+    clock = bench.TokenClock(2)  # started at 10.0
+    for _ in range(3):
+        clock(0)
+        clock(1)
+    assert clock.ttft() == pytest.approx([0.5, 0.5])
+    assert clock.itl() == pytest.approx([0.2, 0.3, 0.2, 0.5])  # row 0's gaps, then row 1's
+
+
+@pytest.mark.parametrize(("size", "expected"), [
+    (1, [["a"], ["b"], ["c"]]),
+    (2, [["a", "b"], ["c", "a"]]),  # the last batch is filled by cycling
+    (3, [["a", "b", "c"]]),
+    (5, [["a", "b", "c", "a", "b"]]),
+])
+def test_sweep_batches_cover_the_prompts_once(size, expected):
+    assert bench.sweep_batches(["a", "b", "c"], size) == expected
+
+
+def test_sweep_metrics_and_history_figures():
+    def run(seconds, ttft, itl):
+        return {"seconds": seconds, "tokens": 8, "ttft_s": ttft, "itl_s": itl}
+
+    reps = [{"seconds": 2.0, "tokens": 16, "batches": [run(1.0, [0.1], [0.2, 0.3]), run(1.0, [0.3], [0.1, 0.1])]},
+            {"seconds": 4.0, "tokens": 16, "batches": [run(2.0, [0.2], [0.5, 0.5]), run(2.0, [0.2], [0.4, 0.6])]}]
+    single = bench.sweep_metrics(1, reps)
+    assert single["tokens_per_s"]["values"] == [8.0, 4.0]
+    assert single["ttft_s"]["values"] == [0.1, 0.3, 0.2, 0.2] and single["ttft_s"]["median"] == pytest.approx(0.2)
+    assert single["itl_s"]["n"] == 8 and single["itl_s"]["p90"] == pytest.approx(0.53)
+    assert bench.decode_rates(reps)["decode_tokens_per_s_single"]["values"] == pytest.approx([4 / 0.7, 4 / 2.0])
+    metrics = {"load_s": {"median": 1.5}, "sweep": [{**single, "batch_size": 1},
+                                                    {**bench.sweep_metrics(4, reps[:1]), "batch_size": 4}]}
+    assert bench.at_batch(metrics)["batch_size"] == 4
+    assert bench.history_figures(metrics) == pytest.approx({
+        "load_s": 1.5, "tokens_per_s_batch1": 6.0, "tokens_per_s_batch4": 8.0,
+        "ttft_s_batch1": 0.2, "itl_s_batch1": 0.35})
+
+
+def test_parameter_count_reads_safetensors_headers(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"a": torch.zeros(3, 4), "b": torch.zeros(5, dtype=torch.bfloat16)}, tmp_path / "model.safetensors")
+    save_file({"c": torch.zeros(2, 2, 2)}, tmp_path / "extra.safetensors")
+    assert disk.parameter_count(tmp_path) == 12 + 5 + 8
+
+
+def test_disk_need_counts_a_shared_checkpoint_once():
+    llama = {"checkpoint_type": "f16", "kv_cache": "f16"}
+    variants = [{"backend": "torch", "checkpoint": "torch", "settings": {"dtype": "float32"}},
+                {"backend": "llamacpp", "checkpoint": "gguf-f16", "settings": {**llama, "quantization": "F16"}},
+                {"backend": "llamacpp", "checkpoint": "gguf-f16", "settings": {**llama, "quantization": "Q8_0"}}]
+    # one F16 GGUF (2 bytes per weight), the F16 engine is that file, Q8_0 is 8.5 bits per weight
+    assert disk.configured_need(variants, 1000) == pytest.approx(2000 + 0 + 1062.5)
+
+
+def test_a_build_that_cannot_fit_is_refused_before_it_starts(tmp_path):
+    free = disk.shutil.disk_usage(tmp_path).free
+    assert disk.check_free(tmp_path / "engines" / "x", 1000, "the engine x")["free_bytes"] > 0
+    with pytest.raises(EngineBenchError, match=r"disk: the engine x needs about .* GB free under"):
+        disk.check_free(tmp_path / "engines" / "x", free, "the engine x")

@@ -1,4 +1,5 @@
 import copy
+import re
 
 import pytest
 
@@ -33,7 +34,8 @@ def config(**patch):
 def test_defaults_are_filled():
     cfg = config()
     validate_config(cfg)
-    assert cfg["bench"] == {"max_new_tokens": 32, "warmup": 1, "repetitions": 3, "load_repetitions": 2}
+    assert cfg["bench"] == {"max_new_tokens": 32, "batch_sizes": [1, 2, 4, 8], "warmup": 1, "repetitions": 3,
+                            "load_repetitions": 2}
     assert cfg["samples"] == {"max_new_tokens": 64}
     assert cfg["models"]["tiny"]["trust_remote_code"] is False
     assert cfg["models"]["tiny"]["chat_template"] is True
@@ -121,3 +123,25 @@ def test_spec_json_is_canonical():
 def test_missing_config_file_is_clear(tmp_path):
     with pytest.raises(EngineBenchError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_single_stream_is_always_in_the_batch_sweep():
+    cfg = config(bench={"batch_sizes": [8, 2]})
+    validate_config(cfg)
+    build_plan(cfg)
+    assert cfg["bench"]["batch_sizes"] == [1, 2, 8]
+
+
+@pytest.mark.parametrize(("variant", "limit"), [
+    ({"backend": "llamacpp", "quantization": "Q8_0"}, "16, the largest that models.tiny.variants.big takes "
+                                                      "(the 16 sequences of one llama.cpp context)"),
+    ({"backend": "trtllm", "build": {"max_batch_size": 4}}, "4, the largest that models.tiny.variants.big takes "
+                                                            "(its build.max_batch_size)"),
+])
+def test_a_batch_size_an_engine_cannot_take_is_a_config_error(variant, limit):
+    cfg = config(bench={"batch_sizes": [1, 32]})
+    cfg["models"]["tiny"]["variants"]["big"] = variant
+    validate_config(cfg)
+    expected = r"^config key bench.batch_sizes: batch size 32 exceeds " + re.escape(limit)
+    with pytest.raises(EngineBenchError, match=expected):
+        build_plan(cfg)

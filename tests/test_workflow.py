@@ -39,7 +39,7 @@ def test_dry_run_plans_every_stage(tmp_path):
     rules = [r for r, _ in jobs]
     assert {r: rules.count(r) for r in set(rules)} == {
         "preflight": 1, "snapshot": 1, "checkpoint": 2, "engine": 5, "bench": 5, "samples": 5, "reference": 1,
-        "quality": 5, "report": 1, "gate": 1, "all": 1}
+        "quality": 5, "figures": 1, "report": 1, "gate": 1, "all": 1}
     # one checkpoint per backend, each shared by its engines
     assert ("checkpoint", "results/tiny/checkpoints/torch") in jobs
     assert ("checkpoint", "results/tiny/checkpoints/gguf-f16") in jobs
@@ -71,6 +71,9 @@ def test_lint_is_clean():
     assert "Congratulations" in done.stdout + done.stderr
 
 
+TINY_FIGURES = ", ".join(f"results/tiny/figures/{name}.png" for name in ("throughput", "batch_sweep", "size_vs_speed"))
+
+
 def test_end_to_end_tiny_model_then_noop_then_one_stale_chain(tmp_path, tiny_model):
     config = tiny_config(tiny_model, unsupported_copy(tiny_model, tmp_path / "unsupported-model"))
     path = write_config(tmp_path, config)
@@ -92,6 +95,13 @@ def test_end_to_end_tiny_model_then_noop_then_one_stale_chain(tmp_path, tiny_mod
     again = snakemake(tmp_path, "-n", config=path)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
+    html = snakemake(tmp_path, "--report", "results/report.html", config=path)
+    assert html.returncode == 0, html.stderr[-3000:]
+    page = (tmp_path / "results/report.html").read_text()
+    for annotated in ("throughput.png", "batch_sweep.png", "size_vs_speed.png", "report.md", "preflight.json",
+                      "llama-q8_0.json", "quality gate verdicts"):
+        assert annotated in page, annotated
+
     for variant, key, value in (("bf16", "dtype", "float16"), ("llama-q8_0", "quantization", "Q4_0")):
         changed = copy.deepcopy(config)
         changed["models"]["tiny"]["variants"][variant][key] = value
@@ -100,16 +110,19 @@ def test_end_to_end_tiny_model_then_noop_then_one_stale_chain(tmp_path, tiny_mod
         assert sorted(planned_jobs(dry.stdout)) == sorted([
             ("engine", f"results/tiny/engines/{variant}"), ("bench", f"results/tiny/bench/{variant}.json"),
             ("samples", f"results/tiny/samples/{variant}.json"), ("quality", f"results/tiny/quality/{variant}.json"),
-            ("report", "results/report.md"), ("gate", "results/quality-gate.json"), ("all", ""),
+            ("figures", TINY_FIGURES), ("report", "results/report.md"), ("gate", "results/quality-gate.json"),
+            ("all", ""),
         ])
 
-    # A stricter gate with fail_on_gate: no engine is re-measured, the report is re-rendered, the run fails.
+    # A stricter gate with fail_on_gate: no engine is re-measured, the figures (coloured by verdict) and
+    # the report are re-drawn, the run fails.
     strict = copy.deepcopy(config)
     strict["quality"].update(fail_on_gate=True, gate={"min_top1_agreement": 1.0})
     path = write_config(tmp_path, strict)
     dry = snakemake(tmp_path, "-n", config=path)
-    assert sorted(planned_jobs(dry.stdout)) == [("all", ""), ("gate", "results/quality-gate.json"),
-                                                ("report", "results/report.md")]
+    assert sorted(planned_jobs(dry.stdout)) == [("all", ""), ("figures", TINY_FIGURES),
+                                                ("figures", TINY_FIGURES.replace("tiny", "unsupported")),
+                                                ("gate", "results/quality-gate.json"), ("report", "results/report.md")]
     failed = snakemake(tmp_path, config=path)
     assert failed.returncode != 0
     assert "quality gate failed" in (tmp_path / "results/logs/gate.log").read_text()

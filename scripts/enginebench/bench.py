@@ -1,4 +1,5 @@
-"""Bench stage: cold load in fresh processes, then warm-up and timed repetitions, batched and single."""
+"""Bench stage: cold load in fresh processes, then warm-up and timed repetitions of a batch-size sweep,
+with every token's arrival time (time to first token, inter-token latency)."""
 
 from __future__ import annotations
 
@@ -32,19 +33,48 @@ def probe_load(spec: dict, paths: dict, threads: int, trust_remote_code: bool) -
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+class TokenClock:
+    """When each row's tokens reached the host, as the engine streams them (Engine.generate's on_token)."""
+
+    def __init__(self, rows: int):
+        self.arrivals: list[list[float]] = [[] for _ in range(rows)]
+        self.started = time.perf_counter()
+
+    def __call__(self, row: int) -> None:
+        self.arrivals[row].append(time.perf_counter())
+
+    def ttft(self) -> list[float]:
+        """Time to first token of each row, from the start of the generate call (prefill included)."""
+        return [times[0] - self.started for times in self.arrivals]
+
+    def itl(self) -> list[float]:
+        """Every gap between consecutive tokens of a row, all rows pooled."""
+        return [b - a for times in self.arrivals for a, b in zip(times, times[1:], strict=False)]
+
+
 def timed_generate(engine, batch, max_new_tokens, stop_ids) -> dict:
-    started = time.perf_counter()
-    rows = engine.generate(batch, max_new_tokens, stop_ids, fixed_length=True)
-    seconds = time.perf_counter() - started
+    clock = TokenClock(len(batch))
+    rows = engine.generate(batch, max_new_tokens, stop_ids, fixed_length=True, on_token=clock)
+    seconds = time.perf_counter() - clock.started
     tokens = sum(len(r) for r in rows)
     if tokens != max_new_tokens * len(batch):
         raise EngineBenchError(
             f"engine returned {tokens} tokens for a fixed-length run of {len(batch)} x {max_new_tokens}"
         )
-    run = {"seconds": seconds, "tokens": tokens}
+    streamed = [len(times) for times in clock.arrivals]
+    if streamed != [max_new_tokens] * len(batch):
+        raise EngineBenchError(f"engine streamed {streamed} tokens per row, returned {max_new_tokens} each")
+    run = {"seconds": seconds, "tokens": tokens, "ttft_s": clock.ttft(), "itl_s": clock.itl()}
     if (counters := engine.counters()) is not None:
         run["engine_counters"] = counters
     return run
+
+
+def sweep_batches(prompts: list, size: int) -> list[list]:
+    """Batches of `size` prompts that cover the prompt set once, cycling through it where a batch is
+    larger than what is left: 4 prompts at size 1 give 4 batches, at size 8 one batch of 8."""
+    n = len(prompts)
+    return [[prompts[(start + i) % n] for i in range(size)] for start in range(0, n, size)]
 
 
 def parity_text(chars: int = 4000) -> str:
@@ -72,16 +102,36 @@ def tokenizer_parity(engine, encoder: PromptEncoder, prompts: list[str]) -> dict
 
 
 def decode_rates(single: list[dict]) -> dict:
-    """Single-stream decode tokens/s by our clock and by the engine's own counter, where it keeps one."""
-    per_rep = [[r["engine_counters"] for r in rep["per_prompt"] if "engine_counters" in r] for rep in single]
-    if not all(per_rep):
-        return {}
-    rates = {}
-    for who in ("harness", "engine"):
-        rates[f"decode_tokens_per_s_single_{who}"] = summarize(
-            [sum(c[who]["decode_tokens"] for c in rep) / sum(c[who]["decode_s"] for c in rep) for rep in per_rep],
-            "tokens/s")
+    """Single-stream decode tokens/s (after the first token) by our clock, and by the engine's own
+    counter where it keeps one (so the harness overhead can be measured)."""
+    rates = {"decode_tokens_per_s_single": summarize(
+        [sum(len(r["itl_s"]) for r in rep["batches"]) / sum(sum(r["itl_s"]) for r in rep["batches"])
+         for rep in single], "tokens/s")}
+    counters = [[r["engine_counters"]["engine"] for r in rep["batches"] if "engine_counters" in r] for rep in single]
+    if all(counters):
+        rates["decode_tokens_per_s_single_engine"] = summarize(
+            [sum(c["decode_tokens"] for c in rep) / sum(c["decode_s"] for c in rep) for rep in counters], "tokens/s")
     return rates
+
+
+def sweep_metrics(batch_size: int, repetitions: list[dict]) -> dict:
+    """Throughput and latency at one batch size, over every repetition (latencies pooled over rows)."""
+    return {
+        "batch_size": batch_size,
+        "batches": len(repetitions[0]["batches"]),
+        "generation_s": summarize([r["seconds"] for r in repetitions], "s"),
+        "tokens_per_s": summarize([r["tokens"] / r["seconds"] for r in repetitions], "tokens/s"),
+        "ttft_s": summarize([t for r in repetitions for b in r["batches"] for t in b["ttft_s"]], "s"),
+        "itl_s": summarize([t for r in repetitions for b in r["batches"] for t in b["itl_s"]], "s"),
+    }
+
+
+def at_batch(metrics: dict, batch_size: int | None = None) -> dict:
+    """The sweep entry of `batch_size`; None: the largest batch measured."""
+    sweep = metrics["sweep"]
+    if batch_size is None:
+        return max(sweep, key=lambda s: s["batch_size"])
+    return next(s for s in sweep if s["batch_size"] == batch_size)
 
 
 def run_bench(spec: dict, paths: dict, threads: int) -> dict:
@@ -97,29 +147,26 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
     in_process_load_s = time.perf_counter() - started  # tokenizer included; warm page cache
     prompts = [encoder.encode(p) for p in spec["prompts"]]
     parity = tokenizer_parity(engine, encoder, spec["prompts"])
-    n = settings["max_new_tokens"]
+    n, sizes = settings["max_new_tokens"], settings["batch_sizes"]
     for i in range(settings["warmup"]):
-        progress(f"warm-up {i + 1}/{settings['warmup']}")
-        timed_generate(engine, prompts, n, encoder.stop_ids)
-        timed_generate(engine, prompts[:1], n, encoder.stop_ids)
+        progress(f"warm-up {i + 1}/{settings['warmup']}: batch sizes {sizes}")
+        for size in sizes:
+            timed_generate(engine, sweep_batches(prompts, size)[0], n, encoder.stop_ids)
 
-    batched, single = [], []
+    raw = {size: [] for size in sizes}
     for i in range(settings["repetitions"]):
-        progress(f"repetition {i + 1}/{settings['repetitions']}: batched ({len(prompts)} prompts)")
-        batched.append(timed_generate(engine, prompts, n, encoder.stop_ids))
-        progress(f"repetition {i + 1}/{settings['repetitions']}: single-stream")
-        runs = [timed_generate(engine, [p], n, encoder.stop_ids) for p in prompts]
-        single.append({"seconds": sum(r["seconds"] for r in runs), "tokens": sum(r["tokens"] for r in runs),
-                       "per_prompt": runs})
+        for size in sizes:
+            batches = sweep_batches(prompts, size)
+            progress(f"repetition {i + 1}/{settings['repetitions']}: batch size {size} ({len(batches)} batches)")
+            runs = [timed_generate(engine, batch, n, encoder.stop_ids) for batch in batches]
+            raw[size].append({"seconds": sum(r["seconds"] for r in runs), "tokens": sum(r["tokens"] for r in runs),
+                              "batches": runs})
 
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     metrics = {
         "load_s": summarize([p["load_s"] for p in probes], "s"),
-        "generation_s_batched": summarize([r["seconds"] for r in batched], "s"),
-        "tokens_per_s_batched": summarize([r["tokens"] / r["seconds"] for r in batched], "tokens/s"),
-        "generation_s_single": summarize([r["seconds"] for r in single], "s"),
-        "tokens_per_s_single": summarize([r["tokens"] / r["seconds"] for r in single], "tokens/s"),
-        **decode_rates(single),
+        "sweep": [sweep_metrics(size, raw[size]) for size in sizes],
+        **decode_rates(raw[1]),
         "peak_rss_bytes": {"unit": "bytes", "value": peak_rss},
         "peak_device_bytes": {"unit": "bytes", "value": engine.peak_device_memory_bytes()},
     }
@@ -136,9 +183,20 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
         "versions": backend.versions(),
         "environment": environment(),
         "raw": {"load_probes": probes, "in_process_load_s": in_process_load_s,
-                "batched": batched, "single": single},
+                "sweep": [{"batch_size": size, "repetitions": raw[size]} for size in sizes]},
         "metrics": metrics,
     }
+
+
+def history_figures(metrics: dict) -> dict:
+    """A bench's headline figures as its run-history record keeps them (medians)."""
+    figures = {"load_s": metrics["load_s"]["median"]}
+    for entry in metrics["sweep"]:
+        figures[f"tokens_per_s_batch{entry['batch_size']}"] = entry["tokens_per_s"]["median"]
+    single = at_batch(metrics, 1)
+    figures["ttft_s_batch1"] = single["ttft_s"]["median"]
+    figures["itl_s_batch1"] = single["itl_s"]["median"]
+    return figures
 
 
 def record_history(result: dict, out: Path) -> None:
@@ -147,6 +205,4 @@ def record_history(result: dict, out: Path) -> None:
 
     if result.get("status", "ok") != "ok":
         return
-    m = result["metrics"]
-    append(Path(out).parent.parent, "bench", Path(out).stem,
-           {key: m[key]["median"] for key in ("tokens_per_s_batched", "tokens_per_s_single", "load_s")})
+    append(Path(out).parent.parent, "bench", Path(out).stem, history_figures(result["metrics"]))

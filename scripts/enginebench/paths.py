@@ -10,6 +10,7 @@
     results/{model}/quality/{variant}.json        quality metrics against the reference
     results/{model}/predicted/{variant}.json      the same for the engine's stand-in (ModelOpt fake-quant)
     results/{model}/history/                      one immutable record per build and bench run
+    results/{model}/figures/{figure}.png          the report's plots
     results/report.md                             the comparison report
     results/quality-gate.json                     every engine's verdict (fails the run if quality.fail_on_gate)
     results/logs/{model}/{stage}/{name}.log       one log per job
@@ -24,6 +25,7 @@ SAMPLES = "results/{model}/samples/{variant}.json"
 REFERENCE = "results/{model}/reference/logprobs.json"
 QUALITY = "results/{model}/quality/{variant}.json"
 PREDICTED = "results/{model}/predicted/{variant}.json"
+FIGURE = "results/{model}/figures/{figure}.png"
 REPORT = "results/report.md"
 GATE = "results/quality-gate.json"
 LOG = "results/logs/{model}/{stage}/{name}.log"

@@ -173,16 +173,25 @@ class Plan:
         and the report keeps the config's order with the baseline first."""
         models = []
         for model, cfg in self.config["models"].items():
-            order = [cfg["baseline"]] + [v for v in cfg["variants"] if v != cfg["baseline"]]
             models.append({
                 "slug": model,
                 "baseline": cfg["baseline"],
                 "reference": self.reference(model),
                 "variants": [{"slug": v, **self.engine_spec(model, v), "describe": self.describe(model, v),
-                              "predicted_by": self.predicted_by(model, v)} for v in order],
+                              "predicted_by": self.predicted_by(model, v)} for v in self.report_order(model)],
             })
         return {"title": self.config["report"]["title"], "models": models, "prompts": self.config["prompts"],
                 "bench": self.config["bench"], "samples": self.config["samples"], "quality": self.config["quality"]}
+
+    def report_order(self, model: str) -> list[str]:
+        """The model's variants as the report lists them: the baseline first, then the config's order."""
+        cfg = self.config["models"][model]
+        return [cfg["baseline"]] + [v for v in cfg["variants"] if v != cfg["baseline"]]
+
+    def figures_layout(self, model: str) -> dict:
+        """What a model's figures read besides its result files: engine order and gate thresholds."""
+        return {"slug": model, "variants": [{"slug": v} for v in self.report_order(model)],
+                "gate": self.config["quality"]["gate"]}
 
     def gate_spec(self) -> dict:
         """What the gate reads: every engine (in report_layout's shape) and the thresholds."""
@@ -201,6 +210,8 @@ class Plan:
 def build_plan(config: dict) -> Plan:
     """Resolve every variant to its backend and the (possibly shared) checkpoint it is built from."""
     plan = Plan(config)
+    # Single-stream is always measured: the roofline and the latency headlines read it.
+    sizes = config["bench"]["batch_sizes"] = sorted(set(config["bench"]["batch_sizes"]) | {1})
     for model, cfg in config["models"].items():
         if cfg["baseline"] not in cfg["variants"]:
             raise EngineBenchError(
@@ -221,6 +232,9 @@ def build_plan(config: dict) -> Plan:
                     f"({plan.checkpoints[(model, ckpt)]} and {spec}); this is a bug in backend "
                     f"{backend.name!r}"
                 )
+            if (limit := backend.batch_limit(settings)) is not None and max(sizes) > limit[0]:
+                raise EngineBenchError(f"config key bench.batch_sizes: batch size {max(sizes)} exceeds {limit[0]}, "
+                                       f"the largest that models.{model}.variants.{variant} takes ({limit[1]})")
             plan.engines[(model, variant)] = Engine(model, variant, backend.name, settings, ckpt)
         plan.references[model] = resolve_reference(model, cfg)
     return plan

@@ -14,6 +14,9 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from . import paths
+from .bench import at_batch
+from .disk import configured_need, parameter_count
+from .figures import FIGURES
 from .io import read_json
 from .quality import CHECKS, verdict
 
@@ -50,6 +53,12 @@ def summary_cell(summary: dict) -> Cell:
         return Cell(f"{fmt_number(med)} (n=1)", med)
     lo, hi = summary["min"], summary["max"]
     return Cell(f"{fmt_number(med)} ({fmt_number(lo)}–{fmt_number(hi)}, n={summary['n']})", med)
+
+
+def latency_cell(summary: dict) -> Cell:
+    """A latency in ms: median and p90 over every measured token, e.g. '41.2; p90 47.9 (n=93)'."""
+    med = summary["median"] * 1000
+    return Cell(f"{fmt_number(med)}; p90 {fmt_number(summary['p90'] * 1000)} (n={summary['n']:,})", med)
 
 
 def stage_cell(manifest: dict, key: str, shared: bool = False) -> Cell:
@@ -159,15 +168,18 @@ def roofline_cells(results: dict, host: dict) -> dict[Metric, Cell]:
                                                                                   "layout or bandwidth unknown)")}
     context = sum(bench["prompt_tokens"]) / len(bench["prompt_tokens"]) + bench["spec"]["bench"]["max_new_tokens"] / 2
     bound = decode_bound(bandwidth["median"], info["weight_bytes"], kv, context)
-    key = "decode_tokens_per_s_single_harness" if "decode_tokens_per_s_single_harness" in m else "tokens_per_s_single"
-    speed = m[key]["median"]
+    speed = m["decode_tokens_per_s_single"]["median"]
     return {
         Metric("Runtime", "Roofline: decode bound, single-stream (tokens/s)", True):
             Cell(f"{fmt_number(bound['tokens_per_s'])} ({bound['bytes_per_token'] / MB:,.0f} MB/token)",
                  bound["tokens_per_s"]),
         Metric("Runtime", "Roofline: single-stream decode, % of bound", None):
-            Cell(f"{speed / bound['tokens_per_s']:.0%}" + ("" if key.startswith("decode") else " (incl. prefill)")),
+            Cell(f"{speed / bound['tokens_per_s']:.0%}"),
     }
+
+
+def batched_metric(batch_size: int) -> Metric:
+    return Metric("Runtime", f"Tokens/s, batch {batch_size}", True)
 
 
 def engine_cells(results: dict, host: dict) -> dict[Metric, Cell]:
@@ -176,6 +188,7 @@ def engine_cells(results: dict, host: dict) -> dict[Metric, Cell]:
     if bench.get("status", "ok") != "ok":
         return {}
     m = bench["metrics"]
+    single, largest = at_batch(m, 1), at_batch(m)
     stage_times = [t for man, key in ((ckpt, "checkpoint_s"), (eng, "engine_s"))
                    if man.get("work", True) for t in [man["timings"][key]]]
     weights = bench["engine_info"].get("weight_bytes")
@@ -191,11 +204,14 @@ def engine_cells(results: dict, host: dict) -> dict[Metric, Cell]:
         Metric("Artifacts", "Weights in memory (MB)", False):
             Cell(fmt_number(weights / MB), weights / MB) if weights else Cell("not reported"),
         Metric("Runtime", "Engine load, cold (s)", False): summary_cell(m["load_s"]),
-        Metric("Runtime", "Generation time, batched (s)", False): summary_cell(m["generation_s_batched"]),
-        Metric("Runtime", "Tokens/s, batched", True): guarded(summary_cell(m["tokens_per_s_batched"]), results),
-        Metric("Runtime", "Tokens/s, single-stream", True): guarded(summary_cell(m["tokens_per_s_single"]), results),
+        Metric("Runtime", "Tokens/s, single-stream", True): guarded(summary_cell(single["tokens_per_s"]), results),
+        batched_metric(largest["batch_size"]): guarded(summary_cell(largest["tokens_per_s"]), results),
+        Metric("Runtime", "Time to first token, single-stream (ms): median; p90", False):
+            latency_cell(single["ttft_s"]),
+        Metric("Runtime", "Inter-token latency, single-stream (ms): median; p90", False):
+            latency_cell(single["itl_s"]),
         **{Metric("Runtime", f"Decode tokens/s, single-stream, {label}", True): summary_cell(m[key])
-           for key, label in (("decode_tokens_per_s_single_harness", "our clock"),
+           for key, label in (("decode_tokens_per_s_single", "our clock"),
                               ("decode_tokens_per_s_single_engine", "engine's own counter")) if key in m},
         Metric("Runtime", "Peak memory (MB)", False): Cell(fmt_number(peak / MB), peak / MB),
         **roofline_cells(results, host),
@@ -264,10 +280,10 @@ def comparison_table(model: dict, cells: dict[str, dict], status: dict[str, tupl
 
 
 def engines_table(model: dict, cells: dict[str, dict], status: dict[str, tuple],
-                  results: dict[str, dict]) -> pd.DataFrame:
+                  results: dict[str, dict], batch_size: int) -> pd.DataFrame:
     """The compact cross-engine view: | Engine | Quantization | KV cache | Tokens/s | vs baseline | Quality |."""
     baseline = model["baseline"]
-    tokens_per_s = Metric("Runtime", "Tokens/s, batched", True)
+    tokens_per_s = batched_metric(batch_size)
     base_tps = cells[baseline].get(tokens_per_s)
     rows = []
     for spec in model["variants"]:
@@ -277,14 +293,15 @@ def engines_table(model: dict, cells: dict[str, dict], status: dict[str, tuple],
             "Engine": f"{variant} ({spec['backend']})",
             "Quantization": spec["describe"]["quantization"],
             "KV cache": spec["describe"]["kv_cache"],
-            "Tokens/s (batched)": tps.text if tps else short_status(status[variant][0]),
+            f"Tokens/s (batch {batch_size})": tps.text if tps else short_status(status[variant][0]),
             "vs baseline": "baseline" if variant == baseline else delta_cell(tps, base_tps),
             "Quality": verdict_text(results[variant]["verdict"], built=status[variant][0] == "ok",
                                     is_reference=results[variant]["quality"].get("is_reference", False)),
         })
         if (predicted := results[variant].get("predicted")) is not None:
             rows.append({**rows[-1], "Engine": f"{variant}: predicted by {predicted['by']}",
-                         "Tokens/s (batched)": "— (a stand-in for quality only, no speed)", "vs baseline": "—",
+                         f"Tokens/s (batch {batch_size})": "— (a stand-in for quality only, no speed)",
+                         "vs baseline": "—",
                          "Quality": verdict_text(predicted["verdict"])})
     return pd.DataFrame(rows)
 
@@ -364,9 +381,9 @@ def samples_tables(prompts: list[str], results: dict[str, dict], status: dict[st
     return tables
 
 
-def recommendation(cells: dict[str, dict], results: dict[str, dict]) -> dict:
-    """The engines that pass the gate, fastest (median batched tokens/s) first."""
-    tokens_per_s = Metric("Runtime", "Tokens/s, batched", True)
+def recommendation(cells: dict[str, dict], results: dict[str, dict], batch_size: int) -> dict:
+    """The engines that pass the gate, fastest (median tokens/s at the largest batch) first."""
+    tokens_per_s = batched_metric(batch_size)
     passing = sorted(((c[tokens_per_s].value, v) for v, c in cells.items()
                       if tokens_per_s in c and passed(results[v])), reverse=True)
     return {"ranked": [{"variant": v, "tokens_per_s": fmt_number(tps)} for tps, v in passing],
@@ -385,20 +402,42 @@ def quality_settings(quality: dict, results: dict[str, dict]) -> dict:
     }
 
 
-def history_table(root: Path, model: str, variants: list[dict]) -> str | None:
+def sweep_table(results: dict[str, dict], status: dict[str, tuple]) -> str | None:
+    """Per engine and batch size: tokens/s (struck without a quality PASS), its gain over batch 1,
+    time to first token and inter-token latency."""
+    rows = []
+    for variant, r in results.items():
+        if status[variant][0] != "ok":
+            continue
+        sweep = sorted(r["bench"]["metrics"]["sweep"], key=lambda e: e["batch_size"])
+        for entry in sweep:
+            tps = guarded(summary_cell(entry["tokens_per_s"]), r)
+            rows.append({
+                "Engine": variant, "Batch size": entry["batch_size"], "Tokens/s": tps.text,
+                "vs batch 1": "—" if entry is sweep[0] else delta_cell(tps, summary_cell(sweep[0]["tokens_per_s"])),
+                "Time to first token (ms): median; p90": latency_cell(entry["ttft_s"]).text,
+                "Inter-token latency (ms): median; p90": latency_cell(entry["itl_s"]).text,
+            })
+    return markdown_table(pd.DataFrame(rows)) if rows else None
+
+
+def history_table(root: Path, model: str, variants: list[dict], batch_size: int) -> str | None:
     """Per engine, each figure across every recorded run: runs, range, spread, and whether it is stable."""
     from . import history
 
     model_dir = root / "results" / model
     rows = []
     for spec in variants:
-        series = [("checkpoint", spec["checkpoint"], "checkpoint_s", "Convert / quantize (s)"),
-                  ("engine", spec["slug"], "engine_s", "Engine build (s)"),
-                  ("bench", spec["slug"], "tokens_per_s_batched", "Tokens/s, batched"),
-                  ("bench", spec["slug"], "tokens_per_s_single", "Tokens/s, single-stream"),
-                  ("bench", spec["slug"], "load_s", "Engine load, cold (s)")]
-        for stage, name, key, label in series:
-            values = [r["figures"][key] for r in history.records(model_dir, stage, name)]
+        series = [("checkpoint", spec["checkpoint"], "checkpoint_s", "Convert / quantize (s)", 1),
+                  ("engine", spec["slug"], "engine_s", "Engine build (s)", 1),
+                  ("bench", spec["slug"], "tokens_per_s_batch1", "Tokens/s, single-stream", 1),
+                  ("bench", spec["slug"], f"tokens_per_s_batch{batch_size}", f"Tokens/s, batch {batch_size}", 1),
+                  ("bench", spec["slug"], "ttft_s_batch1", "Time to first token, single-stream (ms)", 1000),
+                  ("bench", spec["slug"], "itl_s_batch1", "Inter-token latency, single-stream (ms)", 1000),
+                  ("bench", spec["slug"], "load_s", "Engine load, cold (s)", 1)]
+        for stage, name, key, label, scale in series:
+            # Records from before a figure existed (or from another batch sweep) do not carry it.
+            values = [r["figures"][key] * scale for r in history.records(model_dir, stage, name) if key in r["figures"]]
             if not values:
                 continue
             spread = history.spread(values)
@@ -438,6 +477,11 @@ def render_report(layout: dict, root: Path) -> str:
         results = load_results(root, model, mcfg["variants"], layout["quality"]["gate"])
         status = {v: status_of(r) for v, r in results.items()}
         host = {**preflight, "model_config": read_json(root / paths.SNAPSHOT.format(model=model) / "config.json")}
+        largest = max(layout["bench"]["batch_sizes"])
+        parameters = parameter_count(root / paths.SNAPSHOT.format(model=model))
+        built = {**{("checkpoint", s["checkpoint"]): results[s["slug"]]["checkpoint"] for s in mcfg["variants"]},
+                 **{("engine", s["slug"]): results[s["slug"]]["engine"] for s in mcfg["variants"]}}
+        written = sum(m.get("artifact_bytes", 0) for m in built.values() if m.get("status", "ok") == "ok")
         cells = {v: engine_cells(r, host) for v, r in results.items()}
         ran = [results[v]["bench"] for v, (st, _) in status.items() if st == "ok"]
         not_built = [{"variant": v, "status": st, "reason": why, "would_run": would_run(results[v])}
@@ -448,14 +492,20 @@ def render_report(layout: dict, root: Path) -> str:
             "provenance": snapshot["provenance"],
             "snapshot_mb": fmt_number(snapshot["total_bytes"] / MB),
             "snapshot_s": fmt_number(snapshot["timings"]["import_s"]),
+            "disk": {"need_gb": f"{configured_need(mcfg['variants'], parameters) / 1e9:.2f}",
+                     "parameters": f"{parameters / 1e6:,.0f} M", "written_gb": f"{written / 1e9:.2f}",
+                     "free_gb": f"{preflight['disk']['free_bytes'] / 1e9:.1f}"},
             "baseline": mcfg["baseline"],
             "table": markdown_table(comparison_table(mcfg, cells, status)),
-            "engines": markdown_table(engines_table(mcfg, cells, status, results)),
+            "engines": markdown_table(engines_table(mcfg, cells, status, results, largest)),
+            "sweep": sweep_table(results, status),
+            "figures": [{"path": Path(paths.FIGURE.format(model=model, figure=name)).relative_to("results").as_posix(),
+                         "title": title} for name, title in FIGURES.items()],
             "reference": mcfg["reference"],
             "quality": quality_settings(layout["quality"], results),
-            "recommendation": recommendation(cells, results),
+            "recommendation": recommendation(cells, results, largest),
             "predicted": predicted_table(results),
-            "history": history_table(root, model, mcfg["variants"]),
+            "history": history_table(root, model, mcfg["variants"], largest),
             "not_built": not_built,
             "threads": ran[0]["threads"] if ran else None,
             "prompt_tokens": ran[0]["prompt_tokens"] if ran else [],

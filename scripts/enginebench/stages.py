@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .backends import get_backend
 from .cli import progress
+from .disk import check_free, parameter_count
 from .errors import StageFailure
 from .history import append as append_history
 from .io import atomic_dir, read_json, tree_bytes, write_json_atomic
@@ -31,7 +32,7 @@ def upstream_problem(*artifacts: Path) -> dict | None:
     return None
 
 
-def _run_stage(stage: str, spec: dict, out: Path, work, upstream: list[Path], planned) -> dict:
+def _run_stage(stage: str, spec: dict, snapshot: Path, out: Path, work, upstream: list[Path], planned) -> dict:
     backend = get_backend(spec["backend"])
     started = time.perf_counter()
     with atomic_dir(out) as tmp:
@@ -46,6 +47,8 @@ def _run_stage(stage: str, spec: dict, out: Path, work, upstream: list[Path], pl
                 manifest["would_run"] = planned(backend)
         else:
             progress(f"{stage}: backend {backend.name}, settings {spec['settings']}")
+            if need := backend.artifact_bytes(stage, spec["settings"], parameter_count(snapshot)):
+                manifest["disk"] = check_free(out, need, f"the {stage} {Path(out).name}")
             manifest["versions"] = backend.versions()
             try:
                 fields = work(backend, tmp)
@@ -67,13 +70,13 @@ def _run_stage(stage: str, spec: dict, out: Path, work, upstream: list[Path], pl
 
 
 def build_checkpoint(spec: dict, snapshot: Path, out: Path) -> dict:
-    return _run_stage("checkpoint", spec, out,
+    return _run_stage("checkpoint", spec, Path(snapshot), out,
                       lambda backend, tmp: backend.convert(Path(snapshot), spec["settings"], tmp), [],
                       lambda backend: backend.planned("checkpoint", Path(snapshot), out, None, spec["settings"]))
 
 
 def build_engine(spec: dict, snapshot: Path, checkpoint: Path, out: Path) -> dict:
-    return _run_stage("engine", spec, out,
+    return _run_stage("engine", spec, Path(snapshot), out,
                       lambda backend, tmp: backend.build(Path(snapshot), Path(checkpoint), spec["settings"], tmp),
                       [Path(checkpoint)],
                       lambda backend: backend.planned("engine", Path(snapshot), Path(checkpoint), out,

@@ -8,6 +8,7 @@ their output tokens are counted from their own ids.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -16,11 +17,13 @@ class Engine(ABC):
 
     @abstractmethod
     def generate(self, batch: list[list[int]], max_new_tokens: int, stop_ids: list[int],
-                 fixed_length: bool) -> list[list[int]]:
+                 fixed_length: bool, on_token: Callable[[int], None] | None = None) -> list[list[int]]:
         """Greedy-decode every sequence in `batch` together; return only the new token ids.
 
         With `fixed_length`, stop tokens are suppressed and each row gets exactly `max_new_tokens`
         (throughput runs); otherwise a row ends at its first stop token, which is not returned.
+        `on_token(row)` is called as each new token of a row reaches the host (streaming), so the
+        bench can time the first token and the gaps between tokens.
         """
 
     def info(self) -> dict:
@@ -95,6 +98,15 @@ class Backend(ABC):
     def predictor(self, snapshot: Path, settings: dict, *, threads: int, trust_remote_code: bool) -> Engine:
         """The stand-in engine of `predicts`: it predicts the engine's output quality, not its speed."""
         raise NotImplementedError
+
+    def artifact_bytes(self, stage: str, settings: dict, parameters: int) -> float:
+        """Estimated bytes of the checkpoint or engine `stage` writes for a model of `parameters`
+        (0 for a stage without an artifact), for the disk check before a build."""
+        return 0.0
+
+    def batch_limit(self, settings: dict) -> tuple[int, str] | None:
+        """The largest batch its engines take and the setting or limit that fixes it, if any."""
+        return None
 
     def settings_error(self, settings: dict) -> str | None:
         """A combination of settings the schema cannot express that this backend refuses, else None."""

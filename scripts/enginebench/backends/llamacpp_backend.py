@@ -26,7 +26,12 @@ from .base import Backend, Engine
 REPO = Path(__file__).resolve().parents[3]
 CONVERTER = Path(os.environ.get("ENGINEBENCH_LLAMA_CONVERTER", REPO / "vendor/llama.cpp/convert_hf_to_gguf.py"))
 GGUF_NAME = "model.gguf"
-MAX_SEQUENCES = 16  # sequences one context can decode together (the batched bench's batch size)
+MAX_SEQUENCES = 16  # sequences one context can decode together (the largest bench batch size)
+
+# bits per weight of each file type, as llama.cpp's quantize lists them (for the disk estimate)
+FILE_TYPE_BITS = {"F32": 32, "F16": 16, "BF16": 16, "Q8_0": 8.5, "Q6_K": 6.56, "Q5_K_M": 5.67, "Q5_K_S": 5.52,
+                  "Q5_0": 5.5, "Q4_K_M": 4.89, "Q4_K_S": 4.58, "Q4_0": 4.5, "Q3_K_M": 3.91, "Q3_K_S": 3.5,
+                  "Q2_K": 3.35, "IQ4_NL": 4.5}
 
 # config name (config/schema.yaml) -> ggml type name
 KV_TYPES = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "q5_1": "Q5_1", "q5_0": "Q5_0",
@@ -96,19 +101,17 @@ class LlamaCppEngine(Engine):
             logits[banned] = -np.inf
         return int(np.argmax(logits))
 
-    def generate(self, batch, max_new_tokens, stop_ids, fixed_length):
+    def generate(self, batch, max_new_tokens, stop_ids, fixed_length, on_token=None):
         L = self.L
         if len(batch) > MAX_SEQUENCES:
             raise EngineBenchError(f"batch of {len(batch)} exceeds the engine's {MAX_SEQUENCES} sequences")
         L.llama_memory_clear(L.llama_get_memory(self.ctx), True)
         L.llama_perf_context_reset(self.ctx)
-        started = time.perf_counter()
         entries, rows = [], []
         for seq, ids in enumerate(batch):
             entries += [(tok, pos, seq, pos == len(ids) - 1) for pos, tok in enumerate(ids)]
             rows.append(len(entries) - 1)
         self._decode(entries)
-        prefilled = time.perf_counter()
         banned = list(stop_ids) if fixed_length else []
         outputs = [[] for _ in batch]
         active = list(range(len(batch)))
@@ -119,6 +122,8 @@ class LlamaCppEngine(Engine):
                 if not fixed_length and tok in stop_ids:
                     continue
                 outputs[seq].append(tok)
+                if on_token is not None:
+                    on_token(seq)
                 if len(outputs[seq]) < max_new_tokens:
                     still.append(seq)
                     step.append((tok, len(batch[seq]) + len(outputs[seq]) - 1, seq, True))
@@ -126,13 +131,10 @@ class LlamaCppEngine(Engine):
                 break
             self._decode(step)
             active, rows = still, list(range(len(step)))
-        finished = time.perf_counter()
         perf = L.llama_perf_context(self.ctx)
         # llama.cpp counts a decode call of one token as "eval" and anything larger as "prompt eval",
         # so its decode figure is meaningful for single-stream runs only.
         self.last_counters = {
-            "harness": {"prefill_s": prefilled - started, "decode_s": finished - prefilled,
-                        "decode_tokens": max((len(o) for o in outputs), default=1) - 1},
             "engine": {"source": "llama_perf_context", "prefill_s": perf.t_p_eval_ms / 1000,
                        "prefill_tokens": perf.n_p_eval, "decode_s": perf.t_eval_ms / 1000,
                        "decode_tokens": perf.n_eval},
@@ -170,6 +172,15 @@ class LlamaCppBackend(Backend):
 
     def describe(self, settings):
         return {"quantization": settings["quantization"], "kv_cache": settings["kv_cache"]}
+
+    def artifact_bytes(self, stage, settings, parameters):
+        kind = settings["checkpoint_type"].upper() if stage == "checkpoint" else settings["quantization"]
+        if stage == "engine" and kind == settings["checkpoint_type"].upper():
+            return 0.0  # the checkpoint is the engine
+        return parameters * FILE_TYPE_BITS[kind] / 8
+
+    def batch_limit(self, settings):
+        return MAX_SEQUENCES, f"the {MAX_SEQUENCES} sequences of one llama.cpp context"
 
     def availability(self, stage, settings):
         try:

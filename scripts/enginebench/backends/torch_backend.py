@@ -12,12 +12,31 @@ from pathlib import Path
 from .base import Backend, Engine
 
 
+class _TokenStreamer:
+    """A transformers streamer that reports each new token's row: generate() hands it the prompt
+    first, then one token per row at every step, on the host (so a GPU step has finished)."""
+
+    def __init__(self, on_token):
+        self.on_token = on_token
+        self.prompt_seen = False
+
+    def put(self, value):
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        for row in range(value.shape[0]):
+            self.on_token(row)
+
+    def end(self):
+        pass
+
+
 class TorchEngine(Engine):
     def __init__(self, model, device):
         self.model = model
         self.device = device
 
-    def generate(self, batch, max_new_tokens, stop_ids, fixed_length):
+    def generate(self, batch, max_new_tokens, stop_ids, fixed_length, on_token=None):
         import torch
 
         width = max(len(ids) for ids in batch)
@@ -29,6 +48,8 @@ class TorchEngine(Engine):
                       eos_token_id=stop_ids or None, top_p=None, top_k=None, temperature=None)
         if fixed_length:
             kwargs["min_new_tokens"] = max_new_tokens
+        if on_token is not None:
+            kwargs["streamer"] = _TokenStreamer(on_token)
         with torch.inference_mode():
             out = self.model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
         rows = []

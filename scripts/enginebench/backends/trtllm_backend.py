@@ -39,6 +39,8 @@ EXAMPLES = Path(os.environ.get("ENGINEBENCH_TRTLLM_EXAMPLES", "/app/tensorrt_llm
 CONVERTERS = {"Qwen2ForCausalLM": "qwen", "LlamaForCausalLM": "llama", "MistralForCausalLM": "llama"}
 TIMING_CACHE = "trtllm-timing.cache"  # beside the engines folder, reused by every build of a model
 FP8_SETTINGS = "qformat fp8 or w4a8_awq, or kv_cache_dtype fp8"
+# bytes per weight of a checkpoint (and of the engine built from it), by qformat; none: the dtype's 2
+QFORMAT_WEIGHT_BYTES = {"none": 2.0, "fp8": 1.0, "int8_sq": 1.0, "int4_awq": 0.5, "w4a8_awq": 0.5}
 
 
 def needs_fp8(settings: dict) -> bool:
@@ -108,16 +110,42 @@ class TrtllmEngine(Engine):
 
         self.llm = LLM(model=str(engine), tokenizer=str(snapshot), trust_remote_code=trust_remote_code)
 
-    def generate(self, batch, max_new_tokens, stop_ids, fixed_length):
+    def generate(self, batch, max_new_tokens, stop_ids, fixed_length, on_token=None):
         from tensorrt_llm import SamplingParams
 
         # Greedy (top_k=1). end_id -1 matches no token: exactly max_new_tokens for throughput runs.
-        params = SamplingParams(max_tokens=max_new_tokens, top_k=1, end_id=-1 if fixed_length else stop_ids[0])
-        outputs = self.llm.generate(batch, sampling_params=params, use_tqdm=False)
-        rows = [list(out.outputs[0].token_ids) for out in outputs]
+        # detokenize=False: no incremental detokenization in our process while tokens are timed.
+        params = SamplingParams(max_tokens=max_new_tokens, top_k=1, end_id=-1 if fixed_length else stop_ids[0],
+                                detokenize=False)
+        if on_token is None:
+            outputs = self.llm.generate(batch, sampling_params=params, use_tqdm=False)
+            rows = [list(out.outputs[0].token_ids) for out in outputs]
+        else:
+            rows = self._stream(batch, params, on_token)
         if not fixed_length:  # the other stop ids (end_id takes one)
             rows = [row[:next((i for i, t in enumerate(row) if t in stop_ids), len(row))] for row in rows]
         return rows
+
+    def _stream(self, batch, params, on_token):
+        """All requests submitted at once with streaming=True, each consumed by its own asyncio task
+        (the LLM API's documented pattern, examples/llm-api/llm_inference_async_streaming.py);
+        on_token is called for every new token of an update (one update may carry several)."""
+        import asyncio
+
+        async def run():
+            # generate_async must be called inside the running loop: the result's asyncio queue is
+            # chosen when it is created (executor/result.py).
+            results = [self.llm.generate_async(ids, sampling_params=params, streaming=True) for ids in batch]
+
+            async def consume(row, result):
+                async for update in result:
+                    for _ in update.outputs[0].token_ids_diff:
+                        on_token(row)
+                return list(result.outputs[0].token_ids)
+
+            return await asyncio.gather(*(consume(row, r) for row, r in enumerate(results)))
+
+        return asyncio.run(run())
 
     def logits(self, ids):
         """Context logits; the engine must be built with --gather_context_logits (build.gather_context_logits)."""
@@ -176,6 +204,13 @@ class TrtllmBackend(Backend):
         engine = TorchEngine(model, torch.device(device))
         engine.calibration = record
         return engine
+
+    def artifact_bytes(self, stage, settings, parameters):
+        return parameters * QFORMAT_WEIGHT_BYTES[settings["qformat"]]
+
+    def batch_limit(self, settings):
+        limit = settings["build"]["max_batch_size"]
+        return None if limit is None else (limit, "its build.max_batch_size")
 
     def settings_error(self, settings):
         if settings["qformat"] == "none" and settings["kv_cache_dtype"] != "none":
