@@ -145,3 +145,17 @@ def test_a_batch_size_an_engine_cannot_take_is_a_config_error(variant, limit):
     expected = r"^config key bench.batch_sizes: batch size 32 exceeds " + re.escape(limit)
     with pytest.raises(EngineBenchError, match=expected):
         build_plan(cfg)
+
+
+def test_engine_build_options_do_not_re_run_the_fake_quant_prediction():
+    def plan_with(max_batch_size):
+        cfg = config()
+        cfg["models"]["tiny"]["variants"]["fp8"] = {"backend": "trtllm", "qformat": "fp8",
+                                                    "build": {"max_batch_size": max_batch_size}}
+        validate_config(cfg)
+        return build_plan(cfg)
+
+    small, large = plan_with(8), plan_with(16)
+    assert small.engine_spec("tiny", "fp8") != large.engine_spec("tiny", "fp8")
+    assert spec_json(small.predicted_spec("tiny", "fp8")) == spec_json(large.predicted_spec("tiny", "fp8"))
+    assert small.predicted_spec("tiny", "fp8")["settings"]["qformat"] == "fp8"

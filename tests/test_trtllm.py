@@ -10,6 +10,7 @@ pins TENSORRTLLM_REPO_TAG=release/1.2.1 for the same release):
   QUANT   = examples/quantization/quantize.py@c8c6df08bd0ead54cd47f7973e1e425c28a174cd
   QWEN    = examples/models/core/qwen/convert_checkpoint.py@65b31db1b401d3752b8ebe7c29093cbfb6af04b7
   LLMAPI  = tensorrt_llm/llmapi/llm.py@4c05a74891e4df8066f08ed4ce14b0972abe4e25
+  RESULT  = tensorrt_llm/executor/result.py@a678b91aafbeff265cd0b764abb59d7def624ac2
 """
 
 import json
@@ -24,6 +25,7 @@ from enginebench import paths
 from enginebench.backends.trtllm_backend import (
     CONTAINER,
     EXAMPLES,
+    TrtllmEngine,
     build_command,
     check_fp8_hardware,
     convert_command,
@@ -239,3 +241,48 @@ def test_qwen_dry_run_plans_the_whole_experiment_in_the_container_on_a_gpu(tmp_p
     assert len(engine_blocks) == 4 and all("gpu=1" in b for b in engine_blocks)
     bench_blocks = [b for b in blocks if b.startswith("bench:")]
     assert sum("gpu=1" in b for b in bench_blocks) == 4 and sum("gpu=0" in b for b in bench_blocks) == 3
+
+
+class _StreamedRequest:
+    """What LLMAPI:331-344 generate_async(..., streaming=True) returns, as RESULT has it: an async
+    iterator (RESULT:795-803) yielding the same object after each response, whose
+    outputs[0].token_ids grows and token_ids_diff holds the tokens of the latest response
+    (RESULT:152-153, :352-357). A stand-in for the API's shape only: TensorRT-LLM cannot run here."""
+
+    def __init__(self, responses):
+        self.responses = list(responses)
+        self.outputs = [type("CompletionOutput", (), {"token_ids": [], "token_ids_diff": []})()]
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        import asyncio
+
+        if not self.responses:
+            raise StopAsyncIteration
+        await asyncio.sleep(0)  # let the other requests' tasks run, as the executor's queues do
+        new = self.responses.pop(0)
+        self.outputs[0].token_ids_diff = new
+        self.outputs[0].token_ids = self.outputs[0].token_ids + new
+        return self
+
+
+def test_streaming_consumes_every_request_concurrently_and_times_each_token():
+    import asyncio
+
+    responses = {(1, 2): [[10], [11, 12]], (3,): [[20], [21], [22]]}  # one response carries two tokens
+    calls = []
+
+    class FakeLLM:
+        def generate_async(self, ids, sampling_params, streaming):
+            asyncio.get_running_loop()  # RESULT:282-287: must be called inside the loop
+            assert streaming is True and sampling_params == "params"
+            return _StreamedRequest(responses[tuple(ids)])
+
+    engine = TrtllmEngine.__new__(TrtllmEngine)  # no LLM to load here; only the consuming loop is tested
+    engine.llm = FakeLLM()
+    rows = engine._stream([[1, 2], [3]], "params", calls.append)
+    assert rows == [[10, 11, 12], [20, 21, 22]]
+    assert sorted(calls) == [0, 0, 0, 1, 1, 1]  # one call per token, whatever the response size
+    assert calls[:2] == [0, 1]  # both streams advance together, not one request after the other

@@ -20,6 +20,9 @@ FIGURES = {
 }
 VERDICT_COLOURS = {"PASS": "#2a9d3f", "FAIL": "#d62728"}
 OTHER_COLOUR = "#7f7f7f"
+# Per-engine line colours: matplotlib's tab10 without its green and red, which mean PASS and FAIL here.
+ENGINE_COLOURS = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+MARKERS = "osD^v<>"
 
 
 def engine_points(root: Path, model: str, variants: list[dict], thresholds: dict) -> tuple[list[dict], list[str]]:
@@ -89,10 +92,12 @@ def sweep_figure(model: str, ran: list[dict], missing: list[str]):
 
     fig, (speed, latency) = plt.subplots(1, 2, figsize=(12, 5))
     sizes = sorted({s["batch_size"] for p in ran for s in p["metrics"]["sweep"]})
-    for point in ran:
+    for i, point in enumerate(ran):
         sweep = _sweep(point)
         x = [s["batch_size"] for s in sweep]
-        style = {"marker": "o", "linestyle": "-" if point["verdict"] == "PASS" else "--", "capsize": 3,
+        style = {"marker": MARKERS[i // len(ENGINE_COLOURS) % len(MARKERS)],
+                 "color": ENGINE_COLOURS[i % len(ENGINE_COLOURS)],
+                 "linestyle": "-" if point["verdict"] == "PASS" else "--", "capsize": 3,
                  "label": f"{point['slug']} ({point['verdict']})"}
         tps = [s["tokens_per_s"] for s in sweep]
         speed.errorbar(x, [t["median"] for t in tps], yerr=[[t["median"] - t["min"] for t in tps],
@@ -122,18 +127,24 @@ def size_figure(model: str, ran: list[dict], missing: list[str]):
 
     fig, ax = plt.subplots(figsize=(9, 6))
     placed = [p for p in ran if p["weight_bytes"]]
-    for point in placed:
+    x_span = max((p["weight_bytes"] / 1e6 for p in placed), default=1) * 1.2
+    y_span = max((_sweep(p)[-1]["tokens_per_s"]["max"] for p in placed), default=1) * 1.15
+    labelled = []
+    for point in sorted(placed, key=lambda p: -_sweep(p)[-1]["tokens_per_s"]["median"]):
         entry = _sweep(point)[-1]["tokens_per_s"]
-        x = point["weight_bytes"] / 1e6
-        ax.errorbar(x, entry["median"], yerr=[[entry["median"] - entry["min"]], [entry["max"] - entry["median"]]],
+        x, y = point["weight_bytes"] / 1e6, entry["median"]
+        ax.errorbar(x, y, yerr=[[y - entry["min"]], [entry["max"] - y]],
                     marker="o", markersize=9, color=colour(point["verdict"]), capsize=3)
-        ax.annotate(point["slug"], (x, entry["median"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+        # Points close to ones already labelled get their label further down, so names never overlap.
+        crowd = sum(abs(x - lx) < 0.08 * x_span and abs(y - ly) < 0.06 * y_span for lx, ly in labelled)
+        ax.annotate(point["slug"], (x, y), textcoords="offset points", xytext=(9, 3 - 13 * crowd), fontsize=8)
+        labelled.append((x, y))
     largest = _sweep(ran[0])[-1]["batch_size"] if ran else "?"
     ax.set_xlabel("weights in memory (MB)")
     ax.set_ylabel(f"tokens/s at batch {largest} (median; whiskers: min–max)")
     ax.set_title("Size against speed, coloured by quality verdict")
-    ax.set_xlim(0, max((p["weight_bytes"] / 1e6 for p in placed), default=1) * 1.2)
-    ax.set_ylim(0, max((_sweep(p)[-1]["tokens_per_s"]["max"] for p in placed), default=1) * 1.15)
+    ax.set_xlim(0, x_span)
+    ax.set_ylim(0, y_span)
     ax.grid(alpha=0.3)
     _verdict_legend(ax, placed)
     _footnote(fig, model, missing + [p["slug"] + " (size not reported)" for p in ran if not p["weight_bytes"]])

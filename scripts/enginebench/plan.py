@@ -164,9 +164,15 @@ class Plan:
         return [key for key in self.engines if self.predicted_by(*key)]
 
     def predicted_spec(self, model: str, variant: str) -> dict:
-        """A predicted quality result: the quality spec plus what its own samples need."""
-        return {**self.quality_spec(model, variant), "prompts": self.config["prompts"],
-                "samples": self.config["samples"]}
+        """A predicted quality result: the quality spec plus what its own samples need. The stand-in is
+        made from the checkpoint settings alone (quantization, calibration), so engine build options
+        and the host's GPU are left out: changing them re-runs no prediction."""
+        engine = self.engines[(model, variant)]
+        spec = {**self.quality_spec(model, variant), "prompts": self.config["prompts"],
+                "samples": self.config["samples"],
+                "settings": get_backend(engine.backend).checkpoint_settings(engine.settings)}
+        spec.pop("host", None)
+        return spec
 
     def report_layout(self) -> dict:
         """What the report needs besides the result files. Lists, not dicts: spec_json sorts keys,

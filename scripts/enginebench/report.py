@@ -210,9 +210,11 @@ def engine_cells(results: dict, host: dict) -> dict[Metric, Cell]:
             latency_cell(single["ttft_s"]),
         Metric("Runtime", "Inter-token latency, single-stream (ms): median; p90", False):
             latency_cell(single["itl_s"]),
-        **{Metric("Runtime", f"Decode tokens/s, single-stream, {label}", True): summary_cell(m[key])
-           for key, label in (("decode_tokens_per_s_single", "our clock"),
-                              ("decode_tokens_per_s_single_engine", "engine's own counter")) if key in m},
+        Metric("Runtime", "Decode tokens/s, single-stream, our clock", True):
+            summary_cell(m["decode_tokens_per_s_single"]),
+        Metric("Runtime", "Decode tokens/s, single-stream, engine's own counter", True):
+            summary_cell(m["decode_tokens_per_s_single_engine"]) if "decode_tokens_per_s_single_engine" in m
+            else Cell("no counter of its own"),
         Metric("Runtime", "Peak memory (MB)", False): Cell(fmt_number(peak / MB), peak / MB),
         **roofline_cells(results, host),
         **quality_cells(results),
@@ -461,7 +463,7 @@ def preflight_lines(preflight: dict) -> list[str]:
                      f"driver {g['driver']}" for g in preflight["gpus"]) or "none"
     return [f"CPU: {env['cpu']} ({env['cpu_cores']} cores); RAM {env['ram_bytes'] / 2**30:.1f} GiB"
             if env["ram_bytes"] else f"CPU: {env['cpu']} ({env['cpu_cores']} cores)",
-            f"Free disk under `{preflight['disk']['path']}`: {preflight['disk']['free_bytes'] / 2**30:.1f} GiB",
+            f"Free disk under `{preflight['disk']['path']}`: {preflight['disk']['free_bytes'] / 1e9:.1f} GB",
             f"GPUs: {gpus}",
             f"Memory bandwidth, host: {rate(bw['host'])}",
             "Memory bandwidth, device: " + (rate(bw["device"]) if bw["device"] else "no GPU")]

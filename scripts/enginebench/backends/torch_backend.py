@@ -99,6 +99,8 @@ class TorchBackend(Backend):
             trust_remote_code=trust_remote_code,
         )
         model.to(device).eval()
+        if device.type == "cuda":  # peak memory since load: not another job's in this process
+            torch.cuda.reset_peak_memory_stats(device)
         return TorchEngine(model, device)
 
     def versions(self):
