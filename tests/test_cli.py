@@ -122,7 +122,9 @@ def test_report_has_the_comparison_table(run):
     assert tps_row.count("n=2") == 2 and "×)" in tps_row
     assert "| bf16 | 3 | " in text  # a batch sweep row
     assert "**Prompt 2:** A module is" in text
-    assert "PASS (reference: self-check)" in text and "**`" in text.split("## Recommendation")[1]
+    recommended = text.split("## Recommendation")[1]
+    assert "PASS (reference: self-check)" in text and "**`" in recommended
+    assert "Serving one request at a time (batch 1): **`" in recommended
 
 
 def test_report_links_the_figures_it_draws(run):

@@ -58,6 +58,8 @@ def test_sound_engines_pass_and_the_cautionary_example_fails(finished):
     assert "| llamacpp-q2_k-kv-q4_0 (llamacpp) | Q2_K | q4_0 | ~~" in report  # its speed is struck through
     recommended = report.split("## Recommendation")[1]
     assert "`llamacpp-q2_k-kv-q4_0`" not in recommended.split("Not recommended")[0]
+    single = re.search(r"Serving one request at a time \(batch 1\): \*\*`([^`]+)`\*\*", recommended)
+    assert single and verdicts[single.group(1)]["verdict"] == "PASS"
 
 
 def test_trtllm_stage1_reason_and_fake_quant_rows(finished):
