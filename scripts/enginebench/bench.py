@@ -127,10 +127,10 @@ def sweep_metrics(batch_size: int, repetitions: list[dict]) -> dict:
 
 
 def at_batch(metrics: dict, batch_size: int | None = None) -> dict:
-    """The sweep entry of `batch_size`; None: the largest batch measured."""
+    """The sweep entry of `batch_size`; None: the largest batch measured (the sweep's last)."""
     sweep = metrics["sweep"]
     if batch_size is None:
-        return max(sweep, key=lambda s: s["batch_size"])
+        return sweep[-1]
     return next(s for s in sweep if s["batch_size"] == batch_size)
 
 
@@ -147,7 +147,7 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
     in_process_load_s = time.perf_counter() - started  # tokenizer included; warm page cache
     prompts = [encoder.encode(p) for p in spec["prompts"]]
     parity = tokenizer_parity(engine, encoder, spec["prompts"])
-    n, sizes = settings["max_new_tokens"], settings["batch_sizes"]
+    n, sizes = settings["max_new_tokens"], sorted(settings["batch_sizes"])  # readers rely on this order
     for i in range(settings["warmup"]):
         progress(f"warm-up {i + 1}/{settings['warmup']}: batch sizes {sizes}")
         for size in sizes:
@@ -165,7 +165,7 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     metrics = {
         "load_s": summarize([p["load_s"] for p in probes], "s"),
-        "sweep": [sweep_metrics(size, raw[size]) for size in sizes],
+        "sweep": [sweep_metrics(size, raw[size]) for size in sizes],  # smallest batch first
         **decode_rates(raw[1]),
         "peak_rss_bytes": {"unit": "bytes", "value": peak_rss},
         "peak_device_bytes": {"unit": "bytes", "value": engine.peak_device_memory_bytes()},

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from . import paths
 from .io import read_json
-from .quality import verdict
 
 FIGURES = {
     "throughput": "Tokens/s per engine, single-stream and at the largest batch (median, whiskers min–max)",
@@ -27,6 +26,8 @@ MARKERS = "osD^v<>"
 
 def engine_points(root: Path, model: str, variants: list[dict], thresholds: dict) -> tuple[list[dict], list[str]]:
     """The engines that ran (slug, verdict, bench metrics, weights in memory), and those that did not."""
+    from .quality import verdict  # numpy: kept out of Snakemake's start-up, which imports FIGURES
+
     ran, missing = [], []
     for spec in variants:
         bench = read_json(Path(root) / paths.BENCH.format(model=model, variant=spec["slug"]))
@@ -44,7 +45,7 @@ def colour(verdict_name: str) -> str:
 
 
 def _sweep(point: dict) -> list[dict]:
-    return sorted(point["metrics"]["sweep"], key=lambda s: s["batch_size"])
+    return point["metrics"]["sweep"]  # smallest batch first, as the bench writes it
 
 
 def _footnote(fig, model: str, missing: list[str]) -> None:
@@ -69,7 +70,7 @@ def throughput_figure(model: str, ran: list[dict], missing: list[str]):
     ax.set_yticks(range(len(ran)), [f"{p['slug']} ({p['verdict']})" for p in ran])
     ax.invert_yaxis()
     ax.set_xlabel("tokens/s (median of repetitions; whiskers: min–max)")
-    largest = _sweep(ran[0])[-1]["batch_size"] if ran else "?"
+    largest = _sweep(ran[0])[-1]["batch_size"]
     ax.set_title(f"Tokens/s per engine: hatched = single-stream (batch 1), solid = batch {largest}")
     ax.grid(axis="x", alpha=0.3)
     ax.margins(x=0.08)
@@ -139,7 +140,7 @@ def size_figure(model: str, ran: list[dict], missing: list[str]):
         crowd = sum(abs(x - lx) < 0.08 * x_span and abs(y - ly) < 0.06 * y_span for lx, ly in labelled)
         ax.annotate(point["slug"], (x, y), textcoords="offset points", xytext=(9, 3 - 13 * crowd), fontsize=8)
         labelled.append((x, y))
-    largest = _sweep(ran[0])[-1]["batch_size"] if ran else "?"
+    largest = _sweep(ran[0])[-1]["batch_size"]
     ax.set_xlabel("weights in memory (MB)")
     ax.set_ylabel(f"tokens/s at batch {largest} (median; whiskers: min–max)")
     ax.set_title("Size against speed, coloured by quality verdict")

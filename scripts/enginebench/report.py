@@ -415,7 +415,7 @@ def sweep_table(results: dict[str, dict], status: dict[str, tuple]) -> str | Non
     for variant, r in results.items():
         if status[variant][0] != "ok":
             continue
-        sweep = sorted(r["bench"]["metrics"]["sweep"], key=lambda e: e["batch_size"])
+        sweep = r["bench"]["metrics"]["sweep"]  # smallest batch first
         for entry in sweep:
             tps = guarded(summary_cell(entry["tokens_per_s"]), r)
             rows.append({
@@ -456,6 +456,17 @@ def history_table(root: Path, model: str, variants: list[dict], batch_size: int)
     return markdown_table(pd.DataFrame(rows)) if rows else None
 
 
+def disk_summary(snapshot: Path, variants: list[dict], results: dict[str, dict], preflight: dict) -> dict:
+    """The configuration's estimated disk need, what this run built (each shared checkpoint once),
+    and the free disk the preflight saw."""
+    parameters = parameter_count(snapshot)
+    built = {**{("checkpoint", s["checkpoint"]): results[s["slug"]]["checkpoint"] for s in variants},
+             **{("engine", s["slug"]): results[s["slug"]]["engine"] for s in variants}}
+    written = sum(m.get("artifact_bytes", 0) for m in built.values() if m.get("status", "ok") == "ok")
+    return {"need_gb": f"{configured_need(variants, parameters) / 1e9:.2f}", "parameters": f"{parameters / 1e6:,.0f} M",
+            "written_gb": f"{written / 1e9:.2f}", "free_gb": f"{preflight['disk']['free_bytes'] / 1e9:.1f}"}
+
+
 def preflight_lines(preflight: dict) -> list[str]:
     env, bw = preflight["environment"], preflight["bandwidth"]
 
@@ -484,10 +495,6 @@ def render_report(layout: dict, root: Path) -> str:
         status = {v: status_of(r) for v, r in results.items()}
         host = {**preflight, "model_config": read_json(root / paths.SNAPSHOT.format(model=model) / "config.json")}
         largest = max(layout["bench"]["batch_sizes"])
-        parameters = parameter_count(root / paths.SNAPSHOT.format(model=model))
-        built = {**{("checkpoint", s["checkpoint"]): results[s["slug"]]["checkpoint"] for s in mcfg["variants"]},
-                 **{("engine", s["slug"]): results[s["slug"]]["engine"] for s in mcfg["variants"]}}
-        written = sum(m.get("artifact_bytes", 0) for m in built.values() if m.get("status", "ok") == "ok")
         cells = {v: engine_cells(r, host) for v, r in results.items()}
         ran = [results[v]["bench"] for v, (st, _) in status.items() if st == "ok"]
         not_built = [{"variant": v, "status": st, "reason": why, "would_run": would_run(results[v])}
@@ -498,9 +505,7 @@ def render_report(layout: dict, root: Path) -> str:
             "provenance": snapshot["provenance"],
             "snapshot_mb": fmt_number(snapshot["total_bytes"] / MB),
             "snapshot_s": fmt_number(snapshot["timings"]["import_s"]),
-            "disk": {"need_gb": f"{configured_need(mcfg['variants'], parameters) / 1e9:.2f}",
-                     "parameters": f"{parameters / 1e6:,.0f} M", "written_gb": f"{written / 1e9:.2f}",
-                     "free_gb": f"{preflight['disk']['free_bytes'] / 1e9:.1f}"},
+            "disk": disk_summary(root / paths.SNAPSHOT.format(model=model), mcfg["variants"], results, preflight),
             "baseline": mcfg["baseline"],
             "table": markdown_table(comparison_table(mcfg, cells, status)),
             "engines": markdown_table(engines_table(mcfg, cells, status, results, largest)),
