@@ -9,26 +9,29 @@ CONFIG ?= config/config.yaml
 SMK    := $(BIN)/snakemake --cores $(CORES)
 CFG    := --configfile $(CONFIG)  # last on the line: it takes every word after it as a file
 
-LLAMA_CPP_PYTHON := 0.3.36
+LLAMA_CPP_PYTHON := $(shell sed -n "s/^llama-cpp-python==//p" envs/llamacpp.txt)
 CONVERTER := vendor/llama.cpp/convert_hf_to_gguf.py
 
 # Rules run `python`: make it the venv's, whether or not the venv is activated.
 export PATH := $(abspath $(BIN)):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-# llama-cpp-python compiles from source: text-only (no multimodal library), CPU build.
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+# llama-cpp-python compiles from source: a CUDA build where nvidia-smi lists a GPU, else a CPU build.
+# GPU=1 forces the CUDA build, GPU=0 the CPU one; a build other than the installed one is rebuilt.
+GPU ?= auto
 
-.PHONY: setup report plan test test-fast lint bench-pipeline clean
+.PHONY: setup llamacpp report plan test test-fast lint bench-pipeline clean
 
-setup: $(VENV)/.setup-done $(CONVERTER)
+setup: $(VENV)/.setup-done llamacpp $(CONVERTER)
 
-$(VENV)/.setup-done: envs/torch.txt envs/requirements.txt envs/llamacpp.txt envs/dev.txt
+$(VENV)/.setup-done: envs/torch.txt envs/requirements.txt envs/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r envs/torch.txt
 	$(BIN)/pip install --quiet -r envs/requirements.txt -r envs/dev.txt
-	@echo "Installing llama-cpp-python $(LLAMA_CPP_PYTHON): compiles from source on first install (8-20 min on 2 cores)"
-	$(BIN)/pip install --quiet -r envs/llamacpp.txt
 	touch $@
+
+# Runs on every `make setup`: a no-op (~1 s) when the wanted build is installed.
+llamacpp: $(VENV)/.setup-done envs/llamacpp.txt
+	$(BIN)/python scripts/setup_llamacpp.py --venv $(VENV) --version $(LLAMA_CPP_PYTHON) --gpu $(GPU)
 
 # llama.cpp's HF -> GGUF converter lives only in the llama-cpp-python sdist (with its conversion/ and
 # gguf-py/ siblings). Fetched here, never committed (vendor/ is ignored).

@@ -15,6 +15,10 @@ from pathlib import Path
 class Engine(ABC):
     """A loaded engine, ready to generate."""
 
+    # True when the first generation of each batch shape compiles or captures (torch.compile, CUDA
+    # graphs): the bench then always warms up each batch size and records that time apart.
+    compiles = False
+
     @abstractmethod
     def generate(self, batch: list[list[int]], max_new_tokens: int, stop_ids: list[int],
                  fixed_length: bool, on_token: Callable[[int], None] | None = None) -> list[list[int]]:
