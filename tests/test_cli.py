@@ -121,6 +121,7 @@ def test_report_has_the_comparison_table(run):
     tps_row = next(line for line in text.splitlines() if line.startswith("| Runtime: Tokens/s, batch 3"))
     assert tps_row.count("n=2") == 2 and "×)" in tps_row
     assert "| bf16 | 3 | " in text  # a batch sweep row
+    assert "| Runtime: Device (read back from the engine) | cpu | cpu |" in text
     assert "**Prompt 2:** A module is" in text
     recommended = text.split("## Recommendation")[1]
     assert "PASS (reference: self-check)" in text and "**`" in recommended
