@@ -73,3 +73,12 @@ def test_the_python_wrapper_puts_the_site_first(tmp_path):
     done = subprocess.run([str(wrapper), "-c", "import marker_pkg, sys; print(marker_pkg.WHERE, sys.prefix)"],
                           capture_output=True, text=True, check=True)
     assert done.stdout.startswith("site ")
+
+
+def test_everything_after_the_double_dash_goes_to_snakemake():
+    import importlib
+
+    cli = importlib.import_module("airgap")  # scripts/airgap.py
+    argv = ["run", "--bundle", "b", "--", "--cores", "16", "--configfile", "config/gpu.yaml"]
+    assert cli.split_args(argv) == (["run", "--bundle", "b"], ["--cores", "16", "--configfile", "config/gpu.yaml"])
+    assert cli.split_args(["install", "--bundle", "b"]) == (["install", "--bundle", "b"], [])

@@ -26,7 +26,9 @@ def probe_load(spec: dict, paths: dict, threads: int, trust_remote_code: bool) -
            "--engine", str(paths["engine"]), "--threads", str(threads)]
     if trust_remote_code:
         cmd.append("--trust-remote-code")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    # Keep the caller's PYTHONPATH (an air-gapped host's installed bundle lives there): add ours first.
+    ours = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (ours, os.environ.get("PYTHONPATH")) if p)}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise EngineBenchError(f"engine load failed in a fresh process:\n{done.stderr[-3000:]}")

@@ -190,6 +190,15 @@ def device_text(bench: dict) -> str:
     return device
 
 
+def compile_cells(metrics: dict) -> dict[Metric, Cell]:
+    """A compiling engine's one-time compile and graph capture (its first run of each batch size)."""
+    if "compile_s" not in metrics:
+        return {}
+    seconds = metrics["compile_s"]["value"]
+    return {Metric("Runtime", "Compile + graph capture, first run of each batch size (s)", False):
+            Cell(f"{fmt_number(seconds)} (1 run)", seconds)}
+
+
 def batched_metric(batch_size: int) -> Metric:
     return Metric("Runtime", f"Tokens/s, batch {batch_size}", True)
 
@@ -217,8 +226,7 @@ def engine_cells(results: dict, host: dict) -> dict[Metric, Cell]:
             Cell(fmt_number(weights / MB), weights / MB) if weights else Cell("not reported"),
         Metric("Runtime", "Device (read back from the engine)", None): Cell(device_text(bench)),
         Metric("Runtime", "Engine load, cold (s)", False): summary_cell(m["load_s"]),
-        **({Metric("Runtime", "Compile + graph capture, first run of each batch size (s)", False):
-            Cell(f"{fmt_number(m['compile_s']['value'])} (1 run)", m["compile_s"]["value"])} if "compile_s" in m else {}),
+        **compile_cells(m),
         Metric("Runtime", "Tokens/s, single-stream", True): guarded(summary_cell(single["tokens_per_s"]), results),
         batched_metric(largest["batch_size"]): guarded(summary_cell(largest["tokens_per_s"]), results),
         Metric("Runtime", "Time to first token, single-stream (ms): median; p90", False):

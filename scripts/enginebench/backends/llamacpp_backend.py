@@ -39,6 +39,9 @@ KV_TYPES = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "q5_1": 
             "q4_1": "Q4_1", "q4_0": "Q4_0", "iq4_nl": "IQ4_NL"}
 
 
+# enum ggml_log_level (ggml/include/ggml.h of llama-cpp-python 0.3.36's vendored llama.cpp):
+# NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the previous message)
+GGML_LOG_LEVEL_WARN, GGML_LOG_LEVEL_CONT = 3, 5
 _LOG: list[str] = []  # llama.cpp's log lines of this process (where layers and buffers went)
 _LOG_CALLBACK = None  # kept referenced: llama.cpp calls it from C
 
@@ -50,11 +53,15 @@ def _capture_log(L) -> None:
     if _LOG_CALLBACK is not None:
         return
 
+    last = [0]
+
     @L.llama_log_callback
     def callback(level, text, user_data):
         line = text.decode("utf-8", "replace")
         _LOG.append(line)
-        if level in (2, 3):  # GGML_LOG_LEVEL_WARN, _ERROR
+        level = last[0] if level == GGML_LOG_LEVEL_CONT else level
+        last[0] = level
+        if level >= GGML_LOG_LEVEL_WARN:
             sys.stderr.write(line)
 
     _LOG_CALLBACK = callback
