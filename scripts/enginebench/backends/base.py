@@ -58,6 +58,9 @@ class Backend(ABC):
     gpu = False  # its engines need an NVIDIA GPU (rules then declare resources: gpu=1)
     runs_in_container = False  # its checkpoint and engine rules run in settings["container"]
     exposes_logits = False  # its engines implement Engine.logits (a quality reference needs them)
+    # its quality stage reads logits from a second engine built for them (Plan.logits_engine_spec),
+    # because returning them slows the timed one
+    separate_logits_engine = False
 
     def checkpoint_settings(self, settings: dict) -> dict:
         """The variant settings that define its checkpoint; variants with equal ones share it."""
