@@ -18,7 +18,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # llama-cpp-python compiles from source: text-only (no multimodal library), CPU build.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 
-.PHONY: setup report plan test test-fast lint bench-pipeline clean
+.PHONY: setup report plan test test-fast lint bench-pipeline clean parity-test trtllm-docker
 
 setup: $(VENV)/.setup-done $(CONVERTER)
 
@@ -59,6 +59,27 @@ test-fast: setup
 lint: setup
 	$(SMK) --lint $(CFG)
 	$(BIN)/ruff check scripts tests
+
+# Container parity: code of ours that runs in the TensorRT-LLM 1.2.1 container, tested against that
+# container's pins (envs/parity.txt; torch 2.13.0 CPU stands in for its CUDA torch) plus what the
+# docker route adds, installed the way it installs it (before/after freeze lines in the output).
+PARITY       ?= .venv-parity
+PARITY_TESTS ?= tests/test_trtllm.py tests/test_quality_metrics.py tests/test_stats.py tests/test_io.py \
+                tests/test_report_format.py
+
+$(PARITY)/.setup-done: envs/torch.txt envs/parity.txt envs/container.txt
+	test -x $(PARITY)/bin/python || $(PYTHON) -m venv $(PARITY)
+	$(PARITY)/bin/pip install --quiet -r envs/torch.txt
+	$(PARITY)/bin/pip install --quiet -c envs/torch.txt -r envs/parity.txt
+	$(PARITY)/bin/python scripts/container_install.py -r envs/container.txt
+	touch $@
+
+parity-test: $(PARITY)/.setup-done
+	$(PARITY)/bin/python -m pytest -m "not slow" $(PARITY_TESTS)
+
+# The whole workflow in the TensorRT-LLM container (NVIDIA GPU host with docker): see scripts/trtllm_docker.sh.
+trtllm-docker:
+	scripts/trtllm_docker.sh $(CONFIG)
 
 bench-pipeline: setup
 	$(BIN)/python scripts/bench_pipeline.py
