@@ -93,3 +93,13 @@ def model_targets(pattern, model):
 
 def figure_targets():
     return [paths.FIGURE.format(model=m, figure=f) for m in PLAN.models for f in FIGURES]
+
+
+def trtllm_invocation(stage, engine_pattern=paths.ENGINE):
+    """params: the command a TensorRT-LLM job runs (quantize.py / convert_checkpoint.py, trtllm-build,
+    the LLM API) and the container invocation Snakemake wraps it in, from enginebench.plan."""
+
+    def invocation(wildcards):
+        return PLAN.container_invocation(stage, dict(wildcards.items()), engine_pattern, APPTAINER)
+
+    return invocation

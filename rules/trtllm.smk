@@ -9,16 +9,6 @@
 # (that line is a param: switching between the apptainer and the docker route reruns these jobs).
 
 
-def trtllm_invocation(stage, engine_pattern=paths.ENGINE):
-    """params: the command a TensorRT-LLM job runs (quantize.py / convert_checkpoint.py, trtllm-build,
-    the LLM API) and the container invocation Snakemake wraps it in, from enginebench.plan."""
-
-    def invocation(wildcards):
-        return PLAN.container_invocation(stage, dict(wildcards.items()), engine_pattern, APPTAINER)
-
-    return invocation
-
-
 rule trtllm_checkpoint:
     wildcard_constraints:
         checkpoint=one_of_or_none(PLAN.checkpoint_slugs(in_container=True)),
