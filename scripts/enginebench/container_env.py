@@ -52,12 +52,13 @@ def watched_lines(pins: dict[str, str]) -> list[str]:
     return [f"{name}=={pins[name]}" for name in WATCHED if name in pins]
 
 
-def install(python: str, requirements: list[Path], constraints: Path) -> tuple[dict, dict]:
+def install(python: str, requirements: list[Path], constraints: Path,
+            pip_args: tuple[str, ...] = ()) -> tuple[dict, dict]:
     """pip-install `requirements` into `python` under a constraints file of its own freeze; raise if
     any package it had changed. Returns the freezes before and after."""
     before = freeze(python)
     constraints.write_text(constraints_text(before))
-    cmd = [python, "-m", "pip", "install", "--disable-pip-version-check", "-c", str(constraints)]
+    cmd = [python, "-m", "pip", "install", "--disable-pip-version-check", *pip_args, "-c", str(constraints)]
     for requirement in requirements:
         cmd += ["-r", str(requirement)]
     done = subprocess.run(cmd)
