@@ -64,8 +64,11 @@ lint: setup
 # container's pins (envs/parity.txt; torch 2.13.0 CPU stands in for its CUDA torch) plus what the
 # docker route adds, installed the way it installs it (before/after freeze lines in the output).
 PARITY       ?= .venv-parity
-PARITY_TESTS ?= tests/test_trtllm.py tests/test_container_env.py tests/test_quality_metrics.py tests/test_stats.py \
-                tests/test_io.py tests/test_report_format.py
+# Every test of code that runs in the container (the docker route runs all of it there) except
+# llama.cpp's: llama-cpp-python compiles for 15 min, too long for CI twice.
+PARITY_TESTS ?= tests/test_trtllm.py tests/test_container_env.py tests/test_cli.py tests/test_plan.py \
+                tests/test_quality_metrics.py tests/test_stats.py tests/test_io.py tests/test_report_format.py \
+                tests/test_environment.py tests/test_benchmarks.py
 
 $(PARITY)/.setup-done: envs/torch.txt envs/parity.txt envs/container.txt
 	test -x $(PARITY)/bin/python || $(PYTHON) -m venv $(PARITY)

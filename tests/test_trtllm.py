@@ -512,3 +512,20 @@ def test_report_names_the_engine_the_logits_came_from():
                "torch-bf16": {"quality": {"status": "ok", "eval_text": "pydoc topics"}}}
     settings = quality_settings({"windows": 2, "window_tokens": 64, "top_k": 8, "gate": {}}, results)
     assert settings["logits_engines"] == ["`trtllm-fp8` (`results/m/logits-engines/trtllm-fp8`)"]
+
+
+def test_container_side_clis_import_only_what_the_container_has():
+    """With profiles/trtllm the TensorRT-LLM jobs run our CLIs with the container's Python, where
+    nothing of enginebench's own requirements is installed (snakemake, jsonschema, matplotlib, gguf,
+    llama-cpp-python, jinja2 ...): they must start without them."""
+    import subprocess
+    import sys
+
+    absent = ["snakemake", "jsonschema", "matplotlib", "gguf", "llama_cpp", "jinja2", "pandas", "yaml"]
+    code = (f"import sys\nfor name in {absent!r}:\n    sys.modules[name] = None\n"
+            "sys.path.insert(0, 'scripts')\n"
+            "import checkpoint, engine, bench, samples, quality\n"
+            "for cli in (checkpoint, engine, bench, samples, quality):\n"
+            "    try:\n        cli.main(['--help'])\n    except SystemExit as done:\n        assert done.code == 0\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
