@@ -304,8 +304,10 @@ def test_every_trtllm_job_runs_in_the_container_with_the_gpu(profile_dry_run):
 
 
 def test_unquantized_convert_job_declares_the_gpu(profile_dry_run):
-    """Defect (issue 11): convert_checkpoint.py loads the model onto the GPU unless given
-    --load_model_on_cpu (QWEN); its job declared no GPU, so it could run beside a GPU job."""
+    """Defect (issue 11): the Qwen convert_checkpoint.py has a --load_model_on_cpu switch (store_true,
+    examples/models/core/qwen/convert_checkpoint.py@0df9aaf38338424867a1ca1faa71173501205001; in that
+    version it is parsed but not passed on), i.e. it may load onto the GPU; its job declared no GPU,
+    so it could run beside a GPU job. It declares one now (and gets the container's --nv)."""
     convert = [b for r, b in job_blocks(profile_dry_run) if r == "trtllm_checkpoint" and "convert_checkpoint.py" in b]
     assert len(convert) == 1 and "gpu=1" in convert[0]
 

@@ -18,7 +18,7 @@ Every stage below runs inside the container, with the container's own libraries 
 The host-side ModelOpt code (`enginebench.modelopt_quant`) only makes the "predicted by ModelOpt
 fake-quant" quality rows, on any CPU.
 
-Flags are checked against the 1.2.x sources; tests/test_trtllm.py cites file and line for each.
+Flags are checked against the 1.1-1.3-line sources; tests/test_trtllm.py cites file and commit for each.
 Where TensorRT-LLM is missing (no `trtllm-build`, no `tensorrt_llm`), stages that need it write an
 "unavailable" record with the exact command that would have run.
 """
@@ -113,7 +113,7 @@ def quantize_command(snapshot: Path, out: Path, settings: dict) -> list[str]:
 
 def convert_command(snapshot: Path, out: Path, settings: dict, architecture: str | None) -> list[str]:
     """examples/models/core/<family>/convert_checkpoint.py for an unquantized checkpoint (its job
-    declares the GPU: the converter loads the model onto it unless told --load_model_on_cpu)."""
+    declares the GPU, which the converter may load the model onto)."""
     # None: not known yet (the snapshot is not there at planning time)
     family = "<family of its architecture>" if architecture is None else CONVERTERS.get(architecture)
     if family is None:
