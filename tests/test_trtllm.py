@@ -184,9 +184,9 @@ def test_qwen_stage1_and_runtime_invocations():
     assert (fp8_kv["qformat"], fp8_kv["kv_cache_dtype"]) == ("fp8", "fp8")  # QUANT:66-81, :110-113 choices
     assert plan.engines[("qwen2.5-7b", "trtllm-int4-awq")].settings["awq_block_size"] == 128
     # LLMAPI: __init__(self, model, tokenizer=None, ...); an engine folder as model loads it with TrtLlmArgs
-    assert runtime_call(Path("ENGINE"), Path("HF")) == ("tensorrt_llm._tensorrt_engine.LLM(model='ENGINE', "
-                                                        "tokenizer='HF', kv_cache_config=KvCacheConfig("
-                                                        "enable_block_reuse=False))")
+    assert runtime_call(Path("ENGINE"), Path("HF")) == ('tensorrt_llm._tensorrt_engine.LLM(model="ENGINE", '
+                                                        'tokenizer="HF", kv_cache_config=KvCacheConfig('
+                                                        'enable_block_reuse=False))')
     assert fp16["container"] == CONTAINER == "nvcr.io/nvidia/tensorrt-llm/release:1.2.1"
 
 

@@ -143,7 +143,8 @@ def build_command(checkpoint: Path, out: Path, settings: dict) -> list[str]:
 
 
 def runtime_call(engine: Path, snapshot: Path) -> str:
-    return (f"tensorrt_llm._tensorrt_engine.LLM(model={str(engine)!r}, tokenizer={str(snapshot)!r}, "
+    # double quotes: the line is also shell-quoted into the job's log (rules/trtllm.smk)
+    return (f'tensorrt_llm._tensorrt_engine.LLM(model="{engine}", tokenizer="{snapshot}", '
             "kv_cache_config=KvCacheConfig(enable_block_reuse=False))")
 
 
