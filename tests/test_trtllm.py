@@ -531,3 +531,30 @@ def test_container_side_clis_import_only_what_the_container_has():
             "    try:\n        cli.main(['--help'])\n    except SystemExit as done:\n        assert done.code == 0\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_logits_engine_build_keeps_its_own_history(tmp_path, monkeypatch):
+    """The logits engine's build time is recorded apart from the timed engine's, so the report's
+    build-time history of a variant stays the timed engine's."""
+    from enginebench import stages
+    from enginebench.backends.base import Backend
+
+    class Stub(Backend):
+        name = "stub"
+
+        def build(self, snapshot, checkpoint, settings, out):
+            (out / "engine.bin").write_bytes(b"x")
+            return {"timings": {}}
+
+        def load(self, *args, **kwargs):
+            raise NotImplementedError
+
+    monkeypatch.setattr(stages, "get_backend", lambda name: Stub())
+    monkeypatch.setattr(stages, "parameter_count", lambda snapshot: 0)
+    model = tmp_path / "results" / "m"
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / paths.MANIFEST).write_text('{"status": "ok"}')
+    for folder, spec in (("engines", {}), ("logits-engines", {"purpose": "logits for the quality stage"})):
+        stages.build_engine({"backend": "stub", "settings": {}, **spec}, tmp_path, checkpoint, model / folder / "v")
+    assert sorted(p.name.split("-v-")[0] for p in (model / "history").iterdir()) == ["engine", "logits-engine"]
