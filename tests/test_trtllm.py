@@ -558,3 +558,18 @@ def test_a_logits_engine_build_keeps_its_own_history(tmp_path, monkeypatch):
     for folder, spec in (("engines", {}), ("logits-engines", {"purpose": "logits for the quality stage"})):
         stages.build_engine({"backend": "stub", "settings": {}, **spec}, tmp_path, checkpoint, model / folder / "v")
     assert sorted(p.name.split("-v-")[0] for p in (model / "history").iterdir()) == ["engine", "logits-engine"]
+
+
+def test_container_job_params_do_not_change_once_the_snapshot_exists(tmp_path, monkeypatch):
+    """The command line shown and logged by a TensorRT-LLM job is one of its params: were it read
+    from the snapshot (the converter's family), it would differ between the run that downloads the
+    snapshot and the next, and Snakemake would rebuild the checkpoint."""
+    plan = qwen_plan()
+    wildcards = {"model": "qwen2.5-7b", "checkpoint": plan.engines[("qwen2.5-7b", "trtllm-fp16")].checkpoint}
+    monkeypatch.chdir(tmp_path)
+    before = plan.container_invocation("checkpoint", wildcards, apptainer="--nv")
+    snapshot = tmp_path / paths.SNAPSHOT.format(model="qwen2.5-7b")
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text('{"architectures": ["Qwen2ForCausalLM"]}')
+    assert plan.container_invocation("checkpoint", wildcards, apptainer="--nv") == before
+    assert "convert_checkpoint.py --model_dir results/qwen2.5-7b/snapshot" in before

@@ -120,7 +120,7 @@ class Plan:
         ckpt_path = Path(paths.CHECKPOINT.format(model=model, checkpoint=checkpoint))
         engine_path = Path(engine_pattern.format(model=model, variant=variant)) if variant else None
         planned = {"checkpoint": "checkpoint", "engine": "engine", "logits_engine": "engine"}.get(stage, "runtime")
-        command = backend.planned(planned, snapshot, ckpt_path, engine_path, settings)
+        command = backend.container_command(planned, snapshot, ckpt_path, engine_path, settings)
         if apptainer is None:
             return f"runs: {command}"
         return f"runs in: apptainer exec {apptainer} docker://{settings['container']}; command: {command}"

@@ -93,6 +93,12 @@ class Backend(ABC):
         """The command `stage` runs (checkpoint, engine, runtime), recorded where it could not run."""
         return None
 
+    def container_command(self, stage: str, snapshot: Path, checkpoint: Path, engine: Path | None,
+                          settings: dict) -> str | None:
+        """`planned`, made from the settings alone (no file read): a containerized job's params, which
+        must not change once its inputs exist."""
+        return self.planned(stage, snapshot, checkpoint, engine, settings)
+
     def predicts(self, settings: dict) -> str | None:
         """A label if `predictor` gives a stand-in for this variant's engine, runnable on this host
         before the engine is built (e.g. "ModelOpt fake-quant"), else None."""

@@ -314,21 +314,24 @@ class TrtllmBackend(Backend):
                     f"{settings['container']} on an NVIDIA GPU")
         return None
 
-    def stage1_command(self, snapshot, out, settings):
+    def stage1_command(self, snapshot, out, settings, read_snapshot=True):
         if settings["qformat"] != "none":
             return quantize_command(snapshot, out, settings)
-        config = Path(snapshot) / "config.json"
-        return convert_command(snapshot, out, settings, _architecture(snapshot) if config.exists() else None)
+        return convert_command(snapshot, out, settings, _architecture(snapshot) if read_snapshot else None)
 
-    def planned(self, stage, snapshot, checkpoint, engine, settings):
+    def planned(self, stage, snapshot, checkpoint, engine, settings, read_snapshot=True):
         if stage == "checkpoint":
             try:
-                return " ".join(self.stage1_command(snapshot, checkpoint, settings))
+                return " ".join(self.stage1_command(snapshot, checkpoint, settings, read_snapshot))
             except StageFailure as refusal:
                 return f"nothing: {refusal}"
         if stage == "engine":
             return " ".join(build_command(checkpoint, engine, settings))
         return runtime_call(engine, snapshot)
+
+    def container_command(self, stage, snapshot, checkpoint, engine, settings):
+        # the converter's model family is known only once the snapshot is there
+        return self.planned(stage, snapshot, checkpoint, engine, settings, read_snapshot=False)
 
     def convert(self, snapshot, settings, out):
         check_hardware(settings, gpu_compute_capability())
