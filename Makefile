@@ -81,8 +81,9 @@ parity-test: $(PARITY)/.setup-done
 	$(PARITY)/bin/python -m pytest -m "not slow" $(PARITY_TESTS)
 
 # The whole workflow in the TensorRT-LLM container (NVIDIA GPU host with docker): see scripts/trtllm_docker.sh.
+TRTLLM_CONFIG ?= config/qwen2.5-7b-trtllm.yaml
 trtllm-docker:
-	scripts/trtllm_docker.sh $(CONFIG)
+	scripts/trtllm_docker.sh $(TRTLLM_CONFIG)
 
 bench-pipeline: setup
 	$(BIN)/python scripts/bench_pipeline.py

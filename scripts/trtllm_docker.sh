@@ -2,7 +2,7 @@
 # The whole workflow inside nvcr.io/nvidia/tensorrt-llm/release:1.2.1 (docker route), on an NVIDIA GPU host:
 #
 #   scripts/trtllm_docker.sh [config file] [more snakemake arguments...]
-#   (make trtllm-docker CONFIG=config/qwen2.5-7b-trtllm.yaml)
+#   (make trtllm-docker TRTLLM_CONFIG=config/qwen2.5-7b-trtllm.yaml)
 #
 # Inside the container, scripts/container_install.py first adds what enginebench needs and the image
 # lacks (envs/container.txt, envs/llamacpp.txt) under a constraints file of the container's own
