@@ -430,6 +430,8 @@ def quality_settings(quality: dict, results: dict[str, dict]) -> dict:
         "windows": quality["windows"], "window_tokens": quality["window_tokens"], "top_k": quality["top_k"],
         "thresholds": [f"{label} {'≤' if op == '<=' else '≥'} {gate[key]:g}{unit}"
                        for key, (_, op, label, unit) in CHECKS.items() if gate.get(key) is not None],
+        "logits_engines": [f"`{variant}` (`{r['quality']['logits_engine']}`)" for variant, r in results.items()
+                           if "logits_engine" in r["quality"]],
     }
 
 

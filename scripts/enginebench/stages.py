@@ -63,7 +63,9 @@ def _run_stage(stage: str, spec: dict, snapshot: Path, out: Path, work, upstream
             progress(f"{stage}: {manifest['status']}: {manifest['reason']}")
         write_json_atomic(tmp / MANIFEST, manifest)
     if manifest["status"] == "ok" and manifest.get("work", True):  # a build that ran: keep its time
-        append_history(Path(out).parent.parent, stage, Path(out).name,
+        # a TensorRT-LLM logits engine (Plan.logits_engine_spec) keeps its own series, apart from the timed one
+        history_stage = "logits-engine" if spec.get("purpose") else stage
+        append_history(Path(out).parent.parent, history_stage, Path(out).name,
                {f"{stage}_s": manifest["timings"][f"{stage}_s"], "artifact_bytes": manifest["artifact_bytes"]})
     progress(f"{stage}: {manifest['status']} after {time.perf_counter() - started:.1f} s")
     return manifest
