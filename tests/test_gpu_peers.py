@@ -160,3 +160,19 @@ def test_engine_specs_carry_the_new_options():
     # one checkpoint (GGUF) for both llama.cpp engines: where layers run does not change the file
     assert plan.engine_spec("m", "gguf")["checkpoint"] == plan.engine_spec("m", "gguf-cpu")["checkpoint"]
     assert spec_json(plan.engine_spec("m", "gguf")) != spec_json(plan.engine_spec("m", "gguf-cpu"))
+
+
+def test_engine_manifests_record_the_new_options(tiny_model, gguf_checkpoint, tmp_path):
+    from enginebench.stages import build_engine
+
+    torch_spec = {"backend": "torch", "checkpoint": "torch",
+                  "settings": {"dtype": "float32", "compile": True, "max_cache_len": 64}}
+    manifest = build_engine(torch_spec, tiny_model, tmp_path / "ckpt", tmp_path / "compiled")
+    assert manifest["status"] == "ok" and manifest["settings"]["compile"] is True
+    llama_spec = {"backend": "llamacpp", "checkpoint": "gguf-f16",
+                  "settings": {"checkpoint_type": "f16", "quantization": "Q8_0", "kv_cache": "f16", "flash_attn": True,
+                               "n_ctx": 512, "n_gpu_layers": 0, "offload_kqv": False}}
+    manifest = build_engine(llama_spec, tiny_model, gguf_checkpoint, tmp_path / "q8_0")
+    assert manifest["status"] == "ok" and manifest["settings"]["n_gpu_layers"] == 0
+    on_disk = json.loads((tmp_path / "q8_0" / "manifest.json").read_text())
+    assert on_disk["settings"]["offload_kqv"] is False
