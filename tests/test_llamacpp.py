@@ -17,7 +17,7 @@ PROMPTS = ["The function returns", "A module is an object that"]
 
 def settings(quantization, kv_cache="f16"):
     return {"checkpoint_type": "f16", "quantization": quantization, "kv_cache": kv_cache, "flash_attn": True,
-            "n_ctx": 1024}
+            "n_ctx": 1024, "n_gpu_layers": None, "offload_kqv": True}
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,8 @@ def test_config_rejects_unknown_file_and_kv_types():
     validate_config(base)
     assert base["models"]["m"]["variants"]["a"] == {"backend": "llamacpp", "quantization": "Q4_K_M",
                                                     "checkpoint_type": "f16", "kv_cache": "f16",
-                                                    "flash_attn": True, "n_ctx": 4096}
+                                                    "flash_attn": True, "n_ctx": 4096, "n_gpu_layers": None,
+                                                    "offload_kqv": True}
     for key, value, listed in (("quantization", "Q3_K_XL", "'Q8_0'"), ("kv_cache", "fp8", "'q4_0'")):
         bad = json.loads(json.dumps(base))
         bad["models"]["m"]["variants"]["a"][key] = value
