@@ -163,10 +163,11 @@ def test_engine_specs_carry_the_new_options():
 
 
 def test_engine_manifests_record_the_new_options(tiny_model, gguf_checkpoint, tmp_path):
-    from enginebench.stages import build_engine
+    from enginebench.stages import build_checkpoint, build_engine
 
     torch_spec = {"backend": "torch", "checkpoint": "torch",
                   "settings": {"dtype": "float32", "compile": True, "max_cache_len": 64}}
+    build_checkpoint({"backend": "torch", "settings": {}}, tiny_model, tmp_path / "ckpt")
     manifest = build_engine(torch_spec, tiny_model, tmp_path / "ckpt", tmp_path / "compiled")
     assert manifest["status"] == "ok" and manifest["settings"]["compile"] is True
     llama_spec = {"backend": "llamacpp", "checkpoint": "gguf-f16",
