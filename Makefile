@@ -22,10 +22,10 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 
 setup: $(VENV)/.setup-done $(CONVERTER)
 
-$(VENV)/.setup-done: envs/torch.txt envs/requirements.txt envs/llamacpp.txt envs/dev.txt
+$(VENV)/.setup-done: envs/torch.txt envs/requirements.txt envs/llamacpp.txt envs/dev.txt envs/slurm.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r envs/torch.txt
-	$(BIN)/pip install --quiet -r envs/requirements.txt -r envs/dev.txt
+	$(BIN)/pip install --quiet -r envs/requirements.txt -r envs/dev.txt -r envs/slurm.txt
 	@echo "Installing llama-cpp-python $(LLAMA_CPP_PYTHON): compiles from source on first install (8-20 min on 2 cores)"
 	$(BIN)/pip install --quiet -r envs/llamacpp.txt
 	touch $@
