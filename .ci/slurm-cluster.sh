@@ -5,6 +5,7 @@
 # runs hang: ../shared/FACTS.md, "SLURM on our machines".
 
 SLURM_CONF=/etc/slurm/slurm.conf
+GRES_CONF=/etc/slurm/gres.conf
 SLURM_MARK="# written by enginebench .ci/slurm-cluster.sh"
 SLURM_PIDS=()
 
@@ -21,6 +22,11 @@ slurm_cluster_down() {
         wait "$pid" 2>/dev/null || true
     done
     SLURM_PIDS=()
+    # Leave no config behind: with none, SLURM clients fail at once instead of retrying a dead controller.
+    if [ -n "${SLURM_STATE:-}" ]; then
+        rm -f "$SLURM_CONF" "$GRES_CONF"
+        rm -rf "$SLURM_STATE"
+    fi
 }
 
 slurm_cluster_logs() {
@@ -28,10 +34,13 @@ slurm_cluster_logs() {
 }
 
 slurm_cluster_up() {
-    if [ -e "$SLURM_CONF" ] && ! grep -qF "$SLURM_MARK" "$SLURM_CONF"; then
-        echo "slurm-cluster: $SLURM_CONF exists and is not ours: refusing to replace a real cluster's config" >&2
-        return 1
-    fi
+    local conf
+    for conf in "$SLURM_CONF" "$GRES_CONF"; do
+        if [ -e "$conf" ] && ! grep -qF "$SLURM_MARK" "$conf"; then
+            echo "slurm-cluster: $conf exists and is not ours: refusing to replace a real cluster's config" >&2
+            return 1
+        fi
+    done
     if ! command -v slurmctld >/dev/null; then
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
@@ -76,7 +85,7 @@ NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb Gres=gpu:1 State
 PartitionName=ci Nodes=$node Default=YES MaxTime=INFINITE State=UP
 EOF
     # A fake GPU: jobs that request one (--gpus=1) are scheduled and run; nothing uses it.
-    echo "Name=gpu File=/dev/null" > /etc/slurm/gres.conf
+    printf '%s\nName=gpu File=/dev/null\n' "$SLURM_MARK" > "$GRES_CONF"
 
     install -d -o munge -g munge -m0755 /run/munge
     setpriv --reuid=munge --regid=munge --init-groups /usr/sbin/munged --foreground >"$SLURM_STATE/munged.log" 2>&1 &

@@ -6,6 +6,7 @@ which makes these tests fail rather than skip when no cluster answers.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import re
@@ -33,6 +34,7 @@ class Cluster:
     mem_mb: int
 
 
+@functools.cache
 def cluster_problem() -> str | None:
     """Why no SLURM cluster can run the workflow from here, or None."""
     for tool in ("sinfo", "squeue", "sbatch", "scontrol", "scancel"):

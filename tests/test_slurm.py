@@ -22,7 +22,7 @@ GPU_JOBS = {"trtllm_engine_wildcards_tiny_trtllm-fp16", "bench_wildcards_tiny_tr
 RUN_TIMEOUT_S = 240
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: decided before the session-scoped tiny model is built
 def cluster():
     return cluster_or_skip()
 
@@ -57,7 +57,7 @@ def engine_rows(report: str) -> dict[str, str]:
     return {cells[0]: cells[-1] for cells in rows if re.fullmatch(r"\S+ \((torch|llamacpp|trtllm)\)", cells[0])}
 
 
-def test_workflow_runs_as_slurm_jobs_and_reports_as_a_local_run(tmp_path, tiny_model, cluster):
+def test_workflow_runs_as_slurm_jobs_and_reports_as_a_local_run(cluster, tmp_path, tiny_model):
     config = write_config(tmp_path, slurm_config(tiny_model))
     slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
     dry = snakemake(slurm_dir, "-n", config=config)
@@ -118,7 +118,7 @@ def test_workflow_runs_as_slurm_jobs_and_reports_as_a_local_run(tmp_path, tiny_m
                                                               "trtllm-fp16": "NOT RUN"}
 
 
-def test_cancelled_job_leaves_no_output_and_the_rerun_rebuilds_it(tmp_path, tiny_model, cluster):
+def test_cancelled_job_leaves_no_output_and_the_rerun_rebuilds_it(cluster, tmp_path, tiny_model):
     config = write_config(tmp_path, slurm_config(tiny_model))
     target = "results/tiny/engines/llama-q8_0"
     checkpoint = tmp_path / "results/tiny/checkpoints/gguf-f16"
