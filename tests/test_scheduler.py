@@ -40,3 +40,12 @@ def test_node_text_falls_back_to_the_host_of_older_records():
 ])
 def test_roofline_divides_only_by_a_bandwidth_of_the_same_hardware(bench, preflight, usable, note):
     assert bandwidth_source(bench, preflight) == (usable, note)
+
+
+def test_report_computes_no_roofline_across_hardware():
+    from enginebench.report import roofline_cells
+
+    bench = {"metrics": {}, "engine_info": {}, "environment": env_of("n2", gpus=("NVIDIA L40S",))}
+    host = {"bandwidth": {"host": None, "device": None}, "environment": env_of("n1")}
+    (cell,) = roofline_cells({"bench": bench}, host).values()
+    assert cell.text == "not computed: the bench ran on n2, the bandwidth was measured on n1 (other hardware)"
