@@ -9,26 +9,29 @@ CONFIG ?= config/config.yaml
 SMK    := $(BIN)/snakemake --cores $(CORES)
 CFG    := --configfile $(CONFIG)  # last on the line: it takes every word after it as a file
 
-LLAMA_CPP_PYTHON := 0.3.36
+LLAMA_CPP_PYTHON := $(shell sed -n "s/^llama-cpp-python==//p" envs/llamacpp.txt)
 CONVERTER := vendor/llama.cpp/convert_hf_to_gguf.py
 
 # Rules run `python`: make it the venv's, whether or not the venv is activated.
 export PATH := $(abspath $(BIN)):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
-# llama-cpp-python compiles from source: text-only (no multimodal library), CPU build.
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+# llama-cpp-python compiles from source: a CUDA build where nvidia-smi lists a GPU, else a CPU build.
+# GPU=1 forces the CUDA build, GPU=0 the CPU one; a build other than the installed one is rebuilt.
+GPU ?= auto
 
-.PHONY: setup report plan test test-fast lint bench-pipeline clean
+.PHONY: setup llamacpp report plan test test-fast lint bench-pipeline clean parity-test trtllm-docker
 
-setup: $(VENV)/.setup-done $(CONVERTER)
+setup: $(VENV)/.setup-done llamacpp $(CONVERTER)
 
-$(VENV)/.setup-done: envs/torch.txt envs/requirements.txt envs/llamacpp.txt envs/dev.txt envs/slurm.txt
+$(VENV)/.setup-done: envs/torch.txt envs/requirements.txt envs/dev.txt envs/slurm.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r envs/torch.txt
 	$(BIN)/pip install --quiet -r envs/requirements.txt -r envs/dev.txt -r envs/slurm.txt
-	@echo "Installing llama-cpp-python $(LLAMA_CPP_PYTHON): compiles from source on first install (8-20 min on 2 cores)"
-	$(BIN)/pip install --quiet -r envs/llamacpp.txt
 	touch $@
+
+# Runs on every `make setup`: a no-op (~1 s) when the wanted build is installed.
+llamacpp: $(VENV)/.setup-done envs/llamacpp.txt
+	$(BIN)/python scripts/setup_llamacpp.py --venv $(VENV) --version $(LLAMA_CPP_PYTHON) --gpu $(GPU)
 
 # llama.cpp's HF -> GGUF converter lives only in the llama-cpp-python sdist (with its conversion/ and
 # gguf-py/ siblings). Fetched here, never committed (vendor/ is ignored).
@@ -59,6 +62,31 @@ test-fast: setup
 lint: setup
 	$(SMK) --lint $(CFG)
 	$(BIN)/ruff check scripts tests
+
+# Container parity: code of ours that runs in the TensorRT-LLM 1.2.1 container, tested against that
+# container's pins (envs/parity.txt; torch 2.13.0 CPU stands in for its CUDA torch) plus what the
+# docker route adds, installed the way it installs it (before/after freeze lines in the output).
+PARITY       ?= .venv-parity
+# Every test of code that runs in the container (the docker route runs all of it there) except
+# llama.cpp's: llama-cpp-python compiles for 15 min, too long for CI twice.
+PARITY_TESTS ?= tests/test_trtllm.py tests/test_container_env.py tests/test_cli.py tests/test_plan.py \
+                tests/test_quality_metrics.py tests/test_stats.py tests/test_io.py tests/test_report_format.py \
+                tests/test_environment.py tests/test_benchmarks.py
+
+$(PARITY)/.setup-done: envs/torch.txt envs/parity.txt envs/container.txt
+	test -x $(PARITY)/bin/python || $(PYTHON) -m venv $(PARITY)
+	$(PARITY)/bin/pip install --quiet -r envs/torch.txt
+	$(PARITY)/bin/pip install --quiet -c envs/torch.txt -r envs/parity.txt
+	$(PARITY)/bin/python scripts/container_install.py -r envs/container.txt
+	touch $@
+
+parity-test: $(PARITY)/.setup-done
+	$(PARITY)/bin/python -m pytest -m "not slow" $(PARITY_TESTS)
+
+# The whole workflow in the TensorRT-LLM container (NVIDIA GPU host with docker): see scripts/trtllm_docker.sh.
+TRTLLM_CONFIG ?= config/qwen2.5-7b-trtllm.yaml
+trtllm-docker:
+	scripts/trtllm_docker.sh $(TRTLLM_CONFIG)
 
 bench-pipeline: setup
 	$(BIN)/python scripts/bench_pipeline.py

@@ -5,6 +5,7 @@
 #   results/{model}/snapshot/                    model files + manifest.json
 #   results/{model}/checkpoints/{checkpoint}/    backend checkpoint + manifest.json (shared by engines)
 #   results/{model}/engines/{variant}/           engine files + manifest.json
+#   results/{model}/logits-engines/{variant}/    TensorRT-LLM: the same engine built with context logits (quality)
 #   results/{model}/bench/{variant}.json         load time, tokens/s, memory, environment
 #   results/{model}/samples/{variant}.json       greedy answers to the configured prompts
 #   results/{model}/reference/logprobs.json      reference engine's next-token distributions on the eval text
@@ -36,10 +37,10 @@ include: "rules/preflight.smk"
 include: "rules/snapshot.smk"
 include: "rules/checkpoint.smk"
 include: "rules/engine.smk"
-include: "rules/trtllm.smk"
 include: "rules/bench.smk"
 include: "rules/samples.smk"
 include: "rules/quality.smk"
+include: "rules/trtllm.smk"
 include: "rules/figures.smk"
 include: "rules/report.smk"
 include: "rules/gate.smk"

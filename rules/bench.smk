@@ -3,6 +3,8 @@
 
 
 rule bench:
+    wildcard_constraints:
+        variant=one_of_or_none(PLAN.engine_slugs(in_container=False)),  # trtllm_* in rules/trtllm.smk
     input:
         cli=cli_script("bench"),
         snapshot=rules.snapshot.output.snapshot,

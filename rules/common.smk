@@ -4,6 +4,8 @@ import re
 import sys
 from pathlib import Path
 
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
 SCRIPTS = Path(workflow.basedir) / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
@@ -19,6 +21,11 @@ try:
     CONTAINER = PLAN.container() and f"docker://{PLAN.container()}"  # for the trtllm_* rules
 except EngineBenchError as error:
     raise WorkflowError(f"enginebench: {error}") from None
+
+# The --apptainer-args when Snakemake starts containers (--sdm apptainer, profiles/trtllm), else None:
+# the trtllm_* jobs log and show the `apptainer exec` they run in.
+APPTAINER = (workflow.deployment_settings.apptainer_args
+             if DeploymentMethod.APPTAINER in workflow.deployment_settings.deployment_method else None)
 
 
 def _one_of(names):
@@ -86,3 +93,13 @@ def model_targets(pattern, model):
 
 def figure_targets():
     return [paths.FIGURE.format(model=m, figure=f) for m in PLAN.models for f in FIGURES]
+
+
+def trtllm_invocation(stage, engine_pattern=paths.ENGINE):
+    """params: the command a TensorRT-LLM job runs (quantize.py / convert_checkpoint.py, trtllm-build,
+    the LLM API) and the container invocation Snakemake wraps it in, from enginebench.plan."""
+
+    def invocation(wildcards):
+        return PLAN.container_invocation(stage, dict(wildcards.items()), engine_pattern, APPTAINER)
+
+    return invocation

@@ -27,6 +27,8 @@ rule reference:
 
 
 rule quality:
+    wildcard_constraints:
+        variant=one_of_or_none(PLAN.engine_slugs(in_container=False)),  # trtllm_* in rules/trtllm.smk
     input:
         cli=cli_script("quality"),
         snapshot=rules.snapshot.output.snapshot,

@@ -2,6 +2,8 @@
 
 
 rule samples:
+    wildcard_constraints:
+        variant=one_of_or_none(PLAN.engine_slugs(in_container=False)),  # trtllm_* in rules/trtllm.smk
     input:
         cli=cli_script("samples"),
         snapshot=rules.snapshot.output.snapshot,

@@ -50,13 +50,19 @@ def run_pipeline(config: dict, model_path: Path, root: Path, *, bench: bool = Tr
         for cli, stage, pattern in stages if bench else stages[1:]:
             assert cli.main(["--spec", spec_json(plan.runtime_spec(model, variant, stage)), *loaded[variant],
                              "--out", str(root / pattern.format(model=model, variant=variant))]) == 0
+    logits = {}  # the engines the quality stage reads logits from, where not the timed one
+    for _, variant in plan.logits_engines():
+        logits[variant] = root / paths.LOGITS_ENGINE.format(model=model, variant=variant)
+        assert engine_cli.main(["--spec", spec_json(plan.logits_engine_spec(model, variant)), "--snapshot",
+                                str(snap), *loaded[variant][2:4], "--out", str(logits[variant])]) == 0
     reference = plan.reference(model)
     ref_out = root / paths.REFERENCE.format(model=model)
     assert reference_cli.main(["--spec", spec_json(plan.reference_spec(model)), *loaded[reference],
                                "--out", str(ref_out)]) == 0
     for variant in loaded:
+        quality_engine = loaded[variant][:5] + [str(logits.get(variant, loaded[variant][5]))] + loaded[variant][6:]
         assert quality_cli.main([
-            "--spec", spec_json(plan.quality_spec(model, variant)), *loaded[variant],
+            "--spec", spec_json(plan.quality_spec(model, variant)), *quality_engine,
             "--samples", str(root / paths.SAMPLES.format(model=model, variant=variant)), "--reference", str(ref_out),
             "--reference-samples", str(root / paths.SAMPLES.format(model=model, variant=reference)),
             "--out", str(root / paths.QUALITY.format(model=model, variant=variant))]) == 0

@@ -11,6 +11,17 @@ pins TENSORRTLLM_REPO_TAG=release/1.2.1 for the same release):
   QWEN    = examples/models/core/qwen/convert_checkpoint.py@65b31db1b401d3752b8ebe7c29093cbfb6af04b7
   LLMAPI  = tensorrt_llm/llmapi/llm.py@4c05a74891e4df8066f08ed4ce14b0972abe4e25
   RESULT  = tensorrt_llm/executor/result.py@a678b91aafbeff265cd0b764abb59d7def624ac2
+  BUILDER = tensorrt_llm/builder.py@14e801da3632eb71367b847e335c4f2b09098651 (build(): the
+            "Logics to control paged_context_fmha and fp8_context_fmha" block and the SM>=100 refusals)
+  PLUGINS = tensorrt_llm/plugin/plugin.py, 1.x line: use_paged_context_fmha and use_fp8_context_fmha
+            both default True
+  LLMARGS = tensorrt_llm/llmapi/llm_args.py@fcd3f31682808ae56118ae43c1d7864a3a945e6f
+            (KvCacheConfig.enable_block_reuse: Field(default=True))
+  SAMPLING= tensorrt_llm/sampling_params.py@a98a9061d72f6fd39f5d055ebdd2c6878a100e2c (end_id, stop_token_ids,
+            ignore_eos, detokenize; _get_stop_words turns stop_token_ids into stop words)
+  QUANTPY = examples/quantization/quantize.py@059c97c10c12e948e91676c8db3c9f137b0a2389 (the argparse block)
+The commits are the versions the index holds, from the 1.1-1.3 line; none is the v1.2.1 tag itself.
+Tests that fail on the code before issue 11 name the defect they pin down.
 """
 
 import json
@@ -19,7 +30,6 @@ from pathlib import Path
 
 import pytest
 from cliflow import run_pipeline
-from safetensors import safe_open
 
 from enginebench import paths
 from enginebench.backends.trtllm_backend import (
@@ -27,14 +37,15 @@ from enginebench.backends.trtllm_backend import (
     EXAMPLES,
     TrtllmEngine,
     build_command,
-    check_fp8_hardware,
+    check_hardware,
     convert_command,
+    quantize_command,
     runtime_call,
 )
 from enginebench.errors import EngineBenchError
-from enginebench.plan import build_plan, load_config
+from enginebench.plan import build_plan, load_config, validate_config
 from enginebench.quality import verdict
-from enginebench.workflow import REPO, planned_jobs, snakemake
+from enginebench.workflow import REPO, snakemake
 
 QWEN = REPO / "config" / "qwen2.5-7b-trtllm.yaml"
 CALIBRATION = {"size": 4, "max_seq_length": 64}
@@ -61,35 +72,34 @@ def tiny(tiny_model, tmp_path_factory):
     return root, run_pipeline(TINY, tiny_model, root)
 
 
-@pytest.mark.parametrize("variant, algo, kv, weight_dtype, tensors", [
-    ("fp8-kv-fp8", "FP8", "FP8", "torch.float8_e4m3fn",
-     ["attention.qkv.weights_scaling_factor", "attention.qkv.activation_scaling_factor",
-      "attention.kv_cache_scaling_factor"]),
-    ("int8-sq-kv-int8", "W8A8_SQ_PER_CHANNEL", "INT8", "torch.int8",
-     ["attention.qkv.prequant_scaling_factor", "attention.qkv.weights_scaling_factor",
-      "attention.kv_cache_scaling_factor"]),
-    ("int4-awq", "W4A16_AWQ", None, "torch.int8",  # two 4-bit weights per int8
-     ["attention.qkv.prequant_scaling_factor", "attention.qkv.weights_scaling_factor"]),
+@pytest.mark.parametrize("variant, flags", [
+    ("fp8-kv-fp8", ["--qformat", "fp8", "--kv_cache_dtype", "fp8"]),
+    ("int8-sq-kv-int8", ["--qformat", "int8_sq", "--kv_cache_dtype", "int8"]),
+    ("int4-awq", ["--qformat", "int4_awq"]),
 ])
-def test_stage1_writes_a_trtllm_checkpoint_through_modelopt(tiny, variant, algo, kv, weight_dtype, tensors):
+def test_stage1_is_the_containers_quantize_py_never_a_host_export(tiny, variant, flags):
+    """Issue 11: the host-side ModelOpt export wrote a Qwen2 config without qwen_type, rotary_base and
+    seq_length (quantize.py patches them after export); stage 1 is now quantize.py in the container."""
     root, plan = tiny
     out = root / paths.CHECKPOINT.format(model="tiny", checkpoint=plan.engines[("tiny", variant)].checkpoint)
     manifest = json.loads((out / paths.MANIFEST).read_text())
-    assert manifest["status"] == "ok", manifest.get("reason")
-    assert manifest["modelopt"]["decoder_type"] == "llama" and manifest["modelopt"]["calibration_samples"] == 4
-    assert manifest["timings"]["calibrate_s"] > 0 and manifest["versions"]["nvidia-modelopt"]
-    config = json.loads((out / "config.json").read_text())
-    assert config["architecture"] == "LlamaForCausalLM" and config["dtype"] == "float16"
-    assert config["quantization"]["quant_algo"] == algo
-    assert config["quantization"]["kv_cache_quant_algo"] == kv
-    with safe_open(out / "rank0.safetensors", "pt") as f:
-        names = set(f.keys())
-        assert str(f.get_tensor("transformer.layers.0.attention.qkv.weight").dtype) == weight_dtype
-    for layer in range(2):
-        for tensor in tensors:
-            assert f"transformer.layers.{layer}.{tensor}" in names
-    if kv is None:
-        assert not any("kv_cache_scaling_factor" in n for n in names)
+    assert manifest["status"] == "unavailable"
+    assert "not built on this host: TensorRT-LLM not available" in manifest["reason"]
+    snapshot = root / paths.SNAPSHOT.format(model="tiny")
+    quantize = f"python {EXAMPLES}/quantization/quantize.py --model_dir {snapshot} --output_dir {out} --dtype float16"
+    assert manifest["would_run"].startswith(f"{quantize} {' '.join(flags)} --calib_dataset cnn_dailymail")
+    assert [p.name for p in out.iterdir()] == [paths.MANIFEST]  # no config.json, no rank0.safetensors
+
+
+def test_quantize_py_command_matches_its_cli():
+    settings = qwen_plan().engines[("qwen2.5-7b", "trtllm-int4-awq")].settings
+    # QUANTPY: --model_dir, --output_dir, --dtype choices auto|float16|bfloat16|float32, --qformat choices
+    # (fp8, int8_sq, int4_awq, w4a8_awq, ...), --calib_dataset (a hub name or a local folder), --calib_size,
+    # --calib_max_seq_length, --batch_size, --seed, --awq_block_size; --kv_cache_dtype only when set
+    assert quantize_command(Path("HF"), Path("CKPT"), settings) == [
+        "python", str(EXAMPLES / "quantization/quantize.py"), "--model_dir", "HF", "--output_dir", "CKPT",
+        "--dtype", "float16", "--qformat", "int4_awq", "--calib_dataset", "cnn_dailymail", "--calib_size", "512",
+        "--calib_max_seq_length", "512", "--batch_size", "1", "--seed", "1234", "--awq_block_size", "128"]
 
 
 def test_engine_stage_is_not_attempted_without_tensorrt_llm(tiny):
@@ -98,7 +108,8 @@ def test_engine_stage_is_not_attempted_without_tensorrt_llm(tiny):
     out = root / paths.ENGINE.format(model="tiny", variant="int4-awq")
     manifest = json.loads((out / paths.MANIFEST).read_text())
     assert manifest["status"] == "unavailable"
-    assert "not built on this host: TensorRT-LLM not available (no trtllm-build on PATH" in manifest["reason"]
+    assert "checkpoint: not built on this host: TensorRT-LLM not available (no trtllm-build on PATH" \
+        in manifest["reason"]
     assert manifest["would_run"].startswith(f"trtllm-build --checkpoint_dir {ckpt} --output_dir {out}")
     assert [p.name for p in out.iterdir()] == [paths.MANIFEST]  # no engine files, nothing that looks built
     quality = json.loads((root / paths.QUALITY.format(model="tiny", variant="int4-awq")).read_text())
@@ -119,10 +130,11 @@ def test_fake_quant_prediction_is_measured_like_an_engine(tiny):
 def test_report_lists_what_was_not_built_and_the_predicted_rows(tiny):
     root, _ = tiny
     report = (root / paths.REPORT).read_text()
-    assert "| int4-awq (trtllm) | int4_awq | float16 | not built on this host (see Not measured) | — | NOT RUN" \
+    assert "| int4-awq (trtllm) | int4_awq | float16 | — | not built on this host (see Not measured) | — | NOT RUN" \
         in report
-    assert "| fp8-kv-fp8: predicted by ModelOpt fake-quant | fp8 | fp8 | — (a stand-in for quality only" in report
-    assert "- `int4-awq` (unavailable): engine: not built on this host: TensorRT-LLM not available" in report
+    assert "| fp8-kv-fp8: predicted by ModelOpt fake-quant | fp8 | fp8 | — | — (a stand-in for quality only" in report
+    assert "- `int4-awq` (unavailable): checkpoint: not built on this host: TensorRT-LLM not available" in report
+    assert f"  would have run, checkpoint: `python {EXAMPLES}/quantization/quantize.py --model_dir " in report
     assert "  would have run, engine: `trtllm-build --checkpoint_dir " in report
     assert "Predicted before any GPU time" in report
     recommendation = report.split("## Recommendation")[1]
@@ -147,12 +159,12 @@ def test_qwen_build_commands_match_the_trtllm_build_cli():
             "--max_seq_len", "4096",  # BUILD:101-108 type=int (alias --max_decoder_seq_len)
             # PLUGIN:256-260 enable|disable
             *(["--use_fp8_context_fmha", fp8_context_fmha] if fp8_context_fmha else []),
-            "--gather_context_logits",  # BUILD:245-248 store_true; the LLM API returns context logits only then
+            "--logits_dtype", "float32",  # BUILD "Logits arguments": choices float16, float32
             "--input_timing_cache", cache, "--output_timing_cache", cache,  # BUILD:162-172 type=str
         ]
 
     # No --kv_cache_dtype: trtllm-build has none; the KV-cache type is the checkpoint's kv_cache_quant_algo.
-    for variant, want in {"trtllm-fp16": expected("float16"), "trtllm-fp8": expected("auto", "enable"),
+    for variant, want in {"trtllm-fp16": expected("float16"), "trtllm-fp8": expected("auto"),
                           "trtllm-fp8-kv-fp8": expected("auto", "enable"), "trtllm-int4-awq": expected("auto")}.items():
         assert build_command(ckpt, eng, plan.engines[("qwen2.5-7b", variant)].settings) == want, variant
 
@@ -167,12 +179,14 @@ def test_qwen_stage1_and_runtime_invocations():
         "--output_dir", "CKPT", "--dtype", "float16", "--tp_size", "1", "--workers", "1"]
     # QUANT:97-104 --calib_size 512 / --calib_max_seq_length 512, :82-87 --seed 1234, :109 --awq_block_size 128
     fp8_kv = plan.engines[("qwen2.5-7b", "trtllm-fp8-kv-fp8")].settings
-    assert fp8_kv["calibration"] == {"size": 1024, "max_seq_length": 512, "batch_size": 1, "seed": 1234, "text": None}
+    assert fp8_kv["calibration"] == {"size": 1024, "max_seq_length": 512, "batch_size": 1, "seed": 1234,
+                                     "dataset": "cnn_dailymail", "text": None}  # QUANTPY: --calib_dataset default
     assert (fp8_kv["qformat"], fp8_kv["kv_cache_dtype"]) == ("fp8", "fp8")  # QUANT:66-81, :110-113 choices
     assert plan.engines[("qwen2.5-7b", "trtllm-int4-awq")].settings["awq_block_size"] == 128
     # LLMAPI: __init__(self, model, tokenizer=None, ...); an engine folder as model loads it with TrtLlmArgs
-    assert runtime_call(Path("ENGINE"), Path("HF")) == \
-        "tensorrt_llm._tensorrt_engine.LLM(model='ENGINE', tokenizer='HF')"
+    assert runtime_call(Path("ENGINE"), Path("HF")) == ('tensorrt_llm._tensorrt_engine.LLM(model="ENGINE", '
+                                                        'tokenizer="HF", kv_cache_config=KvCacheConfig('
+                                                        'enable_block_reuse=False))')
     assert fp16["container"] == CONTAINER == "nvcr.io/nvidia/tensorrt-llm/release:1.2.1"
 
 
@@ -191,11 +205,27 @@ def test_container_and_compute_capability_define_trtllm_engines(monkeypatch):
 def test_fp8_needs_compute_capability_8_9(capability, ok):
     settings = qwen_plan().engines[("qwen2.5-7b", "trtllm-fp8")].settings
     if ok:
-        check_fp8_hardware(settings, capability)
+        check_hardware(settings, capability)
     else:
         with pytest.raises(EngineBenchError, match="compute capability >= 8.9"):
-            check_fp8_hardware(settings, capability)
-    check_fp8_hardware(qwen_plan().engines[("qwen2.5-7b", "trtllm-fp16")].settings, capability)  # no FP8: fine
+            check_hardware(settings, capability)
+    check_hardware(qwen_plan().engines[("qwen2.5-7b", "trtllm-fp16")].settings, capability)  # no FP8: fine
+
+
+@pytest.mark.parametrize("qformat, kv", [("int8_sq", "none"), ("int4_awq", "none"), ("w4a8_awq", "none"),
+                                         ("fp8", "int8")])
+def test_integer_formats_are_refused_on_compute_capability_10_and_11(qformat, kv):
+    """Defect (issue 11): BUILDER refuses, for 100 <= SM < 120, int8/int4 weight-only and INT8 KV
+    ("INT8/INT4 quantization is not supported on SM>=100") and SmoothQuant ("SmoothQuant is not
+    supported on SM>=100"); the check let these through to a failing trtllm-build."""
+    settings = {**qwen_plan().engines[("qwen2.5-7b", "trtllm-fp8")].settings, "qformat": qformat, "kv_cache_dtype": kv}
+    for capability in ((10, 0), (10, 3), (11, 0)):
+        with pytest.raises(EngineBenchError, match=f"INT8/INT4 kernels .* refuses on compute capability 10.x-11.x; "
+                                                   f"the GPU reports {capability[0]}.{capability[1]}"):
+            check_hardware(settings, capability)
+    for capability in ((9, 0), (12, 0)):  # Hopper; consumer Blackwell (SM 120) is outside the refusal
+        check_hardware(settings, capability)
+    check_hardware(qwen_plan().engines[("qwen2.5-7b", "trtllm-fp8")].settings, (10, 0))  # FP8 on B200: fine
 
 
 def test_fp8_on_an_ampere_host_with_tensorrt_llm_stops_before_any_job(monkeypatch):
@@ -214,7 +244,13 @@ def test_kv_cache_dtype_needs_a_quantized_format():
         build_plan(config)
 
 
-def test_qwen_dry_run_plans_the_whole_experiment_in_the_container_on_a_gpu(tmp_path):
+TRTLLM_VARIANTS = ("trtllm-fp16", "trtllm-fp8", "trtllm-fp8-kv-fp8", "trtllm-int4-awq")
+
+
+def dry_run_with_fake_apptainer(tmp_path, *args):
+    """`snakemake -n -p` of the Qwen config. Snakemake checks for apptainer even in a dry run (it runs
+    `apptainer --version` before saying an image "will be pulled"), and no apptainer is installed
+    here: a stand-in on PATH answers that call. It is never asked to run anything."""
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "apptainer").write_text("#!/bin/sh\necho 'apptainer version 1.3.0'\n")
@@ -222,25 +258,182 @@ def test_qwen_dry_run_plans_the_whole_experiment_in_the_container_on_a_gpu(tmp_p
     env_path = os.environ["PATH"]
     os.environ["PATH"] = f"{fake}{os.pathsep}{env_path}"
     try:
-        done = snakemake(REPO, "-n", "--sdm", "apptainer", config=QWEN)
+        done = snakemake(REPO, "-n", "-p", *args, config=QWEN)
     finally:
         os.environ["PATH"] = env_path
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    out = done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def job_blocks(out: str) -> list[tuple[str, str]]:
+    """(rule, the job's block of the dry-run listing, shell command included)."""
+    return [(block.split(":", 1)[0], block) for block in out.split("\nrule ")[1:]]
+
+
+@pytest.fixture(scope="module")
+def profile_dry_run(tmp_path_factory):
+    return dry_run_with_fake_apptainer(tmp_path_factory.mktemp("dry"), "--profile", str(REPO / "profiles/trtllm"))
+
+
+def test_every_trtllm_job_runs_in_the_container_with_the_gpu(profile_dry_run):
+    """Issue 11 (must show): with profiles/trtllm every TensorRT-LLM job (checkpoint, engine, logits
+    engine, bench, samples, quality) runs in `apptainer exec --nv ... release:1.2.1` and declares the
+    GPU; none runs on the host. Before, bench, samples and quality had no container, and apptainer
+    ran without --nv."""
+    out = profile_dry_run
     assert f"Singularity image docker://{CONTAINER} will be pulled" in out
-    jobs = planned_jobs(done.stdout)
-    trtllm = ("trtllm-fp16", "trtllm-fp8", "trtllm-fp8-kv-fp8", "trtllm-int4-awq")
-    assert {o for r, o in jobs if r == "trtllm_engine"} == {f"results/qwen2.5-7b/engines/{v}" for v in trtllm}
-    assert {o for r, o in jobs if r == "engine"} == {
-        f"results/qwen2.5-7b/engines/{v}" for v in ("torch-bf16", "llamacpp-f16", "llamacpp-q4_k_m")}
-    assert {o for r, o in jobs if r == "predicted_quality"} == {
-        f"results/qwen2.5-7b/predicted/{v}.json" for v in ("trtllm-fp8", "trtllm-fp8-kv-fp8", "trtllm-int4-awq")}
-    assert not any("gemma3-270m" in o for _, o in jobs)  # --configfile replaces the default config
-    blocks = out.split("rule ")
-    engine_blocks = [b for b in blocks if b.startswith("trtllm_engine:")]
-    assert len(engine_blocks) == 4 and all("gpu=1" in b for b in engine_blocks)
-    bench_blocks = [b for b in blocks if b.startswith("bench:")]
-    assert sum("gpu=1" in b for b in bench_blocks) == 4 and sum("gpu=0" in b for b in bench_blocks) == 3
+    blocks = job_blocks(out)
+    trtllm_jobs = [(rule, block) for rule, block in blocks if rule.startswith("trtllm_")]
+    assert sorted({rule for rule, _ in trtllm_jobs}) == ["trtllm_bench", "trtllm_checkpoint", "trtllm_engine",
+                                                          "trtllm_logits_engine", "trtllm_quality", "trtllm_samples"]
+    assert len(trtllm_jobs) == 6 * 4
+    for rule, block in trtllm_jobs:
+        assert "runs in: apptainer exec --nv --cleanenv --bind " in block
+        assert f"docker://{CONTAINER}; command: " in block
+        assert "gpu=1" in block, rule
+    # no generic (host) rule makes an artifact of a TensorRT-LLM variant
+    for rule, block in blocks:
+        if not rule.startswith("trtllm_") and rule not in ("predicted_quality", "figures", "report", "gate", "all"):
+            assert not any(v in block.split("output:", 1)[-1].split("\n", 1)[0] for v in TRTLLM_VARIANTS), block
+            assert "apptainer exec" not in block
+    commands = "\n".join(block for _, block in trtllm_jobs)
+    assert commands.count(f"command: python {EXAMPLES}/quantization/quantize.py --model_dir ") == 3
+    assert "--qformat fp8 --kv_cache_dtype fp8 --calib_dataset cnn_dailymail --calib_size 1024" in commands
+    assert commands.count("command: trtllm-build --checkpoint_dir ") == 8  # timed + logits engine per variant
+    assert "/convert_checkpoint.py --model_dir results/qwen2.5-7b/snapshot" in commands
+
+
+def test_unquantized_convert_job_declares_the_gpu(profile_dry_run):
+    """Defect (issue 11): the Qwen convert_checkpoint.py has a --load_model_on_cpu switch (store_true,
+    examples/models/core/qwen/convert_checkpoint.py@0df9aaf38338424867a1ca1faa71173501205001; in that
+    version it is parsed but not passed on), i.e. it may load onto the GPU; its job declared no GPU,
+    so it could run beside a GPU job. It declares one now (and gets the container's --nv)."""
+    convert = [b for r, b in job_blocks(profile_dry_run) if r == "trtllm_checkpoint" and "convert_checkpoint.py" in b]
+    assert len(convert) == 1 and "gpu=1" in convert[0]
+
+
+def test_timed_engine_has_no_context_logits_and_quality_reads_a_logits_engine(profile_dry_run):
+    """Defect (issue 11): --gather_context_logits makes every context step run lm_head over the whole
+    prompt and allocates logits after the KV pool (upstream #3636), and the timed engine had it. Now
+    the timed engine is built without it, and the quality stage loads a second engine of the same
+    checkpoint and settings built with it (BUILD "Logits arguments": store_true)."""
+    plan = qwen_plan()
+    for variant in TRTLLM_VARIANTS:
+        timed = build_command(Path("C"), Path("E"), plan.engine_spec("qwen2.5-7b", variant)["settings"])
+        logits = build_command(Path("C"), Path("L"), plan.logits_engine_spec("qwen2.5-7b", variant)["settings"])
+        assert "--gather_context_logits" not in timed
+        assert [a for a in logits if a != "--gather_context_logits"] == [a if a != "E" else "L" for a in timed]
+    quality = [b for r, b in job_blocks(profile_dry_run) if r == "trtllm_quality"]
+    assert len(quality) == 4
+    for block in quality:
+        variant = block.split("wildcards: model=qwen2.5-7b, variant=")[1].split()[0]
+        assert f"--engine results/qwen2.5-7b/logits-engines/{variant} --samples results/qwen2.5-7b/samples/" in block
+
+
+def test_every_engine_is_built_with_float32_logits():
+    """Defect (issue 11): ModelOpt's export writes logits_dtype float16 and convert_checkpoint.py
+    float32, so FP16 and quantized engines were compared at different logits precision. BUILD's
+    --logits_dtype (choices float16, float32) overrides the checkpoint's."""
+    plan = qwen_plan()
+    for variant in TRTLLM_VARIANTS:
+        for spec in (plan.engine_spec("qwen2.5-7b", variant), plan.logits_engine_spec("qwen2.5-7b", variant)):
+            cmd = build_command(Path("C"), Path("E"), spec["settings"])
+            assert cmd[cmd.index("--logits_dtype") + 1] == "float32"
+
+
+def test_schema_rejects_a_context_only_kv_cache():
+    """Defect (issue 11): BUILD --kv_cache_type disabled builds a context-only engine ("KV cache is
+    disabled and only context phase is allowed"): it cannot generate, so it cannot be benchmarked."""
+    config = load_config(QWEN)
+    config["models"]["qwen2.5-7b"]["variants"]["trtllm-fp16"]["build"]["kv_cache_type"] = "disabled"
+    with pytest.raises(EngineBenchError, match="kv_cache_type: 'disabled' is not one of"):
+        validate_config(config)
+
+
+@pytest.mark.parametrize("variant, asked, accepted", [
+    ("trtllm-fp8", "enable", False),  # FP8 weights, FP16 KV: trtllm-build turns it off
+    ("trtllm-fp8", "disable", True),
+    ("trtllm-fp8-kv-fp8", "enable", True),
+    ("trtllm-fp8-kv-fp8", "disable", False),  # FP8 KV cache: trtllm-build turns it on
+    ("trtllm-int4-awq", "enable", False),  # not an FP8 quant_algo: always off
+])
+def test_a_build_setting_trtllm_build_overrides_is_refused_not_reported(variant, asked, accepted):
+    """Defect (issue 11): the experiment's --use_fp8_context_fmha enable on the FP8 engine without an
+    FP8 KV cache is overridden by BUILDER (paged context FMHA on, PLUGINS default: "FP8 Paged Context
+    FMHA is disabled because it must be used together with fp8 KV Cache"), yet the report claimed it.
+    A config asking for what trtllm-build would override is refused; the report shows the effective
+    value."""
+    config = load_config(QWEN)
+    config["models"]["qwen2.5-7b"]["variants"][variant]["build"]["use_fp8_context_fmha"] = asked
+    if accepted:
+        plan = build_plan(config)
+        effective = "on" if variant == "trtllm-fp8-kv-fp8" else "off"
+        assert plan.describe("qwen2.5-7b", variant)["fp8_context_fmha"] == effective
+    else:
+        with pytest.raises(EngineBenchError, match=f"{variant}: build.use_fp8_context_fmha: {asked} would be "
+                                                   "overridden"):
+            build_plan(config)
+
+
+class _FakeTrtllm:
+    """Stand-ins for the tensorrt_llm names TrtllmEngine uses, recording how they are called: the
+    LLM API cannot be imported here. LLMAPI: LLM(model, tokenizer, ..., **kwargs) with kv_cache_config
+    a KvCacheConfig (LLMARGS); SamplingParams is a dataclass of keyword fields (SAMPLING)."""
+
+    def __init__(self, monkeypatch):
+        import sys
+        import types
+
+        self.llm_kwargs, self.sampling = None, []
+        fake = self
+
+        class LLM:
+            def __init__(self, **kwargs):
+                fake.llm_kwargs = kwargs
+
+            def generate(self, batch, sampling_params, use_tqdm):
+                done = type("Output", (), {"token_ids": [5, 2, 7, 9]})
+                return [type("Result", (), {"outputs": [done]}) for _ in batch]
+
+        class KvCacheConfig:
+            def __init__(self, **kwargs):
+                self.kwargs = kwargs
+
+        def SamplingParams(**kwargs):  # noqa: N802 (the API's name)
+            fake.sampling.append(kwargs)
+            return kwargs
+
+        modules = {"tensorrt_llm": types.ModuleType("tensorrt_llm"),
+                   "tensorrt_llm._tensorrt_engine": types.ModuleType("tensorrt_llm._tensorrt_engine"),
+                   "tensorrt_llm.llmapi": types.ModuleType("tensorrt_llm.llmapi")}
+        modules["tensorrt_llm"].SamplingParams = SamplingParams
+        modules["tensorrt_llm._tensorrt_engine"].LLM = LLM
+        modules["tensorrt_llm.llmapi"].KvCacheConfig = KvCacheConfig
+        for name, module in modules.items():
+            monkeypatch.setitem(sys.modules, name, module)
+
+
+def test_runs_never_reuse_kv_cache_blocks(monkeypatch):
+    """Defect (issue 11): LLMARGS KvCacheConfig.enable_block_reuse defaults to True, so repeated
+    identical prompts made TTFT time a cached prefix (and FP8 KV + reuse broke Qwen2.5-7B output,
+    upstream #2699). The engine is loaded with block reuse off."""
+    fake = _FakeTrtllm(monkeypatch)
+    TrtllmEngine(Path("ENGINE"), Path("HF"), trust_remote_code=False)
+    assert fake.llm_kwargs["model"] == "ENGINE" and fake.llm_kwargs["tokenizer"] == "HF"
+    assert fake.llm_kwargs["kv_cache_config"].kwargs == {"enable_block_reuse": False}
+
+
+def test_generation_stops_on_every_stop_id_and_fixed_length_ignores_eos(monkeypatch):
+    """Defect (issue 11): SamplingParams got end_id=stop_ids[0] only, so generation ran past the other
+    stop ids (Qwen's <|im_end|> and <|endoftext|>), and fixed-length runs relied on end_id=-1 instead
+    of SAMPLING's ignore_eos."""
+    fake = _FakeTrtllm(monkeypatch)
+    engine = TrtllmEngine(Path("ENGINE"), Path("HF"), trust_remote_code=False)
+    assert engine.generate([[1, 2]], 4, [2, 9], fixed_length=False) == [[5]]  # cut at the first stop id
+    assert fake.sampling[-1] == {"max_tokens": 4, "top_k": 1, "detokenize": False, "end_id": 2,
+                                 "stop_token_ids": [2, 9]}
+    assert engine.generate([[1, 2]], 4, [2, 9], fixed_length=True) == [[5, 2, 7, 9]]
+    assert fake.sampling[-1] == {"max_tokens": 4, "top_k": 1, "detokenize": False, "ignore_eos": True}
 
 
 class _StreamedRequest:
@@ -286,3 +479,97 @@ def test_streaming_consumes_every_request_concurrently_and_times_each_token():
     assert rows == [[10, 11, 12], [20, 21, 22]]
     assert sorted(calls) == [0, 0, 0, 1, 1, 1]  # one call per token, whatever the response size
     assert calls[:2] == [0, 1]  # both streams advance together, not one request after the other
+
+
+@pytest.mark.parametrize("qformat, kv", [("int4_awq", "none"), ("w4a8_awq", "fp8"), ("fp8", "int8"),
+                                        ("int8_sq", "none")])
+def test_fake_quant_config_is_made_for_the_installed_modelopt(qformat, kv):
+    """Issue 11: the container's ModelOpt 0.37 keeps `quant_cfg` as a dict {pattern: cfg}, later
+    ones as a list; the code assumed the list (int4_awq: AttributeError under 0.37). The parity
+    environment runs this against 0.37, the main one against 0.47."""
+    import modelopt.torch.quantization as mtq
+
+    from enginebench.modelopt_quant import QFORMAT_CONFIGS, quant_config
+
+    config = quant_config(qformat, kv, 64)
+    cfg = config["quant_cfg"]
+    entries = cfg.items() if isinstance(cfg, dict) else [(e.get("quantizer_name"), e.get("cfg")) for e in cfg]
+    found = dict(entries)
+    if "awq" in qformat:
+        weight = found["*weight_quantizer"]
+        assert (weight[0] if isinstance(weight, list) else weight)["block_sizes"][-1] == 64
+    if kv != "none":
+        assert found["*[kv]_bmm_quantizer"]["num_bits"] == {"fp8": (4, 3), "int8": 8}[kv]
+    else:
+        assert "*[kv]_bmm_quantizer" not in found
+    assert type(cfg) is type(getattr(mtq, QFORMAT_CONFIGS[qformat])["quant_cfg"])  # ModelOpt's own layout
+
+
+def test_report_names_the_engine_the_logits_came_from():
+    """Issue 11: the report says which engine each quality figure came from."""
+    from enginebench.report import quality_settings
+
+    results = {"trtllm-fp8": {"quality": {"status": "ok", "eval_text": "pydoc topics",
+                                          "logits_engine": "results/m/logits-engines/trtllm-fp8"}},
+               "torch-bf16": {"quality": {"status": "ok", "eval_text": "pydoc topics"}}}
+    settings = quality_settings({"windows": 2, "window_tokens": 64, "top_k": 8, "gate": {}}, results)
+    assert settings["logits_engines"] == ["`trtllm-fp8` (`results/m/logits-engines/trtllm-fp8`)"]
+
+
+def test_container_side_clis_import_only_what_the_container_has():
+    """With profiles/trtllm the TensorRT-LLM jobs run our CLIs with the container's Python, where
+    nothing of enginebench's own requirements is installed (snakemake, jsonschema, matplotlib, gguf,
+    llama-cpp-python, jinja2 ...): they must start without them."""
+    import subprocess
+    import sys
+
+    absent = ["snakemake", "jsonschema", "matplotlib", "gguf", "llama_cpp", "jinja2", "pandas", "yaml"]
+    code = (f"import sys\nfor name in {absent!r}:\n    sys.modules[name] = None\n"
+            "sys.path.insert(0, 'scripts')\n"
+            "import checkpoint, engine, bench, samples, quality\n"
+            "for cli in (checkpoint, engine, bench, samples, quality):\n"
+            "    try:\n        cli.main(['--help'])\n    except SystemExit as done:\n        assert done.code == 0\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_logits_engine_build_keeps_its_own_history(tmp_path, monkeypatch):
+    """The logits engine's build time is recorded apart from the timed engine's, so the report's
+    build-time history of a variant stays the timed engine's."""
+    from enginebench import stages
+    from enginebench.backends.base import Backend
+
+    class Stub(Backend):
+        name = "stub"
+
+        def build(self, snapshot, checkpoint, settings, out):
+            (out / "engine.bin").write_bytes(b"x")
+            return {"timings": {}}
+
+        def load(self, *args, **kwargs):
+            raise NotImplementedError
+
+    monkeypatch.setattr(stages, "get_backend", lambda name: Stub())
+    monkeypatch.setattr(stages, "parameter_count", lambda snapshot: 0)
+    model = tmp_path / "results" / "m"
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / paths.MANIFEST).write_text('{"status": "ok"}')
+    for folder, spec in (("engines", {}), ("logits-engines", {"purpose": "logits for the quality stage"})):
+        stages.build_engine({"backend": "stub", "settings": {}, **spec}, tmp_path, checkpoint, model / folder / "v")
+    assert sorted(p.name.split("-v-")[0] for p in (model / "history").iterdir()) == ["engine", "logits-engine"]
+
+
+def test_container_job_params_do_not_change_once_the_snapshot_exists(tmp_path, monkeypatch):
+    """The command line shown and logged by a TensorRT-LLM job is one of its params: were it read
+    from the snapshot (the converter's family), it would differ between the run that downloads the
+    snapshot and the next, and Snakemake would rebuild the checkpoint."""
+    plan = qwen_plan()
+    wildcards = {"model": "qwen2.5-7b", "checkpoint": plan.engines[("qwen2.5-7b", "trtllm-fp16")].checkpoint}
+    monkeypatch.chdir(tmp_path)
+    before = plan.container_invocation("checkpoint", wildcards, apptainer="--nv")
+    snapshot = tmp_path / paths.SNAPSHOT.format(model="qwen2.5-7b")
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text('{"architectures": ["Qwen2ForCausalLM"]}')
+    assert plan.container_invocation("checkpoint", wildcards, apptainer="--nv") == before
+    assert "convert_checkpoint.py --model_dir results/qwen2.5-7b/snapshot" in before

@@ -102,7 +102,9 @@ def test_end_to_end_tiny_model_then_noop_then_one_stale_chain(tmp_path, tiny_mod
                       "llama-q8_0.json", "quality gate verdicts"):
         assert annotated in page, annotated
 
-    for variant, key, value in (("bf16", "dtype", "float16"), ("llama-q8_0", "quantization", "Q4_0")):
+    # a precision, a file type, the compiled PyTorch path and where llama.cpp's layers run (issue 12)
+    for variant, key, value in (("bf16", "dtype", "float16"), ("llama-q8_0", "quantization", "Q4_0"),
+                                ("bf16", "compile", True), ("llama-q8_0", "n_gpu_layers", 0)):
         changed = copy.deepcopy(config)
         changed["models"]["tiny"]["variants"][variant][key] = value
         dry = snakemake(tmp_path, "-n", config=write_config(tmp_path, changed))

@@ -1,14 +1,15 @@
-"""TensorRT-LLM stage 1 for quantized formats, through NVIDIA ModelOpt directly (runs on CPU).
+"""The "predicted by ModelOpt fake-quant" stand-in of a quantized TensorRT-LLM engine (runs on CPU).
 
-The calls TensorRT-LLM 1.2.1's examples/quantization/quantize.py makes through
+The quantization TensorRT-LLM 1.2.1's examples/quantization/quantize.py applies through
 tensorrt_llm/quantization/quantize_by_modelopt.py: the format's ModelOpt config (KV-cache quantizers
-added for `kv_cache_dtype`, the AWQ block size set), `mtq.quantize` with a calibration loop over
-`calib_size` samples of at most `calib_max_seq_length` tokens, then
-`export_tensorrt_llm_checkpoint` (config.json + rank0.safetensors). The calibration text is offline
-(quantize.py's default dataset, cnn_dailymail, needs the hub).
+added for `kv_cache_dtype`, the AWQ block size set) and `mtq.quantize` with a calibration loop over
+`calib_size` samples of at most `calib_max_seq_length` tokens. The fake-quantized model (weights,
+activations and KV cache quantized as configured, computed in floating point) goes through the
+quality stage like an engine. Its calibration text is offline (`calibration.text`); the real
+checkpoint is made by quantize.py itself, in the container, from `calibration.dataset`.
 
-The fake-quantized model (weights, activations and KV cache quantized as configured, computed in
-floating point) is also what the "predicted by ModelOpt fake-quant" quality row runs.
+Runs with the host's ModelOpt (0.47, list-style `quant_cfg`) and with the container's (0.37, dict-style),
+since the whole workflow may run inside the container.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 from .cli import progress
-from .errors import EngineBenchError, StageFailure
+from .errors import EngineBenchError
 
 # qformat -> ModelOpt config name (quantize_by_modelopt.py's mapping)
 QFORMAT_CONFIGS = {"fp8": "FP8_DEFAULT_CFG", "int8_sq": "INT8_SMOOTHQUANT_CFG", "int4_awq": "INT4_AWQ_CFG",
@@ -33,16 +34,19 @@ def quant_config(qformat: str, kv_cache_dtype: str, awq_block_size: int) -> dict
     import modelopt.torch.quantization as mtq
 
     config = copy.deepcopy(getattr(mtq, QFORMAT_CONFIGS[qformat]))
-    entries = list(config["quant_cfg"])
+    kv = {"num_bits": KV_NUM_BITS[kv_cache_dtype], "axis": None} if kv_cache_dtype != "none" else None
+    if isinstance(config["quant_cfg"], dict):  # ModelOpt <= 0.37 (the container's): {pattern: cfg}
+        weight = config["quant_cfg"].get("*weight_quantizer")
+        if kv is not None:
+            config["quant_cfg"]["*[kv]_bmm_quantizer"] = kv
+    else:  # later ModelOpt: [{"quantizer_name": pattern, "cfg": cfg}, ...]
+        weight = next((e["cfg"] for e in config["quant_cfg"] if e.get("quantizer_name") == "*weight_quantizer"),
+                      None)
+        if kv is not None:
+            config["quant_cfg"].append({"quantizer_name": "*[kv]_bmm_quantizer", "cfg": kv})
     if "awq" in qformat:
-        for entry in entries:
-            if entry.get("quantizer_name") == "*weight_quantizer":
-                cfgs = entry["cfg"] if isinstance(entry["cfg"], list) else [entry["cfg"]]
-                cfgs[0]["block_sizes"][-1] = awq_block_size  # the 4-bit part; W4A8's second is FP8
-    if kv_cache_dtype != "none":
-        entries.append({"quantizer_name": "*[kv]_bmm_quantizer",
-                        "cfg": {"num_bits": KV_NUM_BITS[kv_cache_dtype], "axis": None}})
-    config["quant_cfg"] = entries
+        cfgs = weight if isinstance(weight, list) else [weight]
+        cfgs[0]["block_sizes"][-1] = awq_block_size  # the 4-bit part; W4A8's second is FP8
     return config
 
 
@@ -89,23 +93,3 @@ def fake_quantize(snapshot: Path, settings: dict, *, trust_remote_code: bool, de
               "calibration_samples": len(samples), "calibration_tokens": sum(map(len, samples)),
               "modelopt_config": QFORMAT_CONFIGS[settings["qformat"]]}
     return model, record
-
-
-def export_checkpoint(model, settings: dict, out: Path) -> dict:
-    """ModelOpt's TensorRT-LLM checkpoint export, as quantize_by_modelopt.py calls it (tp=pp=1)."""
-    import torch
-    from modelopt.torch.export import export_tensorrt_llm_checkpoint
-    from modelopt.torch.export.model_utils import get_model_type
-
-    decoder_type = get_model_type(model)
-    if decoder_type is None:
-        raise StageFailure(f"ModelOpt has no TensorRT-LLM decoder type for {type(model).__name__}")
-    started = time.perf_counter()
-    try:
-        export_tensorrt_llm_checkpoint(model, decoder_type=decoder_type, dtype=getattr(torch, settings["dtype"]),
-                                       export_dir=str(out), inference_tensor_parallel=1,
-                                       inference_pipeline_parallel=1)
-    except (NotImplementedError, ValueError, KeyError, AssertionError) as error:
-        raise StageFailure(f"ModelOpt export_tensorrt_llm_checkpoint ({decoder_type}) failed: "
-                           f"{type(error).__name__}: {error}") from error
-    return {"decoder_type": decoder_type, "export_s": time.perf_counter() - started}

@@ -4,6 +4,7 @@
     results/{model}/snapshot/                     model files + manifest.json
     results/{model}/checkpoints/{checkpoint}/     backend checkpoint + manifest.json (shared by engines)
     results/{model}/engines/{variant}/            engine files + manifest.json
+    results/{model}/logits-engines/{variant}/     the quality stage's engine, where the timed one returns no logits
     results/{model}/bench/{variant}.json          load time, tokens/s, memory, environment
     results/{model}/samples/{variant}.json        greedy answers to the prompts
     results/{model}/reference/logprobs.json       reference engine's next-token distributions on the eval text
@@ -20,6 +21,7 @@ PREFLIGHT = "results/host/preflight.json"
 SNAPSHOT = "results/{model}/snapshot"
 CHECKPOINT = "results/{model}/checkpoints/{checkpoint}"
 ENGINE = "results/{model}/engines/{variant}"
+LOGITS_ENGINE = "results/{model}/logits-engines/{variant}"
 BENCH = "results/{model}/bench/{variant}.json"
 SAMPLES = "results/{model}/samples/{variant}.json"
 REFERENCE = "results/{model}/reference/logprobs.json"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from . import paths
 from .backends import get_backend
 from .errors import EngineBenchError
 
@@ -91,6 +92,41 @@ class Plan:
         spec = {"backend": engine.backend, "settings": engine.settings, "checkpoint": engine.checkpoint}
         host = get_backend(engine.backend).host_identity()
         return {**spec, "host": host} if host else spec
+
+    def logits_engine_spec(self, model: str, variant: str) -> dict:
+        """The quality stage's engine where the backend builds one apart from the timed engine: the
+        same checkpoint and settings, built to return context logits."""
+        spec = self.engine_spec(model, variant)
+        settings = {**spec["settings"], "build": {**spec["settings"]["build"], "gather_context_logits": True}}
+        return {**spec, "settings": settings, "purpose": "logits for the quality stage"}
+
+    def container_invocation(self, stage: str, wildcards: dict, engine_pattern: str = paths.ENGINE,
+                             apptainer: str | None = None) -> str:
+        """What a containerized job runs, for its log and `snakemake -n -p`: the tool command (stage 1
+        converter, trtllm-build, the LLM API) and, where Snakemake starts the container (apptainer:
+        its --apptainer-args), the `apptainer exec` it is wrapped in. Made from the config alone (no
+        file is read), so that it is the same before and after the upstream jobs ran."""
+        model, variant, checkpoint = wildcards["model"], wildcards.get("variant"), wildcards.get("checkpoint")
+        if stage == "checkpoint":
+            ckpt = self.checkpoints[(model, checkpoint)]
+            backend, settings = get_backend(ckpt["backend"]), ckpt["settings"]
+        else:
+            engine = self.engines[(model, variant)]
+            backend = get_backend(engine.backend)
+            settings = (self.logits_engine_spec(model, variant) if stage == "logits_engine"
+                        else self.engine_spec(model, variant))["settings"]
+            checkpoint = engine.checkpoint
+        snapshot = Path(paths.SNAPSHOT.format(model=model))
+        ckpt_path = Path(paths.CHECKPOINT.format(model=model, checkpoint=checkpoint))
+        engine_path = Path(engine_pattern.format(model=model, variant=variant)) if variant else None
+        planned = {"checkpoint": "checkpoint", "engine": "engine", "logits_engine": "engine"}.get(stage, "runtime")
+        command = backend.container_command(planned, snapshot, ckpt_path, engine_path, settings)
+        if apptainer is None:
+            return f"runs: {command}"
+        return f"runs in: apptainer exec {apptainer} docker://{settings['container']}; command: {command}"
+
+    def logits_engines(self) -> list[tuple[str, str]]:
+        return [key for key, e in self.engines.items() if get_backend(e.backend).separate_logits_engine]
 
     def needs_gpu(self, model: str, variant: str) -> bool:
         return get_backend(self.engines[(model, variant)].backend).gpu

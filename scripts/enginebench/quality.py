@@ -182,8 +182,11 @@ def run_quality(spec: dict, paths: dict, threads: int) -> dict:
     reference, failure = _reference_or_problem(spec, paths)
     if failure is not None:
         return failure
-    _, _, engine = open_engine(spec, paths, threads)
-    return measure(spec, engine, read_json(paths["samples"])["samples"], *reference)
+    backend, _, engine = open_engine(spec, paths, threads)
+    result = measure(spec, engine, read_json(paths["samples"])["samples"], *reference)
+    if backend.separate_logits_engine:  # the logits came from an engine built for them, not the timed one
+        result["logits_engine"] = str(paths["engine"])
+    return result
 
 
 def run_predicted_quality(spec: dict, paths: dict, threads: int) -> dict:

@@ -182,6 +182,27 @@ def roofline_cells(results: dict, host: dict) -> dict[Metric, Cell]:
     }
 
 
+def device_text(bench: dict) -> str:
+    """Where the engine ran, as the engine itself reported it (llama.cpp: read back from its load log)."""
+    if bench.get("status", "ok") != "ok":
+        return "—"
+    info = bench["engine_info"]
+    device = str(info.get("device", "not reported"))
+    if device.startswith("cuda"):
+        gpu = info.get("device_name") or next(iter(bench["environment"]["gpus"]), {}).get("name")
+        return f"{device} ({gpu})" if gpu else device
+    return device
+
+
+def compile_cells(metrics: dict) -> dict[Metric, Cell]:
+    """A compiling engine's one-time compile and graph capture (its first run of each batch size)."""
+    if "compile_s" not in metrics:
+        return {}
+    seconds = metrics["compile_s"]["value"]
+    return {Metric("Runtime", "Compile + graph capture, first run of each batch size (s)", False):
+            Cell(f"{fmt_number(seconds)} (1 run)", seconds)}
+
+
 def batched_metric(batch_size: int) -> Metric:
     return Metric("Runtime", f"Tokens/s, batch {batch_size}", True)
 
@@ -207,7 +228,9 @@ def engine_cells(results: dict, host: dict) -> dict[Metric, Cell]:
         Metric("Artifacts", "Engine size (MB)", False): size_cell(eng),
         Metric("Artifacts", "Weights in memory (MB)", False):
             Cell(fmt_number(weights / MB), weights / MB) if weights else Cell("not reported"),
+        Metric("Runtime", "Device (read back from the engine)", None): Cell(device_text(bench)),
         Metric("Runtime", "Engine load, cold (s)", False): summary_cell(m["load_s"]),
+        **compile_cells(m),
         Metric("Runtime", "Tokens/s, single-stream", True): guarded(summary_cell(single["tokens_per_s"]), results),
         batched_metric(largest["batch_size"]): guarded(summary_cell(largest["tokens_per_s"]), results),
         Metric("Runtime", "Time to first token, single-stream (ms): median; p90", False):
@@ -287,7 +310,8 @@ def comparison_table(model: dict, cells: dict[str, dict], status: dict[str, tupl
 
 def engines_table(model: dict, cells: dict[str, dict], status: dict[str, tuple],
                   results: dict[str, dict], batch_size: int) -> pd.DataFrame:
-    """The compact cross-engine view: | Engine | Quantization | KV cache | Tokens/s | vs baseline | Quality |."""
+    """The compact cross-engine view: | Engine | Quantization | KV cache | Device | Tokens/s | vs baseline |
+    Quality |."""
     baseline = model["baseline"]
     tokens_per_s = batched_metric(batch_size)
     base_tps = cells[baseline].get(tokens_per_s)
@@ -299,6 +323,7 @@ def engines_table(model: dict, cells: dict[str, dict], status: dict[str, tuple],
             "Engine": f"{variant} ({spec['backend']})",
             "Quantization": spec["describe"]["quantization"],
             "KV cache": spec["describe"]["kv_cache"],
+            "Device": device_text(results[variant]["bench"]),
             f"Tokens/s (batch {batch_size})": tps.text if tps else short_status(status[variant][0]),
             "vs baseline": "baseline" if variant == baseline else delta_cell(tps, base_tps),
             "Quality": verdict_text(results[variant]["verdict"], built=status[variant][0] == "ok",
@@ -409,6 +434,8 @@ def quality_settings(quality: dict, results: dict[str, dict]) -> dict:
         "windows": quality["windows"], "window_tokens": quality["window_tokens"], "top_k": quality["top_k"],
         "thresholds": [f"{label} {'≤' if op == '<=' else '≥'} {gate[key]:g}{unit}"
                        for key, (_, op, label, unit) in CHECKS.items() if gate.get(key) is not None],
+        "logits_engines": [f"`{variant}` (`{r['quality']['logits_engine']}`)" for variant, r in results.items()
+                           if "logits_engine" in r["quality"]],
     }
 
 

@@ -64,7 +64,9 @@ def _run_stage(stage: str, spec: dict, snapshot: Path, out: Path, work, upstream
             progress(f"{stage}: {manifest['status']}: {manifest['reason']}")
         write_json_atomic(tmp / MANIFEST, manifest)
     if manifest["status"] == "ok" and manifest.get("work", True):  # a build that ran: keep its time
-        append_history(Path(out).parent.parent, stage, Path(out).name,
+        # a TensorRT-LLM logits engine (Plan.logits_engine_spec) keeps its own series, apart from the timed one
+        history_stage = "logits-engine" if spec.get("purpose") else stage
+        append_history(Path(out).parent.parent, history_stage, Path(out).name,
                {f"{stage}_s": manifest["timings"][f"{stage}_s"], "artifact_bytes": manifest["artifact_bytes"]})
     progress(f"{stage}: {manifest['status']} after {time.perf_counter() - started:.1f} s")
     return manifest
@@ -90,9 +92,12 @@ def open_engine(spec: dict, paths: dict, threads: int):
 
     backend = get_backend(spec["backend"])
     trust = spec["trust_remote_code"]
-    encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"], trust_remote_code=trust)
+    # The engine first: the tokenizer imports torch, and on the H200 run a CUDA llama.cpp engine
+    # loaded after torch's CUDA libraries died during load, while the same load in a fresh process
+    # without torch (the cold-load probe) succeeded (docs/gpu-report/README.md).
     engine = backend.load(paths["snapshot"], paths["checkpoint"], paths["engine"], spec["settings"],
                           threads=threads, trust_remote_code=trust)
+    encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"], trust_remote_code=trust)
     return backend, encoder, engine
 
 

@@ -15,6 +15,10 @@ from pathlib import Path
 class Engine(ABC):
     """A loaded engine, ready to generate."""
 
+    # True when the first generation of each batch shape compiles or captures (torch.compile, CUDA
+    # graphs): the bench then always warms up each batch size and records that time apart.
+    compiles = False
+
     @abstractmethod
     def generate(self, batch: list[list[int]], max_new_tokens: int, stop_ids: list[int],
                  fixed_length: bool, on_token: Callable[[int], None] | None = None) -> list[list[int]]:
@@ -58,6 +62,9 @@ class Backend(ABC):
     gpu = False  # its engines need an NVIDIA GPU (rules then declare resources: gpu=1)
     runs_in_container = False  # its checkpoint and engine rules run in settings["container"]
     exposes_logits = False  # its engines implement Engine.logits (a quality reference needs them)
+    # its quality stage reads logits from a second engine built for them (Plan.logits_engine_spec),
+    # because returning them slows the timed one
+    separate_logits_engine = False
 
     def checkpoint_settings(self, settings: dict) -> dict:
         """The variant settings that define its checkpoint; variants with equal ones share it."""
@@ -89,6 +96,12 @@ class Backend(ABC):
     def planned(self, stage: str, snapshot: Path, checkpoint: Path, engine: Path, settings: dict) -> str | None:
         """The command `stage` runs (checkpoint, engine, runtime), recorded where it could not run."""
         return None
+
+    def container_command(self, stage: str, snapshot: Path, checkpoint: Path, engine: Path | None,
+                          settings: dict) -> str | None:
+        """`planned`, made from the settings alone (no file read): a containerized job's params, which
+        must not change once its inputs exist."""
+        return self.planned(stage, snapshot, checkpoint, engine, settings)
 
     def predicts(self, settings: dict) -> str | None:
         """A label if `predictor` gives a stand-in for this variant's engine, runnable on this host

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import importlib.metadata
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -38,20 +39,82 @@ KV_TYPES = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "q5_1": 
             "q4_1": "Q4_1", "q4_0": "Q4_0", "iq4_nl": "IQ4_NL"}
 
 
+# enum ggml_log_level (ggml/include/ggml.h of llama-cpp-python 0.3.36's vendored llama.cpp):
+# NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the previous message)
+GGML_LOG_LEVEL_WARN, GGML_LOG_LEVEL_CONT = 3, 5
+_LOG: list[str] = []  # llama.cpp's log lines of this process (where layers and buffers went)
+_LOG_CALLBACK = None  # kept referenced: llama.cpp calls it from C
+
+
+def _capture_log(L) -> None:
+    """Route llama.cpp's log into _LOG (it reports where it put layers and buffers), passing warnings
+    and errors on to stderr, which the job's log keeps. Installed once per process."""
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+
+    last = [0]
+
+    @L.llama_log_callback
+    def callback(level, text, user_data):
+        line = text.decode("utf-8", "replace")
+        _LOG.append(line)
+        level = last[0] if level == GGML_LOG_LEVEL_CONT else level
+        last[0] = level
+        if level >= GGML_LOG_LEVEL_WARN:
+            sys.stderr.write(line)
+
+    _LOG_CALLBACK = callback
+    L.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+_OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
+_BUFFER = re.compile(r"(\S+) (model|KV) buffer size = +([\d.]+) MiB")
+
+
+def placement(log: list[str]) -> dict:
+    """Where llama.cpp put the model, read back from its load log: layers offloaded (its count
+    includes the output layer) and the model and KV-cache buffers per backend buffer type
+    ("CUDA0", "CPU", "CPU_Mapped"...). A build without GPU offload logs no offload line."""
+    text = "".join(log)
+    offload = _OFFLOADED.findall(text)
+    buffers = {"model": {}, "KV": {}}
+    for name, kind, mib in _BUFFER.findall(text):
+        buffers[kind][name] = buffers[kind].get(name, 0) + round(float(mib) * 2**20)
+    on_gpu, layers = (int(offload[-1][0]), int(offload[-1][1])) if offload else (0, None)
+    gpu_kv = any(not name.startswith("CPU") for name in buffers["KV"])
+    if layers is not None and on_gpu >= layers:
+        device = "cuda" if gpu_kv else "cuda (KV cache on the host)"
+    elif on_gpu:
+        device = f"cpu+cuda ({on_gpu}/{layers} layers on the GPU)"
+    else:
+        device = "cpu"
+    return {"device": device, "layers_on_gpu": on_gpu, "layers": layers,
+            "model_buffer_bytes": buffers["model"], "kv_buffer_bytes": buffers["KV"]}
+
+
+def gpu_layers(settings: dict, supports_offload: bool) -> int:
+    """n_gpu_layers for llama_model_params: the variant's, else every layer where the build offloads."""
+    if settings["n_gpu_layers"] is not None:
+        return settings["n_gpu_layers"]
+    return -1 if supports_offload else 0
+
+
 class LlamaCppEngine(Engine):
     def __init__(self, path: Path, settings: dict, threads: int):
-        import logging
-
         import llama_cpp as L
 
-        # llama.cpp logs every tensor it loads; keep its warnings and errors only.
-        logging.getLogger("llama-cpp-python").setLevel(logging.WARNING)
+        _capture_log(L)
         self.L = L
         L.llama_backend_init()
         self.path = path
-        self.model = L.llama_model_load_from_file(str(path).encode(), L.llama_model_default_params())
+        model_params = L.llama_model_default_params()
+        model_params.n_gpu_layers = gpu_layers(settings, L.llama_supports_gpu_offload())
+        log_start = len(_LOG)
+        self.model = L.llama_model_load_from_file(str(path).encode(), model_params)
         if not self.model:
             raise EngineBenchError(f"llama.cpp could not load {path}")
+        self.n_gpu_layers = model_params.n_gpu_layers
         self.vocab = L.llama_model_get_vocab(self.model)
         self.n_vocab = L.llama_vocab_n_tokens(self.vocab)
         params = L.llama_context_default_params()
@@ -64,10 +127,12 @@ class LlamaCppEngine(Engine):
         params.type_k = params.type_v = kv
         params.flash_attn_type = (L.LLAMA_FLASH_ATTN_TYPE_ENABLED if settings["flash_attn"]
                                   else L.LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        params.offload_kqv = settings["offload_kqv"]
         params.no_perf = False
         self.ctx = L.llama_init_from_model(self.model, params)
         if not self.ctx:
             raise EngineBenchError(f"llama.cpp could not create a context for {path} with {settings}")
+        self.placement = placement(_LOG[log_start:])
         self.batch = L.llama_batch_init(settings["n_ctx"], 0, MAX_SEQUENCES)
         self.settings = settings
         self.last_counters: dict | None = None
@@ -156,7 +221,9 @@ class LlamaCppEngine(Engine):
 
     def info(self):
         L = self.L
-        return {"device": "cpu", "file": self.path.name, "kv_cache": self.settings["kv_cache"],
+        return {**self.placement, "n_gpu_layers": self.n_gpu_layers,
+                "supports_gpu_offload": L.llama_supports_gpu_offload(),
+                "file": self.path.name, "kv_cache": self.settings["kv_cache"], "n_ctx": self.settings["n_ctx"],
                 "parameters": L.llama_model_n_params(self.model), "weight_bytes": L.llama_model_size(self.model)}
 
 

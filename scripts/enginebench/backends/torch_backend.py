@@ -1,7 +1,14 @@
-"""PyTorch (transformers) backend: the reference engine. Eager transformers at a chosen dtype.
+"""PyTorch (transformers) backend: the reference engine, eager or compiled, at a chosen dtype.
 
 It has no checkpoint or engine build of its own: it loads the snapshot's safetensors and casts at
 load time, so those stages only write a manifest saying so.
+
+Eager decoding launches every kernel of every step from Python and, on a GPU, is bound by that
+launch overhead rather than by memory. With `compile: true` generation uses a static KV cache
+(`cache_implementation="static"`, sized once by `max_cache_len`) and transformers compiles the
+decode step with `torch.compile` (mode "reduce-overhead": CUDA graphs on a GPU; inductor's default
+mode on a CPU). Compilation happens on the first generation of each batch shape: the bench runs it
+in its warm-up and records that time apart (`Engine.compiles`).
 """
 
 from __future__ import annotations
@@ -32,9 +39,11 @@ class _TokenStreamer:
 
 
 class TorchEngine(Engine):
-    def __init__(self, model, device):
+    def __init__(self, model, device, compiled: str | None = None):
         self.model = model
         self.device = device
+        self.compiled = compiled  # the torch.compile mode, None for eager
+        self.compiles = compiled is not None
 
     def generate(self, batch, max_new_tokens, stop_ids, fixed_length, on_token=None):
         import torch
@@ -68,10 +77,19 @@ class TorchEngine(Engine):
         return out.float().cpu().numpy()
 
     def info(self):
+        import torch
+
         params = sum(p.numel() for p in self.model.parameters())
         weight_bytes = sum(p.numel() * p.element_size() for p in self.model.parameters())
-        return {"device": str(self.device), "dtype": str(self.model.dtype).removeprefix("torch."),
+        info = {"device": str(self.device), "dtype": str(self.model.dtype).removeprefix("torch."),
                 "parameters": params, "weight_bytes": weight_bytes}
+        if self.device.type == "cuda":
+            info["device_name"] = torch.cuda.get_device_name(self.device)
+        if self.compiled:
+            config = self.model.generation_config
+            info["compiled"] = {"mode": self.compiled, "cache_implementation": config.cache_implementation,
+                                "max_cache_len": config.max_cache_len}
+        return info
 
     def peak_device_memory_bytes(self):
         import torch
@@ -86,7 +104,8 @@ class TorchBackend(Backend):
     name = "torch"
 
     def describe(self, settings):
-        return {"quantization": settings["dtype"], "kv_cache": settings["dtype"]}
+        kv = f"{settings['dtype']}, static" if settings["compile"] else settings["dtype"]
+        return {"quantization": settings["dtype"], "kv_cache": kv}
 
     def load(self, snapshot, checkpoint, engine, settings, *, threads, trust_remote_code):
         import torch
@@ -99,9 +118,19 @@ class TorchBackend(Backend):
             trust_remote_code=trust_remote_code,
         )
         model.to(device).eval()
+        mode = None
+        if settings["compile"]:
+            from transformers import CompileConfig
+
+            mode = "reduce-overhead" if device.type == "cuda" else "default"
+            compile_config = CompileConfig(fullgraph=True, mode=mode)
+            compile_config._compile_all_devices = True  # transformers compiles on CUDA only unless told
+            model.generation_config.cache_implementation = "static"
+            model.generation_config.max_cache_len = settings["max_cache_len"]
+            model.generation_config.compile_config = compile_config
         if device.type == "cuda":  # peak memory since load: not another job's in this process
             torch.cuda.reset_peak_memory_stats(device)
-        return TorchEngine(model, device)
+        return TorchEngine(model, device, compiled=mode)
 
     def versions(self):
         return {name: importlib.metadata.version(name) for name in ("torch", "transformers")}

@@ -1,18 +1,24 @@
 """TensorRT-LLM backend, TensorRT engine path of release 1.2.1 (the NGC container
 nvcr.io/nvidia/tensorrt-llm/release:1.2.1).
 
-- checkpoint (stage 1):
-  - quantized formats (fp8, int8_sq, int4_awq, w4a8_awq; KV cache none/fp8/int8): NVIDIA ModelOpt
-    called directly, as examples/quantization/quantize.py does (`enginebench.modelopt_quant`). Runs
-    on any host, CPU included.
-  - unquantized (qformat none): the model family's examples/models/core/<family>/convert_checkpoint.py
-    inside the container. Chosen over ModelOpt's unquantized export because it is the documented
-    1.2.1 path the experiment measured, and whether ModelOpt's export gives the same checkpoint
-    (config fields, fused biases) cannot be checked on a host without TensorRT-LLM.
-- engine (stage 2): `trtllm-build`, every option from config, a timing cache shared by builds.
-- runtime: `tensorrt_llm._tensorrt_engine.LLM(model=ENGINE, tokenizer=SNAPSHOT)`.
+Every stage below runs inside the container, with the container's own libraries (transformers
+4.57.3, ModelOpt 0.37, numpy < 2): the Snakemake rules declare it (profiles/trtllm runs them through
+`apptainer exec --nv`), or the whole workflow runs in it (scripts/trtllm_docker.sh).
 
-Flags are checked against the 1.2.x sources; tests/test_trtllm.py cites file and line for each.
+- checkpoint (stage 1), on the GPU:
+  - quantized formats (fp8, int8_sq, int4_awq, w4a8_awq; KV cache none/fp8/int8): the container's own
+    examples/quantization/quantize.py, which also patches the fields ModelOpt's export leaves out
+    (Qwen's qwen_type, rotary_base, seq_length).
+  - unquantized (qformat none): the model family's examples/models/core/<family>/convert_checkpoint.py.
+- engine (stage 2): `trtllm-build`, every option from config, `--logits_dtype float32`, a timing
+  cache shared by builds. The timed engine is built without `--gather_context_logits`; the quality
+  stage reads logits from a second engine of the same checkpoint and settings built with it.
+- runtime: `tensorrt_llm._tensorrt_engine.LLM(model=ENGINE, tokenizer=SNAPSHOT)`, KV-block reuse off.
+
+The host-side ModelOpt code (`enginebench.modelopt_quant`) only makes the "predicted by ModelOpt
+fake-quant" quality rows, on any CPU.
+
+Flags are checked against the 1.1-1.3-line sources; tests/test_trtllm.py cites file and commit for each.
 Where TensorRT-LLM is missing (no `trtllm-build`, no `tensorrt_llm`), stages that need it write an
 "unavailable" record with the exact command that would have run.
 """
@@ -39,6 +45,10 @@ EXAMPLES = Path(os.environ.get("ENGINEBENCH_TRTLLM_EXAMPLES", "/app/tensorrt_llm
 CONVERTERS = {"Qwen2ForCausalLM": "qwen", "LlamaForCausalLM": "llama", "MistralForCausalLM": "llama"}
 TIMING_CACHE = "trtllm-timing.cache"  # beside the engines folder, reused by every build of a model
 FP8_SETTINGS = "qformat fp8 or w4a8_awq, or kv_cache_dtype fp8"
+INTEGER_SETTINGS = "qformat int8_sq, int4_awq or w4a8_awq, or kv_cache_dtype int8"
+# quantize.py --qformat values whose checkpoint carries FP8 attention inputs (builder.py keeps FP8
+# context FMHA only for the quant_algo FP8, W4A8_AWQ, NVFP4)
+FP8_CONTEXT_FMHA_QFORMATS = ("fp8", "w4a8_awq")
 # bytes per weight of a checkpoint (and of the engine built from it), by qformat; none: the dtype's 2
 QFORMAT_WEIGHT_BYTES = {"none": 2.0, "fp8": 1.0, "int8_sq": 1.0, "int4_awq": 0.5, "w4a8_awq": 0.5}
 
@@ -57,20 +67,55 @@ def gpu_compute_capability() -> tuple[int, int] | None:
     return tuple(found[0]["compute_capability"]) if found else None
 
 
-def check_fp8_hardware(settings: dict, capability: tuple[int, int] | None) -> None:
-    if not needs_fp8(settings):
-        return
-    if capability is None:
-        raise EngineBenchError(f"this engine needs FP8 ({FP8_SETTINGS}), which needs an NVIDIA GPU of compute "
-                               "capability >= 8.9; nvidia-smi reports no GPU")
-    if not fp8_capable(capability):
-        raise EngineBenchError(f"this engine needs FP8 ({FP8_SETTINGS}): compute capability >= 8.9 "
-                               f"(Ada, Hopper, Blackwell), but the GPU reports {capability[0]}.{capability[1]}")
+def needs_integer_kernels(settings: dict) -> bool:
+    """INT8/INT4 weights (SmoothQuant, AWQ) or an INT8 KV cache."""
+    return settings["qformat"] in ("int8_sq", "int4_awq", "w4a8_awq") or settings["kv_cache_dtype"] == "int8"
 
 
-def convert_command(snapshot: Path, out: Path, settings: dict, architecture: str) -> list[str]:
-    """examples/models/core/<family>/convert_checkpoint.py for an unquantized checkpoint."""
-    family = CONVERTERS.get(architecture)
+def check_hardware(settings: dict, capability: tuple[int, int] | None) -> None:
+    """Refuse settings trtllm-build 1.2.1 refuses on this GPU: FP8 below compute capability 8.9, and
+    INT8/INT4 formats on 10.x-11.x (builder.py: "INT8/INT4 quantization is not supported on SM>=100",
+    "SmoothQuant is not supported on SM>=100")."""
+    if needs_fp8(settings):
+        if capability is None:
+            raise EngineBenchError(f"this engine needs FP8 ({FP8_SETTINGS}), which needs an NVIDIA GPU of compute "
+                                   "capability >= 8.9; nvidia-smi reports no GPU")
+        if not fp8_capable(capability):
+            raise EngineBenchError(f"this engine needs FP8 ({FP8_SETTINGS}): compute capability >= 8.9 "
+                                   f"(Ada, Hopper, Blackwell), but the GPU reports {capability[0]}.{capability[1]}")
+    if needs_integer_kernels(settings) and capability is not None and 10 <= capability[0] < 12:
+        raise EngineBenchError(f"this engine uses INT8/INT4 kernels ({INTEGER_SETTINGS}), which trtllm-build "
+                               f"{CONTAINER.rsplit(':', 1)[1]} refuses on compute capability 10.x-11.x; "
+                               f"the GPU reports {capability[0]}.{capability[1]}")
+
+
+def effective_fp8_context_fmha(settings: dict) -> bool:
+    """What trtllm-build 1.2.1 makes of use_fp8_context_fmha with paged context FMHA (its default):
+    on exactly when the checkpoint is FP8 (or W4A8) and its KV cache is FP8, whatever was asked
+    (builder.py forces it both ways)."""
+    return settings["qformat"] in FP8_CONTEXT_FMHA_QFORMATS and settings["kv_cache_dtype"] == "fp8"
+
+
+def quantize_command(snapshot: Path, out: Path, settings: dict) -> list[str]:
+    """The container's examples/quantization/quantize.py for a quantized checkpoint (on the GPU)."""
+    calib = settings["calibration"]
+    cmd = ["python", str(EXAMPLES / "quantization" / "quantize.py"), "--model_dir", str(snapshot),
+           "--output_dir", str(out), "--dtype", settings["dtype"], "--qformat", settings["qformat"]]
+    if settings["kv_cache_dtype"] != "none":
+        cmd += ["--kv_cache_dtype", settings["kv_cache_dtype"]]
+    cmd += ["--calib_dataset", calib["dataset"], "--calib_size", str(calib["size"]),
+            "--calib_max_seq_length", str(calib["max_seq_length"]), "--batch_size", str(calib["batch_size"]),
+            "--seed", str(calib["seed"])]
+    if "awq" in settings["qformat"]:
+        cmd += ["--awq_block_size", str(settings["awq_block_size"])]
+    return cmd
+
+
+def convert_command(snapshot: Path, out: Path, settings: dict, architecture: str | None) -> list[str]:
+    """examples/models/core/<family>/convert_checkpoint.py for an unquantized checkpoint (its job
+    declares the GPU, which the converter may load the model onto)."""
+    # None: not known yet (the snapshot is not there at planning time)
+    family = "<family of its architecture>" if architecture is None else CONVERTERS.get(architecture)
     if family is None:
         raise StageFailure(f"no convert_checkpoint.py is mapped for architecture {architecture} "
                            f"(known: {', '.join(CONVERTERS)})")
@@ -80,13 +125,17 @@ def convert_command(snapshot: Path, out: Path, settings: dict, architecture: str
 
 
 def build_command(checkpoint: Path, out: Path, settings: dict) -> list[str]:
-    """`trtllm-build` with every option that the config sets (unset: trtllm-build's default)."""
+    """`trtllm-build` with every option that the config sets (unset: trtllm-build's default), float32
+    logits for every engine (ModelOpt's export writes float16, convert_checkpoint.py float32), and
+    --gather_context_logits only for the quality stage's logits engine (Plan.logits_engine_spec):
+    it makes every context step run lm_head over the whole prompt."""
     build = settings["build"]
     cmd = ["trtllm-build", "--checkpoint_dir", str(checkpoint), "--output_dir", str(out)]
     for flag in ("gemm_plugin", "max_batch_size", "max_input_len", "max_seq_len", "max_num_tokens",
                  "use_fp8_context_fmha", "kv_cache_type", "workers"):
         if build.get(flag) is not None:
             cmd += [f"--{flag}", str(build[flag])]
+    cmd += ["--logits_dtype", "float32"]
     if build.get("gather_context_logits"):
         cmd.append("--gather_context_logits")
     cache = str(Path(out).parent / TIMING_CACHE)
@@ -94,7 +143,26 @@ def build_command(checkpoint: Path, out: Path, settings: dict) -> list[str]:
 
 
 def runtime_call(engine: Path, snapshot: Path) -> str:
-    return f"tensorrt_llm._tensorrt_engine.LLM(model={str(engine)!r}, tokenizer={str(snapshot)!r})"
+    # double quotes: the line is also shell-quoted into the job's log (rules/trtllm.smk)
+    return (f'tensorrt_llm._tensorrt_engine.LLM(model="{engine}", tokenizer="{snapshot}", '
+            "kv_cache_config=KvCacheConfig(enable_block_reuse=False))")
+
+
+def llm_kwargs() -> dict:
+    """LLM(...) options besides model and tokenizer: no KV-block reuse (on by default), or repeated
+    identical prompts would time a cached prefix (and FP8 KV + reuse breaks Qwen2.5 output, #2699)."""
+    from tensorrt_llm.llmapi import KvCacheConfig
+
+    return {"kv_cache_config": KvCacheConfig(enable_block_reuse=False)}
+
+
+def sampling_kwargs(max_new_tokens: int, stop_ids: list[int], fixed_length: bool) -> dict:
+    """SamplingParams(...) options: greedy; a fixed-length run ignores end-of-sequence, any other
+    stops at every stop id (end_id takes one, stop_token_ids the rest)."""
+    kwargs = {"max_tokens": max_new_tokens, "top_k": 1, "detokenize": False}
+    if fixed_length:
+        return {**kwargs, "ignore_eos": True}
+    return {**kwargs, "end_id": stop_ids[0], "stop_token_ids": list(stop_ids)}
 
 
 def _architecture(snapshot: Path) -> str:
@@ -108,21 +176,20 @@ class TrtllmEngine(Engine):
     def __init__(self, engine: Path, snapshot: Path, trust_remote_code: bool):
         from tensorrt_llm._tensorrt_engine import LLM
 
-        self.llm = LLM(model=str(engine), tokenizer=str(snapshot), trust_remote_code=trust_remote_code)
+        self.llm = LLM(model=str(engine), tokenizer=str(snapshot), trust_remote_code=trust_remote_code,
+                       **llm_kwargs())
 
     def generate(self, batch, max_new_tokens, stop_ids, fixed_length, on_token=None):
         from tensorrt_llm import SamplingParams
 
-        # Greedy (top_k=1). end_id -1 matches no token: exactly max_new_tokens for throughput runs.
         # detokenize=False: no incremental detokenization in our process while tokens are timed.
-        params = SamplingParams(max_tokens=max_new_tokens, top_k=1, end_id=-1 if fixed_length else stop_ids[0],
-                                detokenize=False)
+        params = SamplingParams(**sampling_kwargs(max_new_tokens, stop_ids, fixed_length))
         if on_token is None:
             outputs = self.llm.generate(batch, sampling_params=params, use_tqdm=False)
             rows = [list(out.outputs[0].token_ids) for out in outputs]
         else:
             rows = self._stream(batch, params, on_token)
-        if not fixed_length:  # the other stop ids (end_id takes one)
+        if not fixed_length:  # a stop token, where the runtime returns it, is not part of the answer
             rows = [row[:next((i for i, t in enumerate(row) if t in stop_ids), len(row))] for row in rows]
         return rows
 
@@ -148,7 +215,7 @@ class TrtllmEngine(Engine):
         return asyncio.run(run())
 
     def logits(self, ids):
-        """Context logits; the engine must be built with --gather_context_logits (build.gather_context_logits)."""
+        """Context logits; only the logits engine is built with --gather_context_logits."""
         from tensorrt_llm import SamplingParams
 
         out = self.llm.generate([ids], sampling_params=SamplingParams(max_tokens=1, top_k=1,
@@ -165,12 +232,12 @@ class TrtllmBackend(Backend):
     name = "trtllm"
     gpu = True
     runs_in_container = True
+    separate_logits_engine = True
 
     def checkpoint_settings(self, settings):
         ckpt = {k: settings[k] for k in ("dtype", "qformat", "kv_cache_dtype")}
-        if settings["qformat"] == "none":
-            ckpt["container"] = settings["container"]
-        else:
+        ckpt["container"] = settings["container"]
+        if settings["qformat"] != "none":
             ckpt.update(calibration=settings["calibration"], awq_block_size=settings["awq_block_size"])
         return ckpt
 
@@ -183,7 +250,10 @@ class TrtllmBackend(Backend):
     def describe(self, settings):
         quant = settings["qformat"] if settings["qformat"] != "none" else settings["dtype"]
         kv = settings["kv_cache_dtype"] if settings["kv_cache_dtype"] != "none" else settings["dtype"]
-        return {"quantization": quant, "kv_cache": kv}
+        # what trtllm-build makes of use_fp8_context_fmha, not what was asked (settings_error
+        # refuses an ask it would override)
+        return {"quantization": quant, "kv_cache": kv,
+                "fp8_context_fmha": "on" if effective_fp8_context_fmha(settings) else "off"}
 
     def predicts(self, settings):
         return "ModelOpt fake-quant" if settings["qformat"] != "none" else None
@@ -215,23 +285,23 @@ class TrtllmBackend(Backend):
     def settings_error(self, settings):
         if settings["qformat"] == "none" and settings["kv_cache_dtype"] != "none":
             return "kv_cache_dtype needs a quantized qformat (quantize.py sets it; convert_checkpoint.py cannot)"
+        asked = settings["build"]["use_fp8_context_fmha"]
+        effective = effective_fp8_context_fmha(settings)
+        if asked is not None and (asked == "enable") != effective:
+            return (f"build.use_fp8_context_fmha: {asked} would be overridden: with paged context FMHA "
+                    f"(trtllm-build's default) FP8 context FMHA is {'on' if effective else 'off'} for qformat "
+                    f"{settings['qformat']} with kv_cache_dtype {settings['kv_cache_dtype']}; leave it unset")
         return None
 
     def check_host(self, settings):
         if self.availability("engine", settings) is None:
-            check_fp8_hardware(settings, gpu_compute_capability())
+            check_hardware(settings, gpu_compute_capability())
 
     def host_identity(self):
         capability = gpu_compute_capability()
         return {"compute_capability": ".".join(map(str, capability)) if capability else None}
 
     def availability(self, stage, settings):
-        if stage == "checkpoint" and settings["qformat"] != "none":
-            try:
-                importlib.metadata.version("nvidia-modelopt")
-            except importlib.metadata.PackageNotFoundError:
-                return "nvidia-modelopt is not installed (run `make setup`)"
-            return None
         missing = []
         if shutil.which("trtllm-build") is None:
             missing.append("no trtllm-build on PATH")
@@ -244,35 +314,38 @@ class TrtllmBackend(Backend):
                     f"{settings['container']} on an NVIDIA GPU")
         return None
 
-    def planned(self, stage, snapshot, checkpoint, engine, settings):
+    def stage1_command(self, snapshot, out, settings, read_snapshot=True):
+        if settings["qformat"] != "none":
+            return quantize_command(snapshot, out, settings)
+        return convert_command(snapshot, out, settings, _architecture(snapshot) if read_snapshot else None)
+
+    def planned(self, stage, snapshot, checkpoint, engine, settings, read_snapshot=True):
         if stage == "checkpoint":
-            if settings["qformat"] != "none":
-                return "ModelOpt in-process (mtq.quantize + export_tensorrt_llm_checkpoint)"
             try:
-                return " ".join(convert_command(snapshot, checkpoint, settings, _architecture(snapshot)))
+                return " ".join(self.stage1_command(snapshot, checkpoint, settings, read_snapshot))
             except StageFailure as refusal:
                 return f"nothing: {refusal}"
         if stage == "engine":
             return " ".join(build_command(checkpoint, engine, settings))
         return runtime_call(engine, snapshot)
 
-    def convert(self, snapshot, settings, out):
-        if settings["qformat"] == "none":
-            started = time.perf_counter()
-            run_tool(convert_command(snapshot, out, settings, _architecture(snapshot)), "convert_checkpoint.py")
-            return {"timings": {"convert_s": time.perf_counter() - started}}
-        from ..modelopt_quant import export_checkpoint, fake_quantize
+    def container_command(self, stage, snapshot, checkpoint, engine, settings):
+        # the converter's model family is known only once the snapshot is there
+        return self.planned(stage, snapshot, checkpoint, engine, settings, read_snapshot=False)
 
-        model, record = fake_quantize(Path(snapshot), settings, trust_remote_code=False)
-        exported = export_checkpoint(model, settings, out)
-        return {"timings": {"calibrate_s": record.pop("calibration_s"), "export_s": exported.pop("export_s")},
-                "modelopt": {**record, **exported}, "versions_modelopt": importlib.metadata.version("nvidia-modelopt")}
+    def convert(self, snapshot, settings, out):
+        check_hardware(settings, gpu_compute_capability())
+        tool = "quantize.py" if settings["qformat"] != "none" else "convert_checkpoint.py"
+        started = time.perf_counter()
+        run_tool(self.stage1_command(snapshot, out, settings), tool)
+        return {"timings": {f"{tool.split('.')[0]}_s": time.perf_counter() - started}}
 
     def build(self, snapshot, checkpoint, settings, out):
-        check_fp8_hardware(settings, gpu_compute_capability())
+        check_hardware(settings, gpu_compute_capability())
         started = time.perf_counter()
         run_tool(build_command(checkpoint, out, settings), "trtllm-build")
-        return {"timings": {"build_s": time.perf_counter() - started}}
+        return {"timings": {"build_s": time.perf_counter() - started},
+                "fp8_context_fmha": effective_fp8_context_fmha(settings)}
 
     def load(self, snapshot, checkpoint, engine, settings, *, threads, trust_remote_code):
         return TrtllmEngine(Path(engine), Path(snapshot), trust_remote_code)

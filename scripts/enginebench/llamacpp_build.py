@@ -1,0 +1,93 @@
+"""Which llama-cpp-python build this host gets (CUDA or CPU), and installing it when the installed
+build differs. llama-cpp-python has no wheels on PyPI: pip compiles it from the sdist with
+CMAKE_ARGS, and pip's wheel cache does not key on CMAKE_ARGS, so a cached CPU wheel would be
+reused for a CUDA install. GPU builds therefore bypass the cache (and are never written to it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .environment import gpus
+from .errors import EngineBenchError
+
+COMMON_ARGS = ["-DLLAVA_BUILD=OFF"]  # text only: no multimodal library
+
+
+def cuda_architectures(found: list[dict]) -> str:
+    """CMAKE_CUDA_ARCHITECTURES for the GPUs present (compute capability 9.0 -> "90"), else native."""
+    archs = sorted({"{}{}".format(*g["compute_capability"]) for g in found})
+    return ";".join(archs) or "native"
+
+
+def decide(gpu: str, found: list[dict] | None = None) -> dict:
+    """The build for `gpu` = "1" (CUDA), "0" (CPU) or "auto" (CUDA when nvidia-smi lists a GPU)."""
+    if gpu not in ("auto", "0", "1"):
+        raise EngineBenchError(f"GPU={gpu!r}: use 1 (CUDA build), 0 (CPU build) or auto")
+    found = gpus() if found is None else found
+    if gpu == "1" or (gpu == "auto" and found):
+        reason = "GPU=1" if gpu == "1" else f"nvidia-smi lists {len(found)} GPU(s): {found[0]['name']}"
+        args = [*COMMON_ARGS, "-DGGML_CUDA=on", f"-DCMAKE_CUDA_ARCHITECTURES={cuda_architectures(found)}"]
+        return {"flavour": "cuda", "cmake_args": " ".join(args), "reason": reason}
+    reason = "GPU=0" if gpu == "0" else "no NVIDIA GPU found (nvidia-smi absent or lists none)"
+    return {"flavour": "cpu", "cmake_args": " ".join(COMMON_ARGS), "reason": reason}
+
+
+def installed_version(python: Path) -> str | None:
+    done = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.version('llama_cpp_python'))"],
+                          capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def stamp_path(venv: Path) -> Path:
+    return Path(venv) / ".llamacpp-build.json"
+
+
+def read_stamp(venv: Path) -> dict | None:
+    try:
+        return json.loads(stamp_path(venv).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def plan_install(venv: Path, version: str, build: dict) -> dict:
+    """What to do: nothing when this version and build flavour are installed, else (re)build."""
+    wanted = {"version": version, **{k: build[k] for k in ("flavour", "cmake_args")}}
+    stamp = read_stamp(venv)
+    installed = installed_version(Path(venv) / "bin" / "python")
+    if installed == version and stamp == wanted:
+        return {"action": "none", "wanted": wanted, "why": f"llama-cpp-python {version} ({build['flavour']}) installed"}
+    if installed is None:
+        why = "not installed"
+    elif installed != version:
+        why = f"{installed} installed, {version} wanted"
+    elif stamp is None:  # installed before builds were recorded: the CPU build of `make setup`
+        why = "installed build unrecorded" if build["flavour"] != "cpu" else None
+    else:
+        why = f"installed build is {stamp.get('flavour')} ({stamp.get('cmake_args')}), {build['flavour']} wanted"
+    if why is None:
+        return {"action": "record", "wanted": wanted, "why": "CPU build already installed"}
+    return {"action": "build", "wanted": wanted, "why": why,
+            "use_cache": build["flavour"] == "cpu" and (stamp is None or stamp.get("flavour") == "cpu")}
+
+
+def install(venv: Path, version: str, plan: dict) -> None:
+    """Carry out `plan_install`'s plan; the stamp is written only after a successful install."""
+    if plan["action"] == "build":
+        cmd = [str(Path(venv) / "bin" / "python"), "-m", "pip", "install", "--quiet", "--force-reinstall",
+               "--no-deps", f"llama-cpp-python=={version}"]
+        if not plan["use_cache"]:
+            cmd.insert(4, "--no-cache-dir")
+        env = {**os.environ, "CMAKE_ARGS": plan["wanted"]["cmake_args"]}
+        print("+ CMAKE_ARGS='{}' {}".format(env["CMAKE_ARGS"], " ".join(cmd)), file=sys.stderr, flush=True)
+        if subprocess.run(cmd, env=env).returncode != 0:
+            raise EngineBenchError(f"building llama-cpp-python {version} ({plan['wanted']['flavour']}) failed; "
+                                   "see pip's output above")
+    if plan["action"] != "none":
+        tmp = stamp_path(venv).with_suffix(".tmp")
+        tmp.write_text(json.dumps(plan["wanted"], indent=1) + "\n")
+        tmp.rename(stamp_path(venv))

