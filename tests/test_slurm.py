@@ -15,10 +15,20 @@ from slurmflow import cluster_or_skip, log_heads, measuring_cpus, running_job, s
 from enginebench.io import read_json
 from enginebench.workflow import planned_jobs, snakemake, write_config
 
-# GPU rules: TensorRT-LLM's engine build and every runtime stage of a TensorRT-LLM engine (resources: gpu=1).
-# Without TensorRT-LLM on the node they record "not built on this host", which is what CI checks.
-GPU_JOBS = {"trtllm_engine_wildcards_tiny_trtllm-fp16", "bench_wildcards_tiny_trtllm-fp16",
-            "samples_wildcards_tiny_trtllm-fp16", "quality_wildcards_tiny_trtllm-fp16"}
+
+def gpu_jobs(dry_run: str) -> set[str]:
+    """The jobs of a dry run whose rule declares `resources: gpu=1` (TensorRT-LLM's convert, engine
+    builds and runtime stages), named as the SLURM plugin comments them: rule_wildcards_values.
+    Without TensorRT-LLM on the node they record "not built on this host", which is what CI checks."""
+    found = set()
+    for block in dry_run.split("\n\n"):
+        rule = re.search(r"^\s*rule (\w+):", block, flags=re.M)
+        if rule and re.search(r"^\s*resources: .*\bgpu=1\b", block, flags=re.M):
+            wildcards = re.search(r"^\s*wildcards: (.*)$", block, flags=re.M)
+            values = [kv.split("=", 1)[1] for kv in wildcards.group(1).split(", ")] if wildcards else []
+            found.add("_wildcards_".join([rule.group(1), "_".join(values)]) if values else rule.group(1))
+    return found
+
 RUN_TIMEOUT_S = 240
 
 
@@ -62,6 +72,8 @@ def test_workflow_runs_as_slurm_jobs_and_reports_as_a_local_run(cluster, tmp_pat
     slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
     dry = snakemake(slurm_dir, "-n", config=config)
     expected = sorted(job for job in planned_jobs(dry.stdout) if job[0] != "all")  # `all` is a local target
+    gpu = gpu_jobs(dry.stdout)
+    assert {name.split("_wildcards_")[0] for name in gpu} >= {"trtllm_engine", "trtllm_bench", "trtllm_quality"}
     run = start_on_slurm(slurm_dir, config, cluster)
     local = snakemake(local_dir, config=config)  # meanwhile, the same workflow without SLURM
     returncode, output = finish(run)
@@ -81,9 +93,9 @@ def test_workflow_runs_as_slurm_jobs_and_reports_as_a_local_run(cluster, tmp_pat
     assert {j["JobState"] for j in jobs.values()} == {"COMPLETED"}
     by_rule = {j["Comment"].removeprefix("rule_"): j for j in jobs.values()}
     for name, job in by_rule.items():
-        wants_gpu = name in GPU_JOBS  # sbatch --gpus=1
+        wants_gpu = name in gpu  # sbatch --gpus=1
         assert (job.get("TresPerJob") == "gres:gpu:1") == wants_gpu, (name, job.get("TresPerJob"))
-    assert GPU_JOBS <= set(by_rule)
+    assert gpu <= set(by_rule)
     # threads: every core of a local run, capped by the profile's max-threads (ENGINEBENCH_SLURM_CPUS)
     assert by_rule["bench_wildcards_tiny_fp32"]["NumCPUs"] == str(measuring_cpus(cluster))
     assert by_rule["engine_wildcards_tiny_llama-q8_0"]["NumCPUs"] == "1"  # no threads: one CPU
