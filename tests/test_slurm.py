@@ -21,7 +21,7 @@ def gpu_jobs(dry_run: str) -> set[str]:
     builds and runtime stages), named as the SLURM plugin comments them: rule_wildcards_values.
     Without TensorRT-LLM on the node they record "not built on this host", which is what CI checks."""
     found = set()
-    for block in dry_run.split("\n\n"):
+    for block in re.split(r"^(?=\s*(?:local)?rule \w+:)", dry_run, flags=re.M):
         rule = re.search(r"^\s*rule (\w+):", block, flags=re.M)
         if rule and re.search(r"^\s*resources: .*\bgpu=1\b", block, flags=re.M):
             wildcards = re.search(r"^\s*wildcards: (.*)$", block, flags=re.M)
