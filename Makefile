@@ -23,10 +23,10 @@ GPU ?= auto
 
 setup: $(VENV)/.setup-done llamacpp $(CONVERTER)
 
-$(VENV)/.setup-done: envs/torch.txt envs/requirements.txt envs/dev.txt
+$(VENV)/.setup-done: envs/torch.txt envs/requirements.txt envs/dev.txt envs/slurm.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r envs/torch.txt
-	$(BIN)/pip install --quiet -r envs/requirements.txt -r envs/dev.txt
+	$(BIN)/pip install --quiet -r envs/requirements.txt -r envs/dev.txt -r envs/slurm.txt
 	touch $@
 
 # Runs on every `make setup`: a no-op (~1 s) when the wanted build is installed.

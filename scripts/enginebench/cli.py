@@ -11,10 +11,14 @@ from pathlib import Path
 
 from .errors import EngineBenchError
 from .io import write_json_atomic
+from .scheduler import job_record, job_text
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """Run a CLI body; an EngineBenchError becomes one line on stderr and exit status 2."""
+    """Run a CLI body; an EngineBenchError becomes one line on stderr and exit status 2. Under SLURM
+    the job's log starts with the node and job id that ran it (a local run's logs do not change)."""
+    if (job := job_record())["slurm_job_id"]:
+        print(f"enginebench: {Path(sys.argv[0]).name} on {job_text(job)}", file=sys.stderr, flush=True)
     try:
         return main(argv) or 0
     except EngineBenchError as error:
@@ -57,7 +61,7 @@ def runtime_main(stage: str, description: str, run, argv: list[str] | None, inpu
     args = parser.parse_args(argv)
     paths = {name: getattr(args, name) for name in (*artifacts, *inputs)}
     spec = parse_spec(args.spec)
-    result = skipped_result(stage, spec, paths) or run(spec, paths, args.threads)
+    result = {**(skipped_result(stage, spec, paths) or run(spec, paths, args.threads)), "job": job_record()}
     write_json_atomic(args.out, result)
     if record is not None:
         record(result, args.out)

@@ -9,6 +9,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from .scheduler import job_record
+
 REPO = Path(__file__).resolve().parents[2]
 LIBRARIES = ("torch", "transformers", "tokenizers", "snakemake", "pandas", "llama_cpp_python",
              "nvidia-modelopt", "tensorrt_llm")
@@ -17,6 +19,7 @@ LIBRARIES = ("torch", "transformers", "tokenizers", "snakemake", "pandas", "llam
 def environment() -> dict:
     return {
         "host": platform.node(),
+        "job": job_record(),  # node and SLURM job id: on a cluster, which node measured
         "os": platform.platform(),
         "python": platform.python_version(),
         "cpu": cpu_model(),

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from .environment import git_commit
+from .scheduler import job_record
 
 STABLE_SPREAD = 0.05  # a metric whose (max − min) / median across runs stays within 5 % is "stable"
 
@@ -31,7 +32,7 @@ def append(model_dir: Path, stage: str, name: str, figures: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     record = {"time": now.isoformat(timespec="microseconds"), "host": platform.node(), "commit": git_commit(),
-              "stage": stage, "name": name, "figures": figures}
+              "job": job_record(), "stage": stage, "name": name, "figures": figures}
     fd, tmp = tempfile.mkstemp(prefix=".record.", suffix=".tmp", dir=folder)
     final = folder / f"{stage}-{name}-{now.strftime('%Y%m%dT%H%M%S%fZ')}-{os.getpid()}.json"
     try:

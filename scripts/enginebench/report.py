@@ -19,6 +19,7 @@ from .disk import configured_need, parameter_count
 from .figures import FIGURES
 from .io import read_json
 from .quality import CHECKS, verdict
+from .scheduler import bandwidth_source, node_text
 
 MB = 1e6
 SECTIONS = ["Build pipeline", "Artifacts", "Runtime", "Output quality"]
@@ -162,6 +163,9 @@ def roofline_cells(results: dict, host: dict) -> dict[Metric, Cell]:
     m, info = bench["metrics"], bench["engine_info"]
     on_gpu = str(info.get("device", "cpu")).startswith("cuda")
     bandwidth = host["bandwidth"]["device" if on_gpu else "host"]
+    usable, where = bandwidth_source(bench["environment"], host["environment"])
+    if not usable:
+        return {Metric("Runtime", "Roofline: decode bound (tokens/s)", None): Cell(f"not computed: {where}")}
     kv = kv_bytes_per_token(host["model_config"], bench["describe"]["kv_cache"])
     if not info.get("weight_bytes") or bandwidth is None or kv is None:
         return {Metric("Runtime", "Roofline: decode bound (tokens/s)", None): Cell("not computed (weights, KV "
@@ -174,7 +178,7 @@ def roofline_cells(results: dict, host: dict) -> dict[Metric, Cell]:
             Cell(f"{fmt_number(bound['tokens_per_s'])} ({bound['bytes_per_token'] / MB:,.0f} MB/token)",
                  bound["tokens_per_s"]),
         Metric("Runtime", "Roofline: single-stream decode, % of bound", None):
-            Cell(f"{speed / bound['tokens_per_s']:.0%}"),
+            Cell(f"{speed / bound['tokens_per_s']:.0%}" + (f" ({where})" if where else "")),
     }
 
 
@@ -350,7 +354,7 @@ def environment_table(results: dict[str, dict]) -> pd.DataFrame:
                          f"{g['compute_capability'][0]}.{g['compute_capability'][1]}, driver {g['driver']})"
                          for g in env["gpus"]) or "none"
         return {
-            "Host": env["host"], "CPU": f"{env['cpu']} ({env['cpu_cores']} cores)",
+            "Host": node_text(env), "CPU": f"{env['cpu']} ({env['cpu_cores']} cores)",
             "RAM": f"{env['ram_bytes'] / 2**30:.1f} GiB" if env["ram_bytes"] else "unknown",
             "GPU": gpus, "OS": env["os"], "Python": env["python"],
             "Libraries": ", ".join(f"{k} {v}" for k, v in env["libraries"].items()),
@@ -503,7 +507,8 @@ def preflight_lines(preflight: dict) -> list[str]:
     gpus = "; ".join(f"{g['name']}, {g['memory_bytes'] / 2**30:.0f} GiB, compute capability "
                      f"{g['compute_capability'][0]}.{g['compute_capability'][1]} (FP8: {'yes' if g['fp8'] else 'no'}), "
                      f"driver {g['driver']}" for g in preflight["gpus"]) or "none"
-    return [f"CPU: {env['cpu']} ({env['cpu_cores']} cores); RAM {env['ram_bytes'] / 2**30:.1f} GiB"
+    return [f"Node: {node_text(env)}",
+            f"CPU: {env['cpu']} ({env['cpu_cores']} cores); RAM {env['ram_bytes'] / 2**30:.1f} GiB"
             if env["ram_bytes"] else f"CPU: {env['cpu']} ({env['cpu_cores']} cores)",
             f"Free disk under `{preflight['disk']['path']}`: {preflight['disk']['free_bytes'] / 1e9:.1f} GB",
             f"GPUs: {gpus}",

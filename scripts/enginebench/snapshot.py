@@ -18,6 +18,7 @@ from .errors import EngineBenchError
 from .gguf_tokenizer import TOKENIZER_GGUF, write_tokenizer_gguf
 from .io import atomic_dir, sha256_file, write_json_atomic
 from .paths import MANIFEST
+from .scheduler import job_record
 
 # Weights are taken as safetensors only: pickled checkpoints (*.bin, *.pt, *.pth) can run code on load.
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
@@ -44,6 +45,7 @@ def import_snapshot(spec: dict, out: Path) -> dict:
         ]
         manifest = {
             "stage": "snapshot",
+            "job": job_record(),
             "source": source,
             "provenance": provenance,
             "files": files,

@@ -19,6 +19,7 @@ from .errors import StageFailure
 from .history import append as append_history
 from .io import atomic_dir, read_json, tree_bytes, write_json_atomic
 from .paths import MANIFEST
+from .scheduler import job_record
 
 
 def upstream_problem(*artifacts: Path) -> dict | None:
@@ -36,7 +37,7 @@ def _run_stage(stage: str, spec: dict, snapshot: Path, out: Path, work, upstream
     backend = get_backend(spec["backend"])
     started = time.perf_counter()
     with atomic_dir(out) as tmp:
-        manifest = {"stage": stage, **spec}
+        manifest = {"stage": stage, **spec, "job": job_record()}
         problem = upstream_problem(*upstream)
         unavailable = backend.availability(stage, spec["settings"])
         if problem is None and unavailable is not None:
