@@ -46,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no bench results in {args.gpu}")
         return 1
     print("llama.cpp, single-stream tokens/s: GPU run vs CPU run of the same engine")
-    for name in sorted(n for n in gpu if gpu[n]["spec"]["backend"] == "llamacpp"):
+    llama = sorted(n for n in gpu if gpu[n]["spec"]["backend"] == "llamacpp")
+    if not llama:
+        print("  no llama.cpp result in the GPU run")
+    for name in llama:
         line = f"  {name}: {rate(gpu[name])} on {where(gpu[name])}"
         if name in cpu:
             line += f" vs {rate(cpu[name])} on {where(cpu[name])} -> {median(gpu[name]) / median(cpu[name]):.2f}x"

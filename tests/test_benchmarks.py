@@ -2,6 +2,7 @@
 
 import json
 
+import bench_gpu_peers
 import bench_harness_overhead
 import bench_pipeline
 
@@ -32,3 +33,26 @@ def test_harness_overhead_without_counters(tmp_path, capsys):
     path.write_text(json.dumps({"metrics": {"decode_tokens_per_s_single": summarize([1.0], "tokens/s")}}))
     assert bench_harness_overhead.main([str(path)]) == 1
     assert "no bench result with an engine counter" in capsys.readouterr().out
+
+
+def fake_bench(folder, name, backend, settings, rates, device, gpus=()):
+    sweep = [{"batch_size": size, "tokens_per_s": summarize(values, "tokens/s")} for size, values in rates.items()]
+    result = {"status": "ok", "spec": {"backend": backend, "settings": settings}, "metrics": {"sweep": sweep},
+              "engine_info": {"device": device}, "environment": {"gpus": list(gpus)}}
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(result))
+
+
+def test_gpu_peers_ratios(tmp_path, capsys):
+    gpu, cpu, h200 = tmp_path / "gpu", tmp_path / "cpu", [{"name": "NVIDIA H200"}]
+    fake_bench(gpu, "llamacpp-f16", "llamacpp", {}, {1: [400.0, 410.0]}, "cuda", h200)
+    fake_bench(cpu, "llamacpp-f16", "llamacpp", {}, {1: [80.0, 84.0]}, "cpu")
+    fake_bench(gpu, "torch-bf16", "torch", {"dtype": "bfloat16", "compile": False}, {1: [30.0], 16: [400.0]}, "cuda:0")
+    fake_bench(gpu, "torch-bf16-compiled", "torch", {"dtype": "bfloat16", "compile": True},
+               {1: [120.0], 16: [1000.0]}, "cuda:0")
+    assert bench_gpu_peers.main(["--gpu", str(gpu), "--cpu", str(cpu)]) == 0
+    out = capsys.readouterr().out
+    assert "llamacpp-f16: 405.0 tok/s (400.0-410.0, n=2) on cuda [NVIDIA H200] vs 82.0 tok/s" in out
+    assert "-> 4.94x" in out
+    assert "single-stream: 120.0 tok/s" in out and "-> 4.00x (meets the 3x goal)" in out
+    assert "batch 16: 1000.0 tok/s" in out and "-> 2.50x" in out
