@@ -101,8 +101,8 @@ def test_torch_variants_share_one_checkpoint():
     validate_config(cfg)
     plan = build_plan(cfg)
     assert plan.all_checkpoints() == [("tiny", "torch")]
-    assert plan.engine_spec("tiny", "bf16") == {"backend": "torch", "checkpoint": "torch",
-                                               "settings": {"dtype": "bfloat16", "compile": False, "max_cache_len": 512}}
+    settings = {"dtype": "bfloat16", "compile": False, "max_cache_len": 512}
+    assert plan.engine_spec("tiny", "bf16") == {"backend": "torch", "checkpoint": "torch", "settings": settings}
 
 
 def test_changing_one_variant_changes_only_its_specs():
