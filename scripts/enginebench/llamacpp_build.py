@@ -78,15 +78,17 @@ def plan_install(venv: Path, version: str, build: dict) -> dict:
 def install(venv: Path, version: str, plan: dict) -> None:
     """Carry out `plan_install`'s plan; the stamp is written only after a successful install."""
     if plan["action"] == "build":
-        cmd = [str(Path(venv) / "bin" / "python"), "-m", "pip", "install", "--quiet", "--force-reinstall",
-               "--no-deps", f"llama-cpp-python=={version}"]
-        if not plan["use_cache"]:
-            cmd.insert(4, "--no-cache-dir")
+        pip = [str(Path(venv) / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+        # The build itself without its dependencies (--force-reinstall would reinstall numpy too),
+        # then a plain install that adds the dependencies a fresh venv lacks (diskcache...).
+        build = [*pip, "--force-reinstall", "--no-deps", *([] if plan["use_cache"] else ["--no-cache-dir"]),
+                 f"llama-cpp-python=={version}"]
         env = {**os.environ, "CMAKE_ARGS": plan["wanted"]["cmake_args"]}
-        print("+ CMAKE_ARGS='{}' {}".format(env["CMAKE_ARGS"], " ".join(cmd)), file=sys.stderr, flush=True)
-        if subprocess.run(cmd, env=env).returncode != 0:
-            raise EngineBenchError(f"building llama-cpp-python {version} ({plan['wanted']['flavour']}) failed; "
-                                   "see pip's output above")
+        for cmd in (build, [*pip, f"llama-cpp-python=={version}"]):
+            print("+ CMAKE_ARGS='{}' {}".format(env["CMAKE_ARGS"], " ".join(cmd)), file=sys.stderr, flush=True)
+            if subprocess.run(cmd, env=env).returncode != 0:
+                raise EngineBenchError(f"installing llama-cpp-python {version} ({plan['wanted']['flavour']}) "
+                                       "failed; see pip's output above")
     if plan["action"] != "none":
         tmp = stamp_path(venv).with_suffix(".tmp")
         tmp.write_text(json.dumps(plan["wanted"], indent=1) + "\n")
