@@ -6,6 +6,7 @@ The Snakemake rules ask this module for every wildcard value and for the JSON sp
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,9 +64,14 @@ def with_availability(stage: str, spec: dict) -> dict:
     through `params:` and changes back once the library is importable, which reruns the job. Where
     the backend runs the spec is unchanged, so existing artifacts stay current. Containerized
     backends are left out: the host Snakemake runs on does not say what their container holds."""
-    backend = get_backend(spec["backend"])
-    reason = None if backend.runs_in_container else backend.availability(stage, spec["settings"])
+    reason = _unavailable(spec["backend"], stage, spec_json(spec["settings"]))
     return {**spec, "unavailable_when_planned": reason} if reason else spec
+
+
+@functools.cache  # once per planning process: a metadata look-up takes ~1 ms, and specs are asked for often
+def _unavailable(backend_name: str, stage: str, settings: str) -> str | None:
+    backend = get_backend(backend_name)
+    return None if backend.runs_in_container else backend.availability(stage, json.loads(settings))
 
 
 @dataclass(frozen=True)
