@@ -64,3 +64,12 @@ def test_unavailable_record_is_retried_once_the_library_is_importable(tmp_path, 
     (checkpoint,) = (tmp_path / "results/tiny/checkpoints").iterdir()
     assert json.loads((checkpoint / paths.MANIFEST).read_text())["status"] == "ok"
     assert any(p.suffix == ".gguf" for p in checkpoint.iterdir())
+
+
+def test_rules_run_the_interpreter_snakemake_runs_under(tmp_path, tiny_model):
+    """`.venv/bin/snakemake` with a PATH whose `python` is not the venv's (here none at all) still works."""
+    config = write_config(tmp_path, tiny_config(tiny_model))
+    snapshot = paths.SNAPSHOT.format(model="tiny")
+    done = run(tmp_path, config, snapshot, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / snapshot / paths.MANIFEST).read_text())["source"]["kind"] == "local"
