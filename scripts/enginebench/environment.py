@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+LIBRARIES = ("torch", "transformers", "tokenizers", "snakemake", "pandas", "llama_cpp_python",
+             "nvidia-modelopt", "tensorrt_llm")
 
 
 def put_interpreter_first_on_path() -> None:
@@ -21,8 +23,6 @@ def put_interpreter_first_on_path() -> None:
     folder = Path(sys.executable).parent
     if (folder / "python").exists():
         os.environ["PATH"] = os.pathsep.join([str(folder), os.environ.get("PATH", "")])
-LIBRARIES = ("torch", "transformers", "tokenizers", "snakemake", "pandas", "llama_cpp_python",
-             "nvidia-modelopt", "tensorrt_llm")
 
 
 def environment() -> dict:
