@@ -13,6 +13,8 @@ rule checkpoint:
     params:
         # Backend + the settings that define the checkpoint (not the engine-only ones), so an
         # engine-only change leaves the shared checkpoint alone.
+        # Where the backend cannot run here, the spec also says why (plan.with_availability): a
+        # record of that is retried once the cause is gone, e.g. the library is installed.
         spec=lambda w: spec_json(PLAN.checkpoint_spec(w.model, w.checkpoint)),
     conda:
         CONDA_ENV

@@ -10,9 +10,12 @@ SCRIPTS = Path(workflow.basedir) / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
 from enginebench import paths
+from enginebench.environment import put_interpreter_first_on_path
 from enginebench.errors import EngineBenchError
 from enginebench.figures import FIGURES
 from enginebench.plan import build_plan, spec_json, validate_config
+
+put_interpreter_first_on_path()  # rules call `python`: the one Snakemake runs under, venv activated or not
 
 try:
     validate_config(config)  # JSON Schema (config/schema.yaml), fills defaults

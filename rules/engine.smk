@@ -12,6 +12,8 @@ rule engine:
         engine=directory(paths.ENGINE),
     params:
         # Every setting of the variant defines the engine; changing one rebuilds only this engine.
+        # Where the backend cannot run here, the spec also says why (plan.with_availability): a
+        # record of that is retried once the cause is gone, e.g. the library is installed.
         spec=lambda w: spec_json(PLAN.engine_spec(w.model, w.variant)),
     conda:
         CONDA_ENV

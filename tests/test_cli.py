@@ -125,8 +125,9 @@ def test_report_has_the_comparison_table(run):
     assert "| Runtime: Device (read back from the engine) | cpu | cpu |" in text
     assert "**Prompt 2:** A module is" in text
     recommended = text.split("## Recommendation")[1]
-    assert "PASS (reference: self-check)" in text and "**`" in recommended
-    assert "Serving one request at a time (batch 1): **`" in recommended
+    assert "PASS (reference: self-check)" in text
+    if "**No winner called**" not in recommended:  # else the shared host was busy: see test_busy_host
+        assert "**`" in recommended and "Serving one request at a time (batch 1): **`" in recommended
 
 
 def test_report_links_the_figures_it_draws(run):

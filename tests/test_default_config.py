@@ -59,7 +59,8 @@ def test_sound_engines_pass_and_the_cautionary_example_fails(finished):
     recommended = report.split("## Recommendation")[1]
     assert "`llamacpp-q2_k-kv-q4_0`" not in recommended.split("Not recommended")[0]
     single = re.search(r"Serving one request at a time \(batch 1\): \*\*`([^`]+)`\*\*", recommended)
-    assert single and verdicts[single.group(1)]["verdict"] == "PASS"
+    busy = "**No winner called**" in recommended  # measured on a busy host: nothing ranked (test_busy_host)
+    assert busy or single and verdicts[single.group(1)]["verdict"] == "PASS"
 
 
 def test_trtllm_stage1_reason_and_fake_quant_rows(finished):

@@ -86,6 +86,18 @@ def damage(model_dir: Path, out: Path) -> Path:
     return out
 
 
+def overflow(model_dir: Path, out: Path, scale: float = 1e5) -> Path:
+    """A copy of a model whose output projection is scaled up so that float16 logits overflow to inf,
+    as Gemma 3 overflows in float16: an engine that builds and runs but returns no usable output."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(model_dir, out)
+    tensors = load_file(out / "model.safetensors")
+    tensors["lm_head.weight"] = tensors["lm_head.weight"] * scale
+    save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
+    return out
+
+
 def make_tiny_llama(out: Path, seed: int = 0, layers: int = 2, train_steps: int = 200) -> Path:
     """Write config.json, model.safetensors and tokenizer files of a tiny Llama into `out`."""
     import torch

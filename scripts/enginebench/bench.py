@@ -14,6 +14,7 @@ from pathlib import Path
 from .cli import progress
 from .environment import environment
 from .errors import EngineBenchError
+from .hostload import host_load, sample
 from .prompts import PromptEncoder
 from .stages import open_engine
 from .stats import summarize
@@ -138,6 +139,7 @@ def at_batch(metrics: dict, batch_size: int | None = None) -> dict:
 
 def run_bench(spec: dict, paths: dict, threads: int) -> dict:
     settings = spec["bench"]
+    load_before = sample()  # what else runs on the host while this bench measures
     probes = []
     for i in range(settings["load_repetitions"]):
         progress(f"cold load {i + 1}/{settings['load_repetitions']} in a fresh process")
@@ -192,6 +194,7 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
         "engine_info": engine.info(),
         "versions": backend.versions(),
         "environment": environment(),
+        "host_load": host_load(load_before),
         "raw": {"load_probes": probes, "in_process_load_s": in_process_load_s,
                 "sweep": [{"batch_size": size, "repetitions": raw[size]} for size in sizes],
                 "first_warmup_s": {str(k): v for k, v in first_runs.items()}},

@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from .scheduler import job_record
@@ -14,6 +15,16 @@ from .scheduler import job_record
 REPO = Path(__file__).resolve().parents[2]
 LIBRARIES = ("torch", "transformers", "tokenizers", "snakemake", "pandas", "llama_cpp_python",
              "nvidia-modelopt", "tensorrt_llm")
+
+
+def put_interpreter_first_on_path() -> None:
+    """Put the folder of this interpreter (a venv's bin/, also when the venv is not activated) first
+    on PATH, so that the jobs' `python` is the one Snakemake runs under and has the project's packages,
+    not whatever `python` came first. `--sdm conda` still puts its environment first; Apptainer keeps
+    the container's own PATH."""
+    folder = Path(sys.executable).parent
+    if (folder / "python").exists():
+        os.environ["PATH"] = os.pathsep.join([str(folder), os.environ.get("PATH", "")])
 
 
 def environment() -> dict:

@@ -6,7 +6,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,16 +63,54 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+def _tmp_prefix(path: Path) -> str:
+    """`.NAME.tmp-PID@HOST-`: the temporary folders of `path` say which process made them."""
+    return f".{path.name}.tmp-{os.getpid()}@{socket.gethostname()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_tmp(path: Path) -> list[Path]:
+    """Remove the temporary folders a killed run of `path` left beside it; return them.
+
+    Only `path`'s own (`.NAME.tmp-…`), and not one whose process still runs on this host: Snakemake
+    never runs two jobs for one output (and locks the working folder), so such a folder can only be a
+    build started by hand. Folders made on another host, or before names carried the pid, are stale.
+    """
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.tmp-(?:(\d+)@(.+)-)?[a-z0-9_]{{8}}")
+    removed = []
+    for sibling in path.parent.iterdir() if path.parent.is_dir() else []:
+        match = pattern.fullmatch(sibling.name)
+        if match is None or not sibling.is_dir():
+            continue
+        pid, host = match.groups()
+        if pid is not None and host == socket.gethostname() and _alive(int(pid)):
+            continue
+        shutil.rmtree(sibling, ignore_errors=True)
+        removed.append(sibling)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(path: Path) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it replaces `path`, on failure it is removed.
 
-    A killed process can leave the temporary folder behind, but its name (`.NAME.tmp-*`) never
-    matches an output pattern, so no later stage takes it for a finished artifact.
+    A killed process leaves the temporary folder behind; its name (`.NAME.tmp-*`) never matches an
+    output pattern, so no later stage takes it for a finished artifact, and the next build of `path`
+    removes it (remove_stale_tmp).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    remove_stale_tmp(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(path), dir=path.parent))
     os.chmod(tmp, _default_mode(0o777))
     try:
         yield tmp

@@ -6,6 +6,7 @@ The Snakemake rules ask this module for every wildcard value and for the JSON sp
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,22 @@ def spec_json(spec: dict) -> str:
     return json.dumps(spec, sort_keys=True, separators=(",", ":"))
 
 
+def with_availability(stage: str, spec: dict) -> dict:
+    """`spec`, plus why its backend cannot run `stage` here (e.g. a library not installed) where it
+    cannot: a record of unavailability then lasts only as long as its cause, since the spec goes
+    through `params:` and changes back once the library is importable, which reruns the job. Where
+    the backend runs the spec is unchanged, so existing artifacts stay current. Containerized
+    backends are left out: the host Snakemake runs on does not say what their container holds."""
+    reason = _unavailable(spec["backend"], stage, spec_json(spec["settings"]))
+    return {**spec, "unavailable_when_planned": reason} if reason else spec
+
+
+@functools.cache  # once per planning process: a metadata look-up takes ~1 ms, and specs are asked for often
+def _unavailable(backend_name: str, stage: str, settings: str) -> str | None:
+    backend = get_backend(backend_name)
+    return None if backend.runs_in_container else backend.availability(stage, json.loads(settings))
+
+
 @dataclass(frozen=True)
 class Engine:
     model: str
@@ -85,13 +102,13 @@ class Plan:
         return {"source": cfg["source"], "trust_remote_code": cfg["trust_remote_code"]}
 
     def checkpoint_spec(self, model: str, checkpoint: str) -> dict:
-        return self.checkpoints[(model, checkpoint)]
+        return with_availability("checkpoint", self.checkpoints[(model, checkpoint)])
 
     def engine_spec(self, model: str, variant: str) -> dict:
         engine = self.engines[(model, variant)]
         spec = {"backend": engine.backend, "settings": engine.settings, "checkpoint": engine.checkpoint}
         host = get_backend(engine.backend).host_identity()
-        return {**spec, "host": host} if host else spec
+        return with_availability("engine", {**spec, "host": host} if host else spec)
 
     def logits_engine_spec(self, model: str, variant: str) -> dict:
         """The quality stage's engine where the backend builds one apart from the timed engine: the

@@ -29,6 +29,12 @@ from .stages import open_engine, upstream_problem
 
 CHUNK_ROWS = 64  # rows of a (positions × vocabulary) logits array turned into log-probabilities at a time
 REPEAT_N = 4  # n of the repeated n-gram share (seq-rep-4 of Welleck et al., "Neural text degeneration…")
+NON_FINITE = "engine returned non-finite logits (inf or NaN)"
+EMPTY_SAMPLES = "every greedy sample is empty"
+
+
+class BrokenEngine(StageFailure):
+    """An engine that runs but whose output is no output (non-finite logits): a FAIL, not a crash."""
 
 # gate key -> (metric key in the quality record, comparison, label, unit)
 CHECKS = {
@@ -83,7 +89,7 @@ def window_logits(engine, ids: list[int]) -> np.ndarray | None:
     if logits.shape[0] != len(ids):
         raise StageFailure(f"engine returned logits for {logits.shape[0]} of {len(ids)} positions")
     if not np.isfinite(logits).all():
-        raise StageFailure("engine returned non-finite logits (inf or NaN)")
+        raise BrokenEngine(NON_FINITE)
     return logits[:-1]  # the last position predicts a token past the window
 
 
@@ -213,14 +219,25 @@ def run_predicted_quality(spec: dict, paths: dict, threads: int) -> dict:
 def measure(spec: dict, engine, samples: list[dict], reference: dict, ref_samples: list[dict]) -> dict:
     """Every quality figure of a loaded engine and its samples against the reference."""
     metrics: dict = {}
-    per_window = []
+    per_window, broken = [], []
     for i, window in enumerate(reference["windows"]):
         progress(f"quality window {i + 1}/{len(reference['windows'])}")
-        logits = window_logits(engine, window["ids"])
+        try:
+            logits = window_logits(engine, window["ids"])
+        except BrokenEngine as error:
+            broken.append(str(error))
+            break
         if logits is None:
             break
         per_window.append(compare_distribution(logits, window["ids"][1:], window))
-    if per_window:
+    if samples and all(not s["output_ids"] or not s["text"].strip() for s in samples):
+        broken.append(EMPTY_SAMPLES)
+    if broken:  # the gate fails these whatever the other figures say
+        metrics["broken"] = broken
+        progress(f"quality: broken engine: {'; '.join(broken)}")
+    if NON_FINITE in broken:
+        metrics["logits"] = f"{NON_FINITE}: perplexity, KL and top-1 not measured"
+    elif per_window:
         nll = -np.concatenate([w["target_logprobs"] for w in per_window])
         ref_nll = -np.concatenate([w["target_logprobs"] for w in reference["windows"]])
         kl = np.concatenate([w["kl"] for w in per_window])
@@ -255,9 +272,10 @@ def measure(spec: dict, engine, samples: list[dict], reference: dict, ref_sample
 
 
 def gate(metrics: dict, thresholds: dict) -> dict:
-    """PASS when every measured metric with a configured threshold is within it; FAIL names each miss.
+    """PASS when every measured metric with a configured threshold is within it; FAIL names each miss,
+    after the reasons an engine is broken (non-finite logits, empty samples), which no threshold lifts.
     Applied when reading quality results (report, gate), so thresholds can change without re-measuring."""
-    checks, failures = [], []
+    checks, failures = [], list(metrics.get("broken", []))
     for key, (metric, op, label, unit) in CHECKS.items():
         limit = thresholds.get(key)
         if limit is None or metric not in metrics:

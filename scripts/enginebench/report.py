@@ -324,7 +324,8 @@ def engines_table(model: dict, cells: dict[str, dict], status: dict[str, tuple],
             "Quantization": spec["describe"]["quantization"],
             "KV cache": spec["describe"]["kv_cache"],
             "Device": device_text(results[variant]["bench"]),
-            f"Tokens/s (batch {batch_size})": tps.text if tps else short_status(status[variant][0]),
+            f"Tokens/s (batch {batch_size})": (tps.text + (" (busy host)" if busy_host(results[variant]["bench"])
+                                                           else "")) if tps else short_status(status[variant][0]),
             "vs baseline": "baseline" if variant == baseline else delta_cell(tps, base_tps),
             "Quality": verdict_text(results[variant]["verdict"], built=status[variant][0] == "ok",
                                     is_reference=results[variant]["quality"].get("is_reference", False)),
@@ -421,8 +422,18 @@ def recommendation(cells: dict[str, dict], results: dict[str, dict], batch_size:
         return [{"variant": v, "tokens_per_s": fmt_number(tps)} for tps, v in passing]
 
     single = ranking(Metric("Runtime", "Tokens/s, single-stream", True))
-    return {"ranked": ranking(batched_metric(batch_size)), "single_stream": single[0] if single else None,
+    ranked = ranking(batched_metric(batch_size))
+    busy = [f"`{v}` ({busy_host(results[v]['bench']):.0%} of the CPU)" for v in (r["variant"] for r in ranked)
+            if busy_host(results[v]["bench"])]
+    return {"ranked": ranked, "single_stream": single[0] if single and not busy else None, "busy": busy,
             "failed": [v for v, r in results.items() if r["verdict"]["verdict"] == "FAIL"]}
+
+
+def busy_host(bench: dict) -> float | None:
+    """The share of the host's CPU other processes used while this bench measured, where that made the
+    host busy (enginebench.hostload), else None."""
+    load = bench.get("host_load")
+    return load["other_share"] if load and load["busy"] else None
 
 
 def quality_settings(quality: dict, results: dict[str, dict]) -> dict:

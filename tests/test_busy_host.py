@@ -1,0 +1,52 @@
+"""A bench measured while another process burns a core is flagged busy, in its result and in the report,
+and the report calls no winner from it. Real engines (PyTorch, llama.cpp) on the tiny model."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from cliflow import run_pipeline
+
+from enginebench import paths
+from enginebench.hostload import BUSY_SHARE
+
+CONFIG = {
+    "models": {"tiny": {"source": {"kind": "local", "path": "?"}, "baseline": "fp32", "reference": "fp32",
+                        "chat_template": False,
+                        "variants": {"fp32": {"backend": "torch", "dtype": "float32"},
+                                     "llama-f16": {"backend": "llamacpp", "quantization": "F16"}}}},
+    "prompts": ["The function returns", "A module is"],
+    "bench": {"max_new_tokens": 8, "warmup": 1, "repetitions": 2, "load_repetitions": 1, "batch_sizes": [1, 2]},
+    "samples": {"max_new_tokens": 8},
+    "quality": {"windows": 2, "window_tokens": 64, "top_k": 16},
+}
+
+
+@pytest.fixture(scope="module")
+def busy_run(tiny_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("busy")
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        run_pipeline(CONFIG, tiny_model, root)
+    finally:
+        burner.kill()
+        burner.wait()
+    return root
+
+
+def test_bench_beside_a_burnt_core_is_flagged_busy(busy_run):
+    for variant in ("fp32", "llama-f16"):
+        load = json.loads((busy_run / paths.BENCH.format(model="tiny", variant=variant)).read_text())["host_load"]
+        assert load["busy"] is True and load["other_share"] >= BUSY_SHARE
+        assert load["other_cpu_s"] > 0.3 * load["wall_s"]  # most of a core, whatever else the host ran
+        assert len(load["loadavg_before"]) == len(load["loadavg_after"]) == 3
+
+
+def test_report_flags_the_busy_host_and_calls_no_winner(busy_run):
+    report = (busy_run / paths.REPORT).read_text()
+    assert "| fp32 (torch) |" in report and "(busy host) |" in report
+    recommended = report.split("## Recommendation")[1]
+    assert "**No winner called**" in recommended and "`fp32` (" in recommended
+    assert "Serving one request at a time" not in recommended
+
