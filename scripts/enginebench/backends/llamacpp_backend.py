@@ -102,6 +102,11 @@ def gpu_layers(settings: dict, supports_offload: bool) -> int:
 
 class LlamaCppEngine(Engine):
     def __init__(self, path: Path, settings: dict, threads: int):
+        import logging
+
+        # What llama.cpp logs before _capture_log takes over (its backends' start-up, at import) goes
+        # through llama-cpp-python's own logger: warnings and errors only.
+        logging.getLogger("llama-cpp-python").setLevel(logging.WARNING)
         import llama_cpp as L
 
         _capture_log(L)
