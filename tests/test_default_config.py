@@ -55,7 +55,7 @@ def test_sound_engines_pass_and_the_cautionary_example_fails(finished):
     assert {c["metric"] for c in cautionary["checks"] if not c["passed"]} >= {
         "perplexity_ratio", "kl_divergence_mean", "top1_agreement", "greedy_agreement"}
     report = (finished / "results" / "report.md").read_text()
-    assert "| llamacpp-q2_k-kv-q4_0 (llamacpp) | Q2_K | q4_0 | ~~" in report  # its speed is struck through
+    assert "| llamacpp-q2_k-kv-q4_0 (llamacpp) | Q2_K | q4_0 | cpu | ~~" in report  # its speed is struck through
     recommended = report.split("## Recommendation")[1]
     assert "`llamacpp-q2_k-kv-q4_0`" not in recommended.split("Not recommended")[0]
     single = re.search(r"Serving one request at a time \(batch 1\): \*\*`([^`]+)`\*\*", recommended)
