@@ -108,11 +108,12 @@ def slurm_job(job_id: str) -> dict[str, str]:
 
 
 def log_heads(workdir: Path) -> dict[Path, tuple[str, str]]:
-    """Every job log under results/logs: (node, SLURM job id) from its first line (None if absent)."""
+    """Every job log under results/logs: (node, SLURM job id) from its head (None if absent). The head is
+    the log's first line, or its second where a TensorRT-LLM job first echoes what it runs in."""
     heads = {}
     for log in sorted((workdir / "results" / "logs").rglob("*.log")):
-        lines = log.read_text().splitlines()
-        match = LOG_HEAD.match(lines[0]) if lines else None
+        matches = (LOG_HEAD.match(line) for line in log.read_text().splitlines()[:2])
+        match = next((m for m in matches if m), None)
         heads[log.relative_to(workdir)] = match.groups() if match else None
     return heads
 
