@@ -69,10 +69,10 @@ def select(ours: dict[str, str], host: dict[str, str]) -> tuple[dict[str, str], 
     return dict(sorted(carry.items())), dict(sorted(model.items()))
 
 
-def _pip(*args: str, cwd: Path | None = None) -> None:
+def _pip(*args: str, env: dict | None = None) -> None:
     cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", *args]
     print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
-    if subprocess.run(cmd, cwd=cwd).returncode != 0:
+    if subprocess.run(cmd, env={**os.environ, **(env or {})}).returncode != 0:
         raise EngineBenchError(f"pip {args[0]} failed (see its output above)")
 
 
@@ -210,9 +210,9 @@ def install(bundle: Path, site: Path, repo: Path, *, gpu: str = "auto", with_mod
         progress(f"building llama-cpp-python, {build['flavour']} ({build['reason']}): minutes")
         built = site / "built"
         shutil.rmtree(built, ignore_errors=True)
-        env_args = {"CMAKE_ARGS": build["cmake_args"], "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 1)}
-        os.environ.update(env_args)
-        _pip("wheel", "--quiet", "--no-index", "--no-deps", "--no-build-isolation", "-w", str(built), str(sdist))
+        cmake = {"CMAKE_ARGS": build["cmake_args"], "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 1)}
+        _pip("wheel", "--quiet", "--no-index", "--no-deps", "--no-build-isolation", "-w", str(built), str(sdist),
+             env=cmake)
         _pip(*pip_install, *map(str, built.glob("*.whl")))
         _mark(site, "llamacpp", key)
     converter = repo / CONVERTER_MEMBERS[0]
