@@ -36,11 +36,12 @@ def _living_descendants_seconds() -> float:
         try:
             with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()  # after "pid (comm)"
-        except OSError:  # gone meanwhile
+            ppid, cpu = int(fields[1]), int(fields[11]) + int(fields[12])  # stat fields 4, 14, 15
+        except (OSError, ValueError, IndexError):  # gone meanwhile, or unreadable
             continue
         pid = int(entry.name)
-        children.setdefault(int(fields[1]), []).append(pid)  # field 4 of stat: ppid
-        seconds[pid] = (int(fields[11]) + int(fields[12])) / tick  # fields 14, 15: utime, stime
+        children.setdefault(ppid, []).append(pid)
+        seconds[pid] = cpu / tick  # utime + stime
     total, todo = 0.0, list(children.get(os.getpid(), []))
     while todo:
         pid = todo.pop()
