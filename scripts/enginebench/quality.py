@@ -20,17 +20,14 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
-
-# numpy is imported where it is used, after the engine loads: on the H200, a CUDA llama.cpp loaded
-# after numpy segfaulted (docs/gpu-report/README.md)
 from typing import TYPE_CHECKING
 
 from .cli import progress
 from .errors import EngineBenchError, StageFailure
 from .stages import open_engine, upstream_problem
 
-if TYPE_CHECKING:
-    import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it is used, after the engine loads: on the H200, a
+    import numpy as np  # CUDA llama.cpp loaded after numpy segfaulted (docs/gpu-report/README.md)
 
 CHUNK_ROWS = 64  # rows of a (positions × vocabulary) logits array turned into log-probabilities at a time
 REPEAT_N = 4  # n of the repeated n-gram share (seq-rep-4 of Welleck et al., "Neural text degeneration…")
