@@ -48,6 +48,11 @@ wildcard_constraints:
     checkpoint=_one_of(c for _, c in PLAN.checkpoints),
 
 
+# Threads of the stages that time nothing (samples, reference, quality, predicted quality): half of
+# the run's cores, so that two of them run side by side (their imports and Python overhead are single-
+# threaded). The bench and the preflight take every core, so that nothing competes with their timings.
+UNTIMED_THREADS = max(1, workflow.cores // 2)
+
 CONDA_ENV = "../envs/enginebench.yaml"  # for `--sdm conda`; `make setup` uses envs/*.txt instead
 
 

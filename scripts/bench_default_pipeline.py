@@ -14,10 +14,10 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 
+from enginebench.hostload import host_load, sample
 from enginebench.workflow import REPO, job_times, snakemake
 
 
@@ -47,10 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         if (workdir / "results").exists():
             raise SystemExit(f"{workdir}/results exists: the benchmark runs from scratch, give an empty folder")
         when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        load = os.getloadavg()
-        started = time.perf_counter()
+        before = sample()
         done = snakemake(workdir, "all", config=REPO / "config" / "config.yaml", cores=args.cores)
-        wall = time.perf_counter() - started
+        load = host_load(before)
+        wall = load["wall_s"]
         log = done.stdout + done.stderr
     if done.returncode != 0:
         print(f"the default pipeline failed after {minutes(wall)}:\n{log[-3000:]}")
@@ -59,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     jobs = job_times(log)
     print(f"default pipeline after setup, from scratch: {minutes(wall)} wall "
           f"(snakemake --cores {args.cores} all, config/config.yaml; {when}; {platform.node()}, "
-          f"{os.cpu_count()} CPUs; load average before {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f})")
+          f"{os.cpu_count()} CPUs)")
+    others = "unknown" if load["other_share"] is None else f"{load['other_share']:.1%} of the host's CPU capacity"
+    print(f"other processes meanwhile: {others}{' (busy host: the times are inflated)' if load['busy'] else ''}; "
+          f"load average before {load['loadavg_before'][0]:.2f}, after {load['loadavg_after'][0]:.2f}")
     print(f"{len(jobs)} jobs; per rule, summed job time (jobs may overlap) and share of the wall time:")
     for rule, count, seconds in per_rule(jobs):
         print(f"  {rule:<22} {count:>3} jobs  {minutes(seconds):>14}  {seconds / wall:6.1%}")

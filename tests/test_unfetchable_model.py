@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from enginebench import paths
+from enginebench.plan import build_plan, validate_config
 from enginebench.snapshot import LOCAL_SUFFIXES
 from enginebench.workflow import REPO, planned_jobs, snakemake, write_config
 
@@ -84,3 +86,19 @@ def test_a_cached_hub_model_is_imported_offline(tmp_path, tiny_model, offline):
     assert (out / "config.json").read_bytes() == (tiny_model / "config.json").read_bytes()
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [p.name for p in tiny_model.iterdir() if p.suffix in LOCAL_SUFFIXES] + ["manifest.json"])
+
+
+def test_only_a_snapshot_not_yet_imported_needs_the_cache(tmp_path, monkeypatch):
+    """The plan (in this process: HF_HUB_OFFLINE=1 from conftest, an empty cache) leaves the hub
+    model out, unless its snapshot was imported by an earlier run: then nothing needs fetching."""
+    monkeypatch.chdir(tmp_path)
+    cfg = config(tmp_path / "tiny")
+    validate_config(cfg)
+    plan = build_plan(cfg)
+    assert plan.unfetchable == {"offline": f"{MISSING} (HF_HUB_OFFLINE is set or the hub is unreachable): "
+                                           "download it on a connected machine, or use a `local` source"}
+    assert plan.models_to_measure == ["tiny"] and {m for m, _ in plan.all_engines()} == {"tiny"}
+    snapshot = tmp_path / paths.SNAPSHOT.format(model="offline")
+    snapshot.mkdir(parents=True)
+    (snapshot / paths.MANIFEST).write_text("{}")
+    assert build_plan(cfg).unfetchable == {}

@@ -310,7 +310,8 @@ def build_plan(config: dict) -> Plan:
                                        f"the largest that models.{model}.variants.{variant} takes ({limit[1]})")
             plan.engines[(model, variant)] = Engine(model, variant, backend.name, settings, ckpt)
         plan.references[model] = resolve_reference(model, cfg)
-        if (problem := offline_problem(cfg["source"])) is not None:
+        imported = (Path(paths.SNAPSHOT.format(model=model)) / paths.MANIFEST).exists()  # needs no fetch
+        if not imported and (problem := offline_problem(cfg["source"])) is not None:
             plan.unfetchable[model] = problem
     return plan
 
