@@ -67,7 +67,7 @@ def offline_problem(source: dict) -> str | None:
 
     repo, revision = source["repo_id"], source["revision"]
     cached = isinstance(try_to_load_from_cache(repo, "config.json", revision=revision), str)
-    return None if cached or not constants.is_offline_mode() else _not_offline(repo, revision)
+    return None if cached or not constants.HF_HUB_OFFLINE else _not_offline(repo, revision)
 
 
 def _not_offline(repo: str, revision: str) -> str:
@@ -81,7 +81,7 @@ def _from_hub(source: dict, out: Path) -> dict:
 
     repo, revision = source["repo_id"], source["revision"]
     token = os.environ.get("HF_TOKEN") or None  # only from the environment; never logged
-    offline = constants.is_offline_mode()
+    offline = constants.HF_HUB_OFFLINE
     progress(f"{'copying' if offline else 'downloading'} {repo}@{revision} from the Hugging Face "
              f"{'cache' if offline else 'hub'}")
     try:
