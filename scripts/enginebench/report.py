@@ -530,9 +530,12 @@ def preflight_lines(preflight: dict) -> list[str]:
 def render_report(layout: dict, root: Path) -> str:
     root = Path(root)
     preflight = read_json(root / paths.PREFLIGHT)
-    models = []
+    models, unfetchable = [], []
     for mcfg in layout["models"]:
         model = mcfg["slug"]
+        if "unfetchable" in mcfg:  # none of its jobs ran (Plan.unfetchable)
+            unfetchable.append({"slug": model, "reason": mcfg["unfetchable"]})
+            continue
         snapshot = read_json(root / paths.SNAPSHOT.format(model=model) / paths.MANIFEST)
         results = load_results(root, model, mcfg["variants"], layout["quality"]["gate"])
         status = {v: status_of(r) for v, r in results.items()}
@@ -571,7 +574,7 @@ def render_report(layout: dict, root: Path) -> str:
     env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                       undefined=StrictUndefined, keep_trailing_newline=True)
     return env.get_template("report.md.j2").render(
-        title=layout["title"], models=models, bench=layout["bench"],
+        title=layout["title"], models=models, unfetchable=unfetchable, bench=layout["bench"],
         samples_max_new_tokens=layout["samples"]["max_new_tokens"],
         generated=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         preflight=preflight_lines(preflight),
