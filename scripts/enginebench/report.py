@@ -157,7 +157,7 @@ def quality_cells(results: dict) -> dict[Metric, Cell]:
 def roofline_cells(results: dict, host: dict) -> dict[Metric, Cell]:
     """The decode bound from the measured bandwidth and the engine's bytes per token, and the
     engine's single-stream decode speed as a share of it."""
-    from .roofline import decode_bound, kv_bytes_per_token
+    from .roofline import decode_bound, decode_context, kv_bytes_per_token
 
     bench = results["bench"]
     m, info = bench["metrics"], bench["engine_info"]
@@ -170,8 +170,7 @@ def roofline_cells(results: dict, host: dict) -> dict[Metric, Cell]:
     if not info.get("weight_bytes") or bandwidth is None or kv is None:
         return {Metric("Runtime", "Roofline: decode bound (tokens/s)", None): Cell("not computed (weights, KV "
                                                                                   "layout or bandwidth unknown)")}
-    context = sum(bench["prompt_tokens"]) / len(bench["prompt_tokens"]) + bench["spec"]["bench"]["max_new_tokens"] / 2
-    bound = decode_bound(bandwidth["median"], info["weight_bytes"], kv, context)
+    bound = decode_bound(bandwidth["median"], info["weight_bytes"], kv, decode_context(bench))
     speed = m["decode_tokens_per_s_single"]["median"]
     return {
         Metric("Runtime", "Roofline: decode bound, single-stream (tokens/s)", True):
