@@ -2,6 +2,8 @@
 and the report calls no winner from it. Real engines (PyTorch, llama.cpp) on the tiny model."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -26,12 +28,15 @@ CONFIG = {
 @pytest.fixture(scope="module")
 def busy_run(tiny_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("busy")
-    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    # Not a child of this process (the pipeline's CLIs may run in it, and a bench counts its own
+    # descendants as itself): started by a go-between that exits, so it is re-parented away.
+    spawn = ("import subprocess, sys\n"
+             "print(subprocess.Popen([sys.executable, '-c', 'while True: pass'], start_new_session=True).pid)")
+    burner = int(subprocess.run([sys.executable, "-c", spawn], capture_output=True, text=True, check=True).stdout)
     try:
         run_pipeline(CONFIG, tiny_model, root)
     finally:
-        burner.kill()
-        burner.wait()
+        os.kill(burner, signal.SIGKILL)
     return root
 
 
