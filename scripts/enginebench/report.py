@@ -415,15 +415,9 @@ def compile_text(metrics: dict) -> str:
     return f"{fmt_number(metrics['compile_s']['value'])} (1 run)" if "compile_s" in metrics else "none"
 
 
-def kv_text(results: dict, model_config: dict) -> str:
-    from .roofline import kv_bytes_per_token
-
-    kv = kv_bytes_per_token(model_config, results["bench"]["describe"]["kv_cache"])
-    return "unknown" if kv is None else f"{fmt_number(kv * 1000 / MB)} MB"
-
-
-def cost_section(results: dict[str, dict], model_config: dict) -> dict | None:
-    """What each engine that ran costs, smallest weights first: memory, KV cache, load, build, disk."""
+def cost_section(results: dict[str, dict]) -> dict | None:
+    """What each engine that ran costs, smallest weights first: memory, load, build, disk (the KV cache's
+    bytes per token are measured at each context depth: depth_sections)."""
     rows = []
     built = [v for v, r in results.items() if ran(r)]
     for v in sorted(built, key=lambda v: results[v]["bench"]["engine_info"].get("weight_bytes") or float("inf")):
@@ -432,8 +426,6 @@ def cost_section(results: dict[str, dict], model_config: dict) -> dict | None:
         rows.append({
             "Engine": v if passed(r) else f"{v} ({r['verdict']['verdict']})",
             "Weights in memory (MB)": fmt_number(weights / MB) if weights else "not reported",
-            "KV cache": r["bench"]["describe"]["kv_cache"],
-            "KV cache per 1k tokens": kv_text(r, model_config),
             "Peak memory (MB)": fmt_number(peak_bytes(m) / MB),
             "Load, cold (s)": summary_cell(m["load_s"]).text,
             "Build (s)": build_text(r),
@@ -441,6 +433,76 @@ def cost_section(results: dict[str, dict], model_config: dict) -> dict | None:
             "On disk (MB)": disk_text(r),
         })
     return table(rows)
+
+
+# --- long context -----------------------------------------------------------------------------------
+
+def kv_per_1k(entry: dict) -> str:
+    kv = entry.get("kv_cache")
+    return "not reported" if kv is None else f"{fmt_number(kv['bytes'] / entry['context_tokens'] * 1000 / MB)} MB"
+
+
+def in_ms(summary: dict) -> dict:
+    return {**summary, **{k: summary[k] * 1000 for k in ("median", "min", "max")}}
+
+
+def depth_bound(results: dict, host: dict, entry: dict) -> str:
+    """The decode bound with this context: bandwidth ÷ (weight bytes + the KV bytes the engine reports)."""
+    bench = results["bench"]
+    info = bench["engine_info"]
+    bandwidth = host["bandwidth"]["device" if str(info.get("device", "cpu")).startswith("cuda") else "host"]
+    usable, where = bandwidth_source(bench["environment"], host["environment"])
+    if not usable:
+        return f"not computed: {where}"
+    if not info.get("weight_bytes") or bandwidth is None or entry.get("kv_cache") is None:
+        return "not computed (weights, KV bytes or bandwidth unknown)"
+    return fmt_number(bandwidth["median"] * 1e9 / (info["weight_bytes"] + entry["kv_cache"]["bytes"]))
+
+
+def depth_sections(results: dict[str, dict], host: dict) -> dict:
+    """At each context depth: what the KV cache takes and how quality holds late in long windows (every
+    engine that ran), and prefill, time to first token and decode speed (passing engines only)."""
+    memory_rows, speed_rows, how, failed = [], [], {}, []
+    for variant, r in results.items():
+        depths = r["bench"]["metrics"].get("depths") if ran(r) else None
+        if not depths:
+            continue
+        depth = r["quality"].get("metrics", {}).get("depth", {})
+        row = {"Engine": variant if passed(r) else f"{variant} ({r['verdict']['verdict']})",
+               "KV cache": r["bench"]["describe"]["kv_cache"]}
+        for entry in depths:
+            row[f"KV cache per 1k tokens, depth {entry['depth']:,}"] = kv_per_1k(entry) \
+                if entry["status"] == "ok" else "not run"
+            if entry["status"] == "ok" and entry.get("kv_cache"):
+                how.setdefault(entry["kv_cache"]["how"].split(":")[0], dict.fromkeys([]))[variant] = None
+            elif entry["status"] != "ok":
+                failed.append(f"`{variant}` at depth {entry['depth']:,}: {entry['reason']}")
+        late = f"positions {depth['late_from']:,}+" if "late_from" in depth else "late"
+        row.update({
+            "Mean KL, early": f"{depth['kl_divergence_early']:.4f}" if "kl_divergence_early" in depth else "—",
+            f"Mean KL, {late}": f"{depth['kl_divergence_late']:.4f}" if "kl_divergence_late" in depth else "—",
+            "Top-1, early": f"{depth['top1_agreement_early']:.1%}" if "top1_agreement_early" in depth else "—",
+            f"Top-1, {late}": f"{depth['top1_agreement_late']:.1%}" if "top1_agreement_late" in depth else "—",
+        })
+        memory_rows.append(row)
+        if not passed(r):
+            continue
+        for entry in depths:
+            if entry["status"] != "ok":
+                continue
+            speed_rows.append({
+                "Engine": variant, "Depth (tokens)": f"{entry['depth']:,}",
+                "Context (tokens)": f"{entry['context_tokens']:,}",
+                "Prefill tokens/s": summary_cell(entry["prefill_tokens_per_s"]).text,
+                "Time to first token (ms)": summary_cell(in_ms(entry["ttft_s"])).text,
+                "Decode tokens/s": summary_cell(entry["decode_tokens_per_s"]).text,
+                "Roofline bound (tokens/s)": depth_bound(r, host, entry),
+            })
+    quality = next((r["quality"]["metrics"]["depth"] for r in results.values()
+                    if "window_tokens" in r["quality"].get("metrics", {}).get("depth", {})), None)
+    return {"memory": table(memory_rows), "speed": table(speed_rows, keep=("Engine", "Depth (tokens)")),
+            "how": [f"{source}: {', '.join(f'`{v}`' for v in variants)}" for source, variants in how.items()],
+            "failed": failed, "quality": quality}
 
 
 # --- appendix ---------------------------------------------------------------------------------------
@@ -628,7 +690,8 @@ def render_report(layout: dict, root: Path) -> str:
             "quality": quality_section(results),
             "quality_settings": quality_settings(layout["quality"], results),
             "speed": speed_sections(mcfg, results, host, largest),
-            "cost": cost_section(results, model_config),
+            "cost": cost_section(results),
+            "depth": depth_sections(results, host),
             "not_built": [{"variant": v, "status": r["status"][0], "reason": r["status"][1], "would_run": would_run(r)}
                           for v, r in results.items() if not ran(r)],
             "figures": [{"path": Path(paths.FIGURE.format(model=model, figure=name)).relative_to("results").as_posix(),
