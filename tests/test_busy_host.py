@@ -51,3 +51,19 @@ def test_report_flags_the_busy_host_and_calls_no_winner(busy_run):
     answer = reportparse.section(report, "Answer")
     assert "**No winner called**" in answer and "`fp32` (" in answer
     assert "One request at a time" not in answer and "Many at once" not in answer
+
+
+def test_a_living_child_counts_as_the_bench_itself():
+    """torch.compile's worker pool lives on beside the bench process: its CPU time is the bench's own,
+    not another process's (getrusage counts only children waited for)."""
+    from enginebench.hostload import _own_seconds
+
+    before = _own_seconds()
+    burn = "import time\nwhile time.process_time() < 1.0: pass\nprint('done', flush=True)\ntime.sleep(60)"
+    child = subprocess.Popen([sys.executable, "-c", burn], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "done\n"  # 1 s of CPU burnt, still alive
+        assert _own_seconds() - before >= 0.9
+    finally:
+        child.kill()
+        child.wait()

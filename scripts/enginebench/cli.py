@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import sys
 import time
@@ -16,7 +17,10 @@ from .scheduler import job_record, job_text
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
     """Run a CLI body; an EngineBenchError becomes one line on stderr and exit status 2. Under SLURM
-    the job's log starts with the node and job id that ran it (a local run's logs do not change)."""
+    the job's log starts with the node and job id that ran it (a local run's logs do not change).
+    A crash in native code (llama.cpp, CUDA) prints the Python stack it happened under to the log."""
+    if not faulthandler.is_enabled():
+        faulthandler.enable(file=sys.__stderr__)
     if (job := job_record())["slurm_job_id"]:
         print(f"enginebench: {Path(sys.argv[0]).name} on {job_text(job)}", file=sys.stderr, flush=True)
     try:

@@ -1,5 +1,6 @@
 """What else used the host while a bench measured: load average, and the CPU time of other processes
-(the host's busy CPU time from /proc/stat, steal included, minus this process's and its children's)."""
+(the host's busy CPU time from /proc/stat, steal included, minus this process's and its descendants':
+finished children through getrusage, living ones, such as torch.compile's worker pool, from /proc)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,35 @@ def _cpu_seconds() -> tuple[float, float] | None:
     return sum(fields[i] for i in _BUSY_FIELDS if i < len(fields)) / tick, sum(fields[:8]) / tick
 
 
+def _living_descendants_seconds() -> float:
+    """CPU seconds of this process's living descendants (getrusage counts only children waited for)."""
+    children: dict[int, list[int]] = {}
+    seconds: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()  # after "pid (comm)"
+            ppid, cpu = int(fields[1]), int(fields[11]) + int(fields[12])  # stat fields 4, 14, 15
+        except (OSError, ValueError, IndexError):  # gone meanwhile, or unreadable
+            continue
+        pid = int(entry.name)
+        children.setdefault(ppid, []).append(pid)
+        seconds[pid] = cpu / tick  # utime + stime
+    total, todo = 0.0, list(children.get(os.getpid(), []))
+    while todo:
+        pid = todo.pop()
+        total += seconds[pid]
+        todo.extend(children.get(pid, []))
+    return total
+
+
 def _own_seconds() -> float:
     usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    return sum(u.ru_utime + u.ru_stime for u in usage)
+    living = _living_descendants_seconds() if os.path.isdir("/proc") else 0.0
+    return sum(u.ru_utime + u.ru_stime for u in usage) + living
 
 
 def sample() -> dict:
