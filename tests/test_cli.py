@@ -128,9 +128,10 @@ def test_report_answers_first_then_one_table_per_question(run):
         assert rows["fp32"]["× baseline"] == "1.00×" and rows["bf16"]["× baseline"].endswith("×")
         tps = [float(row["Tokens/s"].split(" ")[0].replace(",", "")) for row in rows.values()]
         assert tps == sorted(tps, reverse=True) and all("n=2" in row["Tokens/s"] for row in rows.values())
-    assert "Same for every engine: Device: cpu" in reportparse.section(text, "How fast: one request at a time")
+    assert "Device: cpu." in reportparse.section(text, "How fast: one request at a time")  # one value: a sentence
     cost = reportparse.table(text, "What each costs")
-    assert list(cost) == ["bf16", "fp32"] and cost["fp32"]["Build (s)"] == "no build step"  # smallest first
+    assert list(cost) == ["bf16", "fp32"]  # smallest first
+    assert "Build (s): no build step" in reportparse.section(text, "What each costs")
     assert "| bf16 | 3 | " in text  # a batch sweep row
     assert "**Prompt 2:** A module is" in text and "Reference `fp32`: " in text
     assert max(reportparse.widths(text)) <= 10
