@@ -106,3 +106,15 @@ def test_second_run_does_nothing(finished):
     again = snakemake(finished, config=REPO / "config" / "config.yaml")
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_long_context_tells_a_q4_0_kv_cache_from_its_f16_twin(finished):
+    """Issue 14: at depth the q4_0 KV cache takes about a quarter of f16's bytes, as llama.cpp reports
+    them, and strays further from the reference late in the long windows."""
+    report = (finished / "results" / "report.md").read_text()
+    rows = {engine.split(" (")[0]: row for engine, row in reportparse.table(report, "Long context").items()}
+    f16, q4 = rows["llamacpp-q8_0"], rows["llamacpp-q8_0-kv-q4_0"]
+    kv = "KV cache per 1k tokens, depth 1,024"
+    assert float(q4[kv].split()[0]) < 0.4 * float(f16[kv].split()[0])
+    late = next(column for column in f16 if column.startswith("Mean KL, positions"))
+    assert float(q4[late]) > 2 * float(f16[late])

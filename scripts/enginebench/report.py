@@ -230,7 +230,7 @@ def answer_lines(results: dict[str, dict], model_dir: Path, batch_size: int) -> 
     if not_built:
         predicted = [f"`{v}` {results[v]['predicted']['verdict']['verdict']}" for v in not_built
                      if "predicted" in results[v]]
-        lines.append(f"Not built on this host: {', '.join(f'`{v}`' for v in not_built)} (why: \"Not built\" below)"
+        lines.append(f"Not built here: {', '.join(f'`{v}`' for v in not_built)} (why: \"Not built\" below)"
                      + (f"; predicted quality: {', '.join(predicted)}." if predicted else "."))
     return lines
 
@@ -301,6 +301,14 @@ def parity_text(parity: dict[str, dict]) -> str:
 
 # --- speed ------------------------------------------------------------------------------------------
 
+def bandwidth_for(bench: dict, host: dict) -> tuple[dict | None, str]:
+    """The preflight bandwidth that bounds this engine (its GPU's, else the host's) and a note on where it
+    was measured; None and why where it was measured on other hardware."""
+    on_gpu = str(bench["engine_info"].get("device", "cpu")).startswith("cuda")
+    usable, where = bandwidth_source(bench["environment"], host["environment"])
+    return (host["bandwidth"]["device" if on_gpu else "host"], where) if usable else (None, f"not computed: {where}")
+
+
 def roofline_cells(results: dict, host: dict) -> tuple[str, str]:
     """(decode bound, share of it): the single-stream decode bound from the measured bandwidth and the
     engine's bytes per token, and the engine's single-stream decode speed as a share of it."""
@@ -308,11 +316,9 @@ def roofline_cells(results: dict, host: dict) -> tuple[str, str]:
 
     bench = results["bench"]
     m, info = bench["metrics"], bench["engine_info"]
-    on_gpu = str(info.get("device", "cpu")).startswith("cuda")
-    bandwidth = host["bandwidth"]["device" if on_gpu else "host"]
-    usable, where = bandwidth_source(bench["environment"], host["environment"])
-    if not usable:
-        return f"not computed: {where}", "—"
+    bandwidth, where = bandwidth_for(bench, host)
+    if where.startswith("not computed"):
+        return where, "—"
     kv = kv_bytes_per_token(host["model_config"], bench["describe"]["kv_cache"])
     if not info.get("weight_bytes") or bandwidth is None or kv is None:
         return "not computed (weights, KV layout or bandwidth unknown)", "—"
@@ -448,12 +454,10 @@ def in_ms(summary: dict) -> dict:
 
 def depth_bound(results: dict, host: dict, entry: dict) -> str:
     """The decode bound with this context: bandwidth ÷ (weight bytes + the KV bytes the engine reports)."""
-    bench = results["bench"]
-    info = bench["engine_info"]
-    bandwidth = host["bandwidth"]["device" if str(info.get("device", "cpu")).startswith("cuda") else "host"]
-    usable, where = bandwidth_source(bench["environment"], host["environment"])
-    if not usable:
-        return f"not computed: {where}"
+    info = results["bench"]["engine_info"]
+    bandwidth, where = bandwidth_for(results["bench"], host)
+    if where.startswith("not computed"):
+        return where
     if not info.get("weight_bytes") or bandwidth is None or entry.get("kv_cache") is None:
         return "not computed (weights, KV bytes or bandwidth unknown)"
     return fmt_number(bandwidth["median"] * 1e9 / (info["weight_bytes"] + entry["kv_cache"]["bytes"]))
