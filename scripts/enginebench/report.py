@@ -301,12 +301,12 @@ def parity_text(parity: dict[str, dict]) -> str:
 
 # --- speed ------------------------------------------------------------------------------------------
 
-def bandwidth_for(bench: dict, host: dict) -> tuple[dict | None, str]:
-    """The preflight bandwidth that bounds this engine (its GPU's, else the host's) and a note on where it
-    was measured; None and why where it was measured on other hardware."""
+def bandwidth_for(bench: dict, host: dict) -> tuple[bool, dict | None, str | None]:
+    """(usable, bandwidth, note): the preflight bandwidth that bounds this engine (its GPU's, else the
+    host's), whether it was measured on this hardware, and where it was measured."""
     on_gpu = str(bench["engine_info"].get("device", "cpu")).startswith("cuda")
     usable, where = bandwidth_source(bench["environment"], host["environment"])
-    return (host["bandwidth"]["device" if on_gpu else "host"], where) if usable else (None, f"not computed: {where}")
+    return usable, host["bandwidth"]["device" if on_gpu else "host"], where
 
 
 def roofline_cells(results: dict, host: dict) -> tuple[str, str]:
@@ -316,9 +316,9 @@ def roofline_cells(results: dict, host: dict) -> tuple[str, str]:
 
     bench = results["bench"]
     m, info = bench["metrics"], bench["engine_info"]
-    bandwidth, where = bandwidth_for(bench, host)
-    if where.startswith("not computed"):
-        return where, "—"
+    usable, bandwidth, where = bandwidth_for(bench, host)
+    if not usable:
+        return f"not computed: {where}", "—"
     kv = kv_bytes_per_token(host["model_config"], bench["describe"]["kv_cache"])
     if not info.get("weight_bytes") or bandwidth is None or kv is None:
         return "not computed (weights, KV layout or bandwidth unknown)", "—"
@@ -455,9 +455,9 @@ def in_ms(summary: dict) -> dict:
 def depth_bound(results: dict, host: dict, entry: dict) -> str:
     """The decode bound with this context: bandwidth ÷ (weight bytes + the KV bytes the engine reports)."""
     info = results["bench"]["engine_info"]
-    bandwidth, where = bandwidth_for(results["bench"], host)
-    if where.startswith("not computed"):
-        return where
+    usable, bandwidth, where = bandwidth_for(results["bench"], host)
+    if not usable:
+        return f"not computed: {where}"
     if not info.get("weight_bytes") or bandwidth is None or entry.get("kv_cache") is None:
         return "not computed (weights, KV bytes or bandwidth unknown)"
     return fmt_number(bandwidth["median"] * 1e9 / (info["weight_bytes"] + entry["kv_cache"]["bytes"]))
