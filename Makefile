@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # GPU=1 forces the CUDA build, GPU=0 the CPU one; a build other than the installed one is rebuilt.
 GPU ?= auto
 
-.PHONY: setup llamacpp report plan test test-fast lint bench-pipeline clean parity-test trtllm-docker
+.PHONY: setup llamacpp report plan test test-fast lint bench-pipeline bench-default clean parity-test trtllm-docker
 
 setup: $(VENV)/.setup-done llamacpp $(CONVERTER)
 
@@ -90,6 +90,10 @@ trtllm-docker:
 
 bench-pipeline: setup
 	$(BIN)/python scripts/bench_pipeline.py
+
+# The default pipeline from scratch in a temporary folder: wall time and where it goes per rule.
+bench-default: setup
+	$(BIN)/python scripts/bench_default_pipeline.py --cores $(CORES)
 
 clean:
 	rm -rf results .snakemake

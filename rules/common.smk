@@ -24,6 +24,8 @@ try:
     CONTAINER = PLAN.container() and f"docker://{PLAN.container()}"  # for the trtllm_* rules
 except EngineBenchError as error:
     raise WorkflowError(f"enginebench: {error}") from None
+for _model, _reason in PLAN.unfetchable.items():  # the gate fails the run on it, after the report
+    print(f"enginebench: model {_model} is left out of this run: {_reason}", file=sys.stderr)
 
 # The --apptainer-args when Snakemake starts containers (--sdm apptainer, profiles/trtllm), else None:
 # the trtllm_* jobs log and show the `apptainer exec` they run in.
@@ -42,9 +44,14 @@ def one_of_or_none(names):
 
 wildcard_constraints:
     model=_one_of(PLAN.models),
-    variant=_one_of(v for _, v in PLAN.all_engines()),
-    checkpoint=_one_of(c for _, c in PLAN.all_checkpoints()),
+    variant=_one_of(v for _, v in PLAN.engines),
+    checkpoint=_one_of(c for _, c in PLAN.checkpoints),
 
+
+# Threads of the stages that time nothing (samples, reference, quality, predicted quality): half of
+# the run's cores, so that two of them run side by side (their imports and Python overhead are single-
+# threaded). The bench and the preflight take every core, so that nothing competes with their timings.
+UNTIMED_THREADS = max(1, workflow.cores // 2)
 
 CONDA_ENV = "../envs/enginebench.yaml"  # for `--sdm conda`; `make setup` uses envs/*.txt instead
 
@@ -95,7 +102,7 @@ def model_targets(pattern, model):
 
 
 def figure_targets():
-    return [paths.FIGURE.format(model=m, figure=f) for m in PLAN.models for f in FIGURES]
+    return [paths.FIGURE.format(model=m, figure=f) for m in PLAN.models_to_measure for f in FIGURES]
 
 
 def trtllm_invocation(stage, engine_pattern=paths.ENGINE):

@@ -10,7 +10,8 @@ rule gate:
     output:
         gate=report(paths.GATE, category="Quality", labels={"model": "all", "file": "quality gate verdicts"}),
     params:
-        # Engines and thresholds; --fail-on-gate from quality.fail_on_gate.
+        # Engines and thresholds, and the models left out of the run (they fail it, after the report);
+        # --fail-on-gate from quality.fail_on_gate.
         spec=lambda w: spec_json(PLAN.gate_spec()),
         fail=lambda w: "--fail-on-gate" if config["quality"]["fail_on_gate"] else "",
     conda:

@@ -1,5 +1,6 @@
 # Stage 6: output quality. The reference engine scores the eval text once per model; every engine
 # (the reference included, as a self-check) is then measured against it and gated.
+# Nothing here is timed: the jobs take half the cores (UNTIMED_THREADS), so that two run side by side.
 
 
 rule reference:
@@ -15,7 +16,7 @@ rule reference:
         # Reference engine + eval text, windows and top-k define the stored distributions; the gate
         # thresholds do not, so changing one re-runs the quality jobs only.
         spec=lambda w: spec_json(PLAN.reference_spec(w.model)),
-    threads: workflow.cores
+    threads: UNTIMED_THREADS
     conda:
         CONDA_ENV
     log:
@@ -43,7 +44,7 @@ rule quality:
     params:
         # Engine spec + reference slug + eval settings define the figures (verdicts: report, gate).
         spec=lambda w: spec_json(PLAN.quality_spec(w.model, w.variant)),
-    threads: workflow.cores
+    threads: UNTIMED_THREADS
     resources:
         gpu=gpus,
     conda:
@@ -74,7 +75,7 @@ rule predicted_quality:
     params:
         # The quality spec, plus the prompts and sample length of the stand-in's own samples.
         spec=lambda w: spec_json(PLAN.predicted_spec(w.model, w.variant)),
-    threads: workflow.cores
+    threads: UNTIMED_THREADS
     conda:
         CONDA_ENV
     log:

@@ -5,7 +5,7 @@ rule report:
     input:
         cli=cli_script("report"),
         preflight=rules.preflight.output.preflight,
-        snapshots=expand(paths.SNAPSHOT, model=PLAN.models),
+        snapshots=expand(paths.SNAPSHOT, model=PLAN.models_to_measure),
         checkpoints=[paths.CHECKPOINT.format(model=m, checkpoint=c) for m, c in PLAN.all_checkpoints()],
         engines=engine_targets(paths.ENGINE),
         bench=engine_targets(paths.BENCH),
@@ -16,7 +16,8 @@ rule report:
     output:
         report=report(paths.REPORT, category="Report", labels={"file": "report.md (Markdown)"}),
     params:
-        # Model order, baselines and title shape the report without being result files.
+        # Model order, baselines and title shape the report without being result files; so do the
+        # models left out because their snapshot cannot be imported here, with the reason.
         layout=lambda w: spec_json(PLAN.report_layout()),
     conda:
         CONDA_ENV

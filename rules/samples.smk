@@ -1,4 +1,5 @@
 # Stage 5: output samples, the greedy answers a person (and the quality stage) reads.
+# It times nothing, so it takes half the cores (UNTIMED_THREADS) and another such job runs beside it.
 
 
 rule samples:
@@ -15,7 +16,7 @@ rule samples:
     params:
         # Engine spec + prompts + sample length define the answers.
         spec=lambda w: spec_json(PLAN.runtime_spec(w.model, w.variant, "samples")),
-    threads: workflow.cores
+    threads: UNTIMED_THREADS
     resources:
         gpu=gpus,
     conda:

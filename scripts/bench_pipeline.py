@@ -17,14 +17,15 @@ from enginebench.workflow import REPO, snakemake, write_config
 
 
 def generated_config(engines: int) -> dict:
-    """`engines` engines, four per hub model (two PyTorch, two llama.cpp sharing one GGUF checkpoint).
-    A dry run downloads nothing, so the models need not exist."""
+    """`engines` engines, four per model (two PyTorch, two llama.cpp sharing one GGUF checkpoint).
+    A dry run reads no model, so the local folders need not exist (hub models would be left out of
+    the plan where HF_HUB_OFFLINE is set and they are not cached)."""
     variants = {"torch-fp32": {"backend": "torch", "dtype": "float32"},
                 "torch-bf16": {"backend": "torch", "dtype": "bfloat16"},
                 "llamacpp-q8_0": {"backend": "llamacpp", "quantization": "Q8_0"},
                 "llamacpp-q4_k_m": {"backend": "llamacpp", "quantization": "Q4_K_M"}}
     models = {
-        f"model-{i:03d}": {"source": {"kind": "hub", "repo_id": f"org/model-{i:03d}", "revision": "0" * 40},
+        f"model-{i:03d}": {"source": {"kind": "local", "path": f"/models/model-{i:03d}"},
                            "baseline": "torch-fp32", "reference": "torch-fp32", "variants": variants}
         for i in range(-(-engines // len(variants)))
     }

@@ -1,4 +1,6 @@
-"""Collect every engine's quality verdict; with --fail-on-gate, exit 1 when any engine fails or has none."""
+"""Collect every engine's quality verdict; with --fail-on-gate, exit 1 when any engine fails or has none.
+Exit 1 also when a configured model was left out because its snapshot cannot be imported here (the
+report, written before, lists it): the run is not complete until it is measured."""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-on-gate", action="store_true", help="exit 1 (writing nothing) if any engine fails")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
-    summary = gate_summary(parse_spec(args.spec), args.root)
+    spec = parse_spec(args.spec)
+    summary = gate_summary(spec, args.root)
     for engine in summary["engines"]:
         name = f"{engine['model']}/{engine['variant']}{' (predicted)' if engine['kind'] == 'predicted' else ''}"
         print(f"{name}: {engine['verdict']} {'; '.join(engine['reasons'])}".rstrip())
@@ -26,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"enginebench: quality gate failed for {len(summary['failed'])} engine(s):", file=sys.stderr)
         for line in summary["failed"]:
             print(f"  {line}", file=sys.stderr)
+    for model, reason in spec["unfetchable"].items():
+        print(f"enginebench: model {model} was not measured (the report lists it): {reason}", file=sys.stderr)
+    if (args.fail_on_gate and summary["failed"]) or spec["unfetchable"]:
         return 1
     write_json_atomic(args.out, summary)
     return 0

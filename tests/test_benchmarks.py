@@ -2,12 +2,14 @@
 
 import json
 
+import bench_default_pipeline
 import bench_gpu_peers
 import bench_harness_overhead
 import bench_pipeline
 
 from enginebench.plan import build_plan, validate_config
 from enginebench.stats import summarize
+from enginebench.workflow import job_times
 
 
 def test_generated_config_has_the_requested_engines():
@@ -56,3 +58,33 @@ def test_gpu_peers_ratios(tmp_path, capsys):
     assert "-> 4.94x" in out
     assert "single-stream: 120.0 tok/s" in out and "-> 4.00x (meets the 3x goal)" in out
     assert "batch 16: 1000.0 tok/s" in out and "-> 2.50x" in out
+
+
+SNAKEMAKE_LOG = """\
+[Mon Nov 30 14:33:41 2026]
+localrule preflight:
+    output: results/host/preflight.json
+    jobid: 2
+    threads: 2
+[Mon Nov 30 14:33:44 2026]
+Finished jobid: 2 (Rule: preflight)
+[Mon Nov 30 14:33:44 2026]
+localrule bench:
+    jobid: 23
+[Mon Nov 30 14:33:44 2026]
+rule engine:
+    jobid: 9
+[Mon Nov 30 14:33:46 2026]
+Finished jobid: 9 (Rule: engine)
+[Mon Nov 30 14:36:45 2026]
+Finished jobid: 23 (Rule: bench)
+"""
+
+
+def test_default_pipeline_benchmark_reads_job_times_from_the_log():
+    jobs = job_times(SNAKEMAKE_LOG)
+    assert [(j["rule"], (j["end"] - j["start"]).total_seconds()) for j in jobs] == [
+        ("preflight", 3.0), ("engine", 2.0), ("bench", 181.0)]
+    assert bench_default_pipeline.per_rule(jobs + jobs[2:]) == [("bench", 2, 362.0), ("preflight", 1, 3.0),
+                                                              ("engine", 1, 2.0)]
+    assert bench_default_pipeline.minutes(362.0) == "6 min 02.0 s"

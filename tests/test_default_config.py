@@ -95,11 +95,12 @@ def test_report_has_the_host_record_roofline_latency_sweep_figures_and_history(f
             assert re.fullmatch(r"[\d.,]+; p90 [\d.,]+ \(n=[\d,]+\)", row[column])
     assert "Every build and bench run appends a record" in report
     sweep = reportparse.tables(reportparse.section(report, "Batch sweep"))[0]
-    assert sorted(int(row["Batch size"]) for row in sweep) == sorted([1, 2, 4, 8] * len(single))
+    sizes = load_config(REPO / "config" / "config.yaml")["bench"]["batch_sizes"]
+    assert sorted(int(row["Batch size"]) for row in sweep) == sorted(sizes * len(single))
     for name in ("quality_vs_speed", "latency_vs_throughput"):
         assert f"](gemma3-270m/figures/{name}.png)" in report
         assert (finished / f"results/gemma3-270m/figures/{name}.png").stat().st_size > 10_000
-    assert re.search(r"- Disk: the configured checkpoints and engines need about [\d.]+ GB", report)
+    assert re.search(r"Disk: estimated\s+need of the configuration [\d.]+ GB", report)
 
 
 def test_second_run_does_nothing(finished):

@@ -3,7 +3,10 @@ put the model (read back from its log), n_gpu_layers reaching the engine, and th
 path (static KV cache + torch.compile) running for real on the tiny model."""
 
 import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import setup_llamacpp
@@ -12,6 +15,8 @@ from enginebench import llamacpp_build
 from enginebench.backends import get_backend
 from enginebench.backends.llamacpp_backend import gpu_layers, placement
 from enginebench.prompts import PromptEncoder
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 # Lines as llama.cpp 0.3.36's vendored sources print them (src/llama-model.cpp load_tensors,
 # src/llama-kv-cache.cpp), with the values of a CUDA run of the default model.
@@ -177,3 +182,38 @@ def test_engine_manifests_record_the_new_options(tiny_model, gguf_checkpoint, tm
     assert manifest["status"] == "ok" and manifest["settings"]["n_gpu_layers"] == 0
     on_disk = json.loads((tmp_path / "q8_0" / "manifest.json").read_text())
     assert on_disk["settings"]["offload_kqv"] is False
+
+
+def _python(code: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(SCRIPTS)})
+
+
+def test_a_gpu_llama_cpp_process_tokenizes_without_torch(tiny_model, tmp_path):
+    """On the H200 a CUDA llama.cpp and torch could not share a process in either order: the guard
+    makes `import torch` fail there, and the tokenizer (transformers) still works."""
+    code = ("import sys\nfrom enginebench.backends.llamacpp_backend import _isolate_gpu_build\n"
+            "_isolate_gpu_build(numpy_first=False)\n"
+            "from enginebench.prompts import PromptEncoder\n"
+            f"ids = PromptEncoder({str(tiny_model)!r}, chat_template=False).encode('The function returns')\n"
+            "assert ids and sys.modules['torch'] is None, (ids, sys.modules.get('torch'))\n"
+            "try:\n    import torch\nexcept ImportError:\n    print('torch blocked')\n")
+    done = _python(code, tmp_path)
+    assert done.returncode == 0 and "torch blocked" in done.stdout, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("first, cause", [("torch", "imported torch"), ("numpy", "before numpy")])
+def test_a_gpu_llama_cpp_load_refuses_a_process_it_would_crash_in(tmp_path, first, cause):
+    code = (f"import {first}\nfrom enginebench.backends.llamacpp_backend import _isolate_gpu_build\n"
+            f"_isolate_gpu_build(numpy_first={first == 'numpy'})\n")
+    done = _python(code, tmp_path)
+    assert done.returncode != 0 and "EngineBenchError" in done.stderr and cause in done.stderr
+
+
+def test_runtime_stages_import_neither_numpy_nor_torch_before_the_engine(tmp_path):
+    """The bench, samples and quality CLIs load the engine before numpy (and the tokenizer's torch)."""
+    code = ("import sys\n"
+            "import enginebench.bench, enginebench.samples, enginebench.quality, enginebench.stages\n"
+            "print(sorted(m for m in ('numpy', 'torch', 'transformers') if m in sys.modules))")
+    done = _python(code, tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

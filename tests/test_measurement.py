@@ -9,7 +9,7 @@ from enginebench import bench, disk, history
 from enginebench.environment import parse_nvidia_smi
 from enginebench.errors import EngineBenchError
 from enginebench.preflight import fp8_capable, host_bandwidth, run_preflight
-from enginebench.roofline import decode_bound, kv_bytes_per_token
+from enginebench.roofline import decode_bound, decode_context, kv_bytes_per_token
 
 # `nvidia-smi --query-gpu=name,memory.total,compute_cap,driver_version --format=csv,noheader,nounits`
 RECORDED = """NVIDIA H100 80GB HBM3, 81559, 9.0, 570.86.15
@@ -54,8 +54,16 @@ def test_roofline_arithmetic():
                              "head_dim": 256, "hidden_size": 640}}
     assert kv_bytes_per_token(gemma, "bfloat16") == 2 * 18 * 1 * 256 * 2
     assert kv_bytes_per_token(llama, "no-such-type") is None
+    assert kv_bytes_per_token(gemma, "bfloat16, static") == kv_bytes_per_token(gemma, "bfloat16")
     bound = decode_bound(bandwidth_gb_s=100.0, weight_bytes=1e9, kv_per_token=1e5, context=1000)
     assert bound == {"bytes_per_token": 1.1e9, "tokens_per_s": pytest.approx(100e9 / 1.1e9)}
+
+
+def test_a_static_cache_is_read_whole_by_each_decode_step():
+    bench = {"prompt_tokens": [6, 14], "spec": {"bench": {"max_new_tokens": 32}}, "engine_info": {}}
+    assert decode_context(bench) == 10 + 16  # mean prompt + half the generated tokens
+    bench["engine_info"]["compiled"] = {"cache_implementation": "static", "max_cache_len": 512}
+    assert decode_context(bench) == 512
 
 
 def test_history_appends_and_never_rewrites(tmp_path):

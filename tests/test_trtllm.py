@@ -251,17 +251,28 @@ TRTLLM_VARIANTS = ("trtllm-fp16", "trtllm-fp8", "trtllm-fp8-kv-fp8", "trtllm-int
 def dry_run_with_fake_apptainer(tmp_path, *args):
     """`snakemake -n -p` of the Qwen config. Snakemake checks for apptainer even in a dry run (it runs
     `apptainer --version` before saying an image "will be pulled"), and no apptainer is installed
-    here: a stand-in on PATH answers that call. It is never asked to run anything."""
+    here: a stand-in on PATH answers that call. It is never asked to run anything. The tests run
+    with HF_HUB_OFFLINE=1, where a model missing from the Hugging Face cache is left out of the plan:
+    a cache holding the pinned revision's config.json stands in for a host that has downloaded it."""
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "apptainer").write_text("#!/bin/sh\necho 'apptainer version 1.3.0'\n")
     (fake / "apptainer").chmod(0o755)
-    env_path = os.environ["PATH"]
-    os.environ["PATH"] = f"{fake}{os.pathsep}{env_path}"
+    source = load_config(QWEN)["models"]["qwen2.5-7b"]["source"]
+    cached = (tmp_path / "hf" / "hub" / f"models--{source['repo_id'].replace('/', '--')}" / "snapshots"
+              / source["revision"])
+    cached.mkdir(parents=True)
+    (cached / "config.json").write_text("{}")
+    saved = {key: os.environ.get(key) for key in ("PATH", "HF_HOME")}
+    os.environ.update(PATH=f"{fake}{os.pathsep}{saved['PATH']}", HF_HOME=str(tmp_path / "hf"))
     try:
         done = snakemake(REPO, "-n", "-p", *args, config=QWEN)
     finally:
-        os.environ["PATH"] = env_path
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout + done.stderr
 

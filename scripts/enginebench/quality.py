@@ -20,12 +20,14 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .cli import progress
 from .errors import EngineBenchError, StageFailure
 from .stages import open_engine, upstream_problem
+
+if TYPE_CHECKING:  # numpy is imported where it is used, after the engine loads: on the H200, a
+    import numpy as np  # CUDA llama.cpp loaded after numpy segfaulted (docs/gpu-report/README.md)
 
 CHUNK_ROWS = 64  # rows of a (positions × vocabulary) logits array turned into log-probabilities at a time
 REPEAT_N = 4  # n of the repeated n-gram share (seq-rep-4 of Welleck et al., "Neural text degeneration…")
@@ -75,6 +77,7 @@ def eval_windows(tokenizer, text: str, windows: int, window_tokens: int) -> list
 
 def log_softmax_rows(logits: np.ndarray):
     """Yield (row offset, log-probabilities) chunks of a (positions × vocabulary) logits array."""
+    import numpy as np
     for start in range(0, len(logits), CHUNK_ROWS):
         chunk = logits[start:start + CHUNK_ROWS].astype(np.float64)
         chunk -= chunk.max(axis=1, keepdims=True)
@@ -83,6 +86,8 @@ def log_softmax_rows(logits: np.ndarray):
 
 
 def window_logits(engine, ids: list[int]) -> np.ndarray | None:
+    import numpy as np
+
     logits = engine.logits(ids)
     if logits is None:
         return None
@@ -95,6 +100,7 @@ def window_logits(engine, ids: list[int]) -> np.ndarray | None:
 
 def reference_distribution(logits: np.ndarray, targets: list[int], top_k: int) -> dict:
     """The reference's top-k next-token ids and log-probabilities, and the true token's log-probability."""
+    import numpy as np
     top_ids, top_lp, target_lp = [], [], []
     for start, lp in log_softmax_rows(logits):
         k = min(top_k, lp.shape[1])
@@ -110,6 +116,7 @@ def reference_distribution(logits: np.ndarray, targets: list[int], top_k: int) -
 
 def compare_distribution(logits: np.ndarray, targets: list[int], reference: dict) -> dict:
     """Per-position target log-probability, KL(reference ‖ engine) over top-k + rest, and top-1 match."""
+    import numpy as np
     ref_ids = np.asarray(reference["top_ids"])
     ref_lp = np.asarray(reference["top_logprobs"], dtype=np.float64)
     if ref_ids.max() >= logits.shape[1]:
@@ -246,6 +253,7 @@ def run_predicted_quality(spec: dict, paths: dict, threads: int) -> dict:
 
 def measure(spec: dict, engine, samples: list[dict], reference: dict, ref_samples: list[dict]) -> dict:
     """Every quality figure of a loaded engine and its samples against the reference."""
+    import numpy as np
     metrics: dict = {}
     per_window, broken = [], []
     for i, window in enumerate(reference["windows"]):

@@ -312,7 +312,7 @@ def bandwidth_for(bench: dict, host: dict) -> tuple[bool, dict | None, str | Non
 def roofline_cells(results: dict, host: dict) -> tuple[str, str]:
     """(decode bound, share of it): the single-stream decode bound from the measured bandwidth and the
     engine's bytes per token, and the engine's single-stream decode speed as a share of it."""
-    from .roofline import decode_bound, kv_bytes_per_token
+    from .roofline import decode_bound, decode_context, kv_bytes_per_token
 
     bench = results["bench"]
     m, info = bench["metrics"], bench["engine_info"]
@@ -322,8 +322,7 @@ def roofline_cells(results: dict, host: dict) -> tuple[str, str]:
     kv = kv_bytes_per_token(host["model_config"], bench["describe"]["kv_cache"])
     if not info.get("weight_bytes") or bandwidth is None or kv is None:
         return "not computed (weights, KV layout or bandwidth unknown)", "—"
-    context = sum(bench["prompt_tokens"]) / len(bench["prompt_tokens"]) + bench["spec"]["bench"]["max_new_tokens"] / 2
-    bound = decode_bound(bandwidth["median"], info["weight_bytes"], kv, context)
+    bound = decode_bound(bandwidth["median"], info["weight_bytes"], kv, decode_context(bench))
     speed = m["decode_tokens_per_s_single"]["median"]
     return (fmt_number(bound["tokens_per_s"]),
             f"{speed / bound['tokens_per_s']:.0%}" + (f" ({where})" if where else ""))
@@ -673,9 +672,12 @@ def render_report(layout: dict, root: Path) -> str:
     root = Path(root)
     preflight = read_json(root / paths.PREFLIGHT)
     largest = max(layout["bench"]["batch_sizes"])
-    models = []
+    models, unfetchable = [], []
     for mcfg in layout["models"]:
         model = mcfg["slug"]
+        if "unfetchable" in mcfg:  # none of its jobs ran (Plan.unfetchable)
+            unfetchable.append({"slug": model, "reason": mcfg["unfetchable"]})
+            continue
         model_dir = root / "results" / model
         snapshot = read_json(root / paths.SNAPSHOT.format(model=model) / paths.MANIFEST)
         model_config = read_json(root / paths.SNAPSHOT.format(model=model) / "config.json")
@@ -712,7 +714,7 @@ def render_report(layout: dict, root: Path) -> str:
     env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                       undefined=StrictUndefined, keep_trailing_newline=True)
     return env.get_template("report.md.j2").render(
-        title=layout["title"], models=models, bench=layout["bench"], largest=largest,
+        title=layout["title"], models=models, unfetchable=unfetchable, bench=layout["bench"], largest=largest,
         samples_max_new_tokens=layout["samples"]["max_new_tokens"],
         generated=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         preflight=preflight_lines(preflight),

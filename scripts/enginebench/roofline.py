@@ -21,8 +21,19 @@ def kv_bytes_per_token(model_config: dict, kv_cache: str) -> float | None:
         head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
     except KeyError:
         return None
-    element = KV_ELEMENT_BYTES.get(kv_cache)
+    element = KV_ELEMENT_BYTES.get(kv_cache.split(",")[0].strip())  # "bfloat16, static": the element type
     return None if element is None else 2 * layers * heads * head_dim * element
+
+
+def decode_context(bench: dict) -> float:
+    """KV-cache positions one single-stream decode step reads in a bench: the mean context (prompt
+    plus half the generated tokens), or the whole cache for a static cache (its attention reads
+    every allocated position, masked: seen on the H200, where the compiled engine had no bound)."""
+    compiled = bench["engine_info"].get("compiled") or {}
+    if compiled.get("cache_implementation") == "static":
+        return float(compiled["max_cache_len"])
+    prompts = bench["prompt_tokens"]
+    return sum(prompts) / len(prompts) + bench["spec"]["bench"]["max_new_tokens"] / 2
 
 
 def decode_bound(bandwidth_gb_s: float, weight_bytes: float, kv_per_token: float, context: float) -> dict:

@@ -7,6 +7,7 @@ stage, separate from every build, so a rebuild never re-downloads.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.metadata
 import os
 import shutil
@@ -56,25 +57,49 @@ def import_snapshot(spec: dict, out: Path) -> dict:
     return manifest
 
 
+def offline_problem(source: dict) -> str | None:
+    """Why a hub source cannot be imported on this host, known before trying (no network is used):
+    HF_HUB_OFFLINE is set and the pinned revision is not in the local Hugging Face cache. None where
+    the import can be tried (other sources, online, or cached)."""
+    if source["kind"] != "hub":
+        return None
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    repo, revision = source["repo_id"], source["revision"]
+    cached = isinstance(try_to_load_from_cache(repo, "config.json", revision=revision), str)
+    return None if cached or not constants.HF_HUB_OFFLINE else _not_offline(repo, revision)
+
+
+def _not_offline(repo: str, revision: str) -> str:
+    return (f"model {repo}@{revision} is not available offline (HF_HUB_OFFLINE is set or the hub is "
+            "unreachable): download it on a connected machine, or use a `local` source")
+
+
 def _from_hub(source: dict, out: Path) -> dict:
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     repo, revision = source["repo_id"], source["revision"]
     token = os.environ.get("HF_TOKEN") or None  # only from the environment; never logged
-    progress(f"downloading {repo}@{revision} from the Hugging Face hub")
+    offline = constants.HF_HUB_OFFLINE
+    progress(f"{'copying' if offline else 'downloading'} {repo}@{revision} from the Hugging Face "
+             f"{'cache' if offline else 'hub'}")
     try:
-        path = snapshot_download(
-            repo_id=repo, revision=revision, allow_patterns=HUB_PATTERNS, local_dir=out, token=token
-        )
+        # Offline, snapshot_download with a local_dir looks only there, never in the cache: so the
+        # cached snapshot is located first and copied.
+        path = snapshot_download(repo_id=repo, revision=revision, allow_patterns=HUB_PATTERNS, token=token,
+                                 **({} if offline else {"local_dir": out}))
     except LocalEntryNotFoundError as error:
-        raise EngineBenchError(
-            f"model {repo}@{revision} is not available offline (HF_HUB_OFFLINE is set or the hub is "
-            "unreachable): download it on a connected machine, or use a `local` source"
-        ) from error
+        raise EngineBenchError(_not_offline(repo, revision)) from error
     except HfHubHTTPError as error:
         raise EngineBenchError(f"model {repo}@{revision}: hub download failed: {error}") from error
-    shutil.rmtree(Path(path) / ".cache", ignore_errors=True)
+    if offline:  # the cached snapshot holds every file ever fetched for it: take ours only
+        for file in sorted(Path(path).rglob("*")):
+            relative = file.relative_to(path)
+            if file.is_file() and any(fnmatch.fnmatch(str(relative), p) for p in HUB_PATTERNS):
+                (out / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, out / relative)  # the cache's files link to its blobs: copy the content
+    shutil.rmtree(out / ".cache", ignore_errors=True)  # the download's own metadata
     return {"repo_id": repo, "revision": revision, "library": _version("huggingface-hub")}
 
 

@@ -92,9 +92,8 @@ def open_engine(spec: dict, paths: dict, threads: int):
 
     backend = get_backend(spec["backend"])
     trust = spec["trust_remote_code"]
-    # The engine first: the tokenizer imports torch, and on the H200 run a CUDA llama.cpp engine
-    # loaded after torch's CUDA libraries died during load, while the same load in a fresh process
-    # without torch (the cold-load probe) succeeded (docs/gpu-report/README.md).
+    # The engine first: a GPU llama.cpp engine keeps torch out of its process, which the tokenizer
+    # would otherwise import (backends/llamacpp_backend.py, _isolate_gpu_build).
     engine = backend.load(paths["snapshot"], paths["checkpoint"], paths["engine"], spec["settings"],
                           threads=threads, trust_remote_code=trust)
     encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"], trust_remote_code=trust)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 import subprocess
 import sys
@@ -40,3 +41,22 @@ def planned_jobs(dry_run_output: str) -> list[tuple[str, str]]:
     if rule is not None:
         jobs.append((rule, ""))
     return jobs
+
+
+def job_times(log: str) -> list[dict]:
+    """{"rule", "jobid", "start", "end"} (datetimes) of every job a Snakemake run finished, read from
+    the timestamps its log prints before each job's start ("rule X:" ... "jobid: N") and end
+    ("Finished jobid: N (Rule: X)"). One-second resolution."""
+    started, finished, stamp, rule = {}, [], None, None
+    for line in log.splitlines():
+        if match := re.match(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$", line):
+            stamp = datetime.datetime.strptime(match.group(1), "%a %b %d %H:%M:%S %Y")
+        elif match := re.match(r"^(?:local)?(?:checkpoint|rule) (\w+):$", line):
+            rule = match.group(1)
+        elif (match := re.match(r"^\s+jobid: (\d+)$", line)) and rule is not None:
+            started[match.group(1)] = (rule, stamp)
+            rule = None
+        elif match := re.match(r"^Finished jobid: (\d+) \(Rule: (\w+)\)$", line):
+            rule_name, start = started.get(match.group(1), (match.group(2), stamp))
+            finished.append({"rule": rule_name, "jobid": int(match.group(1)), "start": start, "end": stamp})
+    return finished

@@ -111,6 +111,22 @@ def gpu_layers(settings: dict, supports_offload: bool) -> int:
     return -1 if supports_offload else 0
 
 
+def _isolate_gpu_build(numpy_first: bool) -> None:
+    """A GPU build of llama.cpp shares a process badly with other CUDA-era libraries. On the H200
+    (CUDA 13.0, torch 2.11+cu130, numpy 2.5): a model load segfaulted after `import torch`, and after
+    `import numpy` when numpy came before llama_cpp's library; importing torch after a load aborted
+    with `free(): invalid pointer` (docs/gpu-report/README.md). Nothing in a llama.cpp job needs
+    torch (the tokenizer runs without it), so `import torch` is made to fail in this process, which
+    transformers takes as "PyTorch not installed"; the stages import numpy only after the engine."""
+    if sys.modules.get("torch") is not None:
+        raise EngineBenchError("a GPU build of llama.cpp cannot load in a process that has imported torch "
+                               "(their CUDA libraries clash): run it in a process of its own")
+    if numpy_first:
+        raise EngineBenchError("a GPU build of llama.cpp must be imported before numpy (a model load after "
+                               "numpy segfaulted): import the engine before anything that imports numpy")
+    sys.modules["torch"] = None
+
+
 class LlamaCppEngine(Engine):
     def __init__(self, path: Path, settings: dict, threads: int):
         import logging
@@ -118,8 +134,11 @@ class LlamaCppEngine(Engine):
         # What llama.cpp logs before _capture_log takes over (its backends' start-up, at import) goes
         # through llama-cpp-python's own logger: warnings and errors only.
         logging.getLogger("llama-cpp-python").setLevel(logging.WARNING)
+        numpy_first = "numpy" in sys.modules and "llama_cpp" not in sys.modules
         import llama_cpp as L
 
+        if L.llama_supports_gpu_offload():
+            _isolate_gpu_build(numpy_first)
         _capture_log(L)
         self.L = L
         L.llama_backend_init()
