@@ -186,6 +186,8 @@ def run_reference(spec: dict, paths: dict, threads: int) -> dict:
 def depth_quality(engine, long_windows: list[dict]) -> dict | None:
     """KL divergence and top-1 agreement on the long windows, early (first half of the positions) and
     late (second half) apart: a KV cache that degrades as the context grows scores worse late."""
+    import numpy as np
+
     compared = []
     for i, window in enumerate(long_windows):
         progress(f"quality long window {i + 1}/{len(long_windows)}")
