@@ -10,6 +10,7 @@ rule bench:
         snapshot=rules.snapshot.output.snapshot,
         checkpoint=checkpoint_of,
         engine=rules.engine.output.engine,
+        eval_text=eval_text_input,  # the context of the context-depth runs
     output:
         bench=report(paths.BENCH, category="Bench", subcategory="{model}",
                      labels={"model": "{model}", "engine": "{variant}", "file": "bench (JSON)"}),

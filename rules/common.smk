@@ -88,7 +88,7 @@ def reference_artifact(pattern):
 
 
 def eval_text_input(wildcards):
-    """The configured eval text file, so that editing it re-scores the reference."""
+    """The configured eval text file, so that editing it re-scores the reference and re-runs the benches."""
     path = config["quality"]["eval_text"]
     return [path] if path else []
 

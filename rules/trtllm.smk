@@ -75,6 +75,7 @@ rule trtllm_bench:
         snapshot=rules.snapshot.output.snapshot,
         checkpoint=checkpoint_of,
         engine=rules.trtllm_engine.output.engine,
+        eval_text=eval_text_input,  # the context of the context-depth runs
     output:
         result=report(paths.BENCH, category="Bench", subcategory="{model}",
                      labels={"model": "{model}", "engine": "{variant}", "file": "bench (JSON)"}),

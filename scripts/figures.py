@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     layout = parse_spec(args.layout)
     ran, missing = engine_points(args.root, layout["slug"], layout["variants"], layout["gate"])
-    write_figures(layout["slug"], ran, missing, {name: args.out_dir / f"{name}.png" for name in FIGURES})
+    out = {name: args.out_dir / f"{name}.png" for name in FIGURES}
+    write_figures(layout["slug"], ran, missing, layout["gate"], out)
     return 0
 
 

@@ -1,11 +1,12 @@
 """A broken engine is a verdict, not a crash: an engine whose float16 logits overflow to inf gets FAIL
-with that reason, its speed is struck through and kept out of the recommendation, and the report
+with that reason, its speed figures are kept out of every speed table and the answer, and the report
 renders with every other engine. The engines are real (PyTorch); "broken" is the torch engine loading
 a copy of the snapshot whose output projection overflows float16 (tinymodel.overflow)."""
 
 import json
 
 import pytest
+import reportparse
 from cliflow import run_pipeline
 from tinymodel import overflow
 
@@ -44,17 +45,20 @@ def test_non_finite_logits_fail_with_that_reason(run):
     assert verdict(record, {key: None for key in plan.config["quality"]["gate"]})["verdict"] == "FAIL"
 
 
-def test_report_renders_every_engine_and_strikes_the_broken_one(run):
+def test_report_renders_every_engine_and_keeps_the_broken_one_out_of_every_speed_table(run):
     root, _ = run
     report = (root / paths.REPORT).read_text()
-    engines = report[report.index("| Engine |"):]
-    engines = engines[:engines.index("\n\n")]
-    rows = {line.split(" | ")[0].strip("| ").split(" ")[0]: line for line in engines.splitlines()[2:]}
-    assert set(rows) == {"fp32", "fp16-overflow", "llama-f16"}
-    assert f"FAIL: {NON_FINITE}" in rows["fp16-overflow"] and "~~" in rows["fp16-overflow"]
-    assert "PASS" in rows["fp32"] and "PASS" in rows["llama-f16"] and "~~" not in rows["llama-f16"]
-    recommendation = report[report.index("Not recommended"):].splitlines()[0]
-    assert "`fp16-overflow`" in recommendation
+    quality = reportparse.table(report, "Which engines keep quality")
+    assert set(quality) == {"fp32", "fp16-overflow", "llama-f16"}
+    assert quality["fp16-overflow"]["Verdict"] == "FAIL" and quality["fp32"]["Verdict"].startswith("PASS")
+    assert report.count(NON_FINITE) == 2  # its reason once under the quality table, and in the answer
+    assert f"- `fp16-overflow`: {NON_FINITE}" in report
+    # Its speed figures appear in no speed table (both "How fast" tables, the batch sweep), nor in the picks.
+    assert reportparse.speed_engines(report) == {"fp32", "llama-f16"}
+    answer = reportparse.section(report, "Answer")
+    assert "`fp16-overflow`" not in answer.split("Avoid")[0]
+    assert f"Avoid, whatever their speed: `fp16-overflow` (broken: {NON_FINITE})" in answer
+    assert "fp16-overflow (FAIL)" in reportparse.table(report, "What each costs")  # costs are shown, marked
 
 
 def test_empty_samples_fail():

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import reportparse
 from cliflow import run_pipeline
 
 from enginebench import paths
@@ -50,11 +51,11 @@ def test_bench_beside_a_burnt_core_is_flagged_busy(busy_run):
 
 def test_report_flags_the_busy_host_and_calls_no_winner(busy_run):
     report = (busy_run / paths.REPORT).read_text()
-    assert "| fp32 (torch) |" in report and "(busy host) |" in report
-    recommended = report.split("## Recommendation")[1]
-    assert "**No winner called**" in recommended and "`fp32` (" in recommended
-    assert "Serving one request at a time" not in recommended
-
+    single = reportparse.table(report, "How fast: one request at a time")
+    assert single["fp32"]["Tokens/s"].endswith("(busy host)")
+    answer = reportparse.section(report, "Answer")
+    assert "**No winner called**" in answer and "`fp32` (" in answer
+    assert "One request at a time" not in answer and "Many at once" not in answer
 
 
 def test_a_living_child_counts_as_the_bench_itself():

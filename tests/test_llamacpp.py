@@ -123,3 +123,51 @@ def test_engines_of_one_checkpoint_type_share_it():
     plan = build_plan(cfg)
     assert sorted(c for _, c in plan.all_checkpoints()) == ["gguf-bf16", "gguf-f16"]
     assert plan.engine_spec("m", "q4")["checkpoint"] == "gguf-f16"
+
+
+def test_kv_bytes_per_token_are_read_from_the_engine(built, tiny_model):
+    """llama.cpp's KV bytes come from its own load log (its caches' size over their cells); a q4_0 cache
+    takes 18/32 bytes per element where f16 takes 2. PyTorch's are its cache tensors' bytes."""
+    from enginebench.roofline import kv_bytes_per_token
+
+    root, _, engines = built
+    config = json.loads((tiny_model / "config.json").read_text())
+    context = list(range(5, 505))
+    measured = {}
+    for kv in ("f16", "q4_0"):
+        engine = get_backend("llamacpp").load(tiny_model, root / "gguf-f16", engines["Q8_0"][1], settings("Q8_0", kv),
+                                              threads=1, trust_remote_code=False)
+        caches = engine.info()["kv_caches"]
+        assert caches and all(c["cells"] >= 1024 for c in caches)  # n_ctx cells, as logged by llama.cpp
+        measured[kv] = engine.kv_cache_bytes(context)
+        assert measured[kv]["how"].startswith("llama.cpp's load log: ")
+        per_cell = sum(c["bytes"] / c["cells"] for c in caches)
+        assert measured[kv]["bytes"] == round(per_cell * len(context))
+        assert per_cell == pytest.approx(kv_bytes_per_token(config, kv), rel=0.01)  # the tiny Llama: no SWA
+    assert measured["q4_0"]["bytes"] / measured["f16"]["bytes"] == pytest.approx(18 / 32 / 2, rel=0.02)
+
+    torch_engine = get_backend("torch").load(tiny_model, None, None, {"dtype": "float32", "compile": False},
+                                             threads=1, trust_remote_code=False)
+    torch_kv = torch_engine.kv_cache_bytes(context)
+    assert torch_kv["bytes"] == kv_bytes_per_token(config, "float32") * len(context)
+    assert "tensors after a forward pass" in torch_kv["how"]
+
+
+def test_quality_at_depth_catches_a_quantized_kv_cache(built, tiny_model):
+    """Late in a long window a q4_0 KV cache strays further from the reference than an f16 one."""
+    from enginebench.quality import depth_quality, eval_text, eval_windows, reference_distribution, window_logits
+
+    root, _, engines = built
+    encoder = PromptEncoder(tiny_model, chat_template=False)
+    reference = get_backend("torch").load(tiny_model, None, None, {"dtype": "float32", "compile": False},
+                                          threads=1, trust_remote_code=False)
+    long = [{"ids": ids, **reference_distribution(window_logits(reference, ids), ids[1:], 16)}
+            for ids in eval_windows(encoder.tokenizer, eval_text(None)[0], 1, 1024)]
+    depth = {kv: depth_quality(get_backend("llamacpp").load(tiny_model, root / "gguf-f16", engines["F16"][1],
+                                                            settings("F16", kv), threads=1,
+                                                            trust_remote_code=False), long)
+             for kv in ("f16", "q4_0")}
+    assert depth["f16"]["late_from"] == 512 and depth["f16"]["scored_tokens_late"] == 511
+    assert depth["f16"]["kl_divergence_late"] < 0.01
+    assert depth["q4_0"]["kl_divergence_late"] > 2 * depth["f16"]["kl_divergence_late"]
+    assert depth["q4_0"]["top1_agreement_late"] <= depth["f16"]["top1_agreement_late"]

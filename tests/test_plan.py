@@ -35,11 +35,12 @@ def test_defaults_are_filled():
     cfg = config()
     validate_config(cfg)
     assert cfg["bench"] == {"max_new_tokens": 32, "batch_sizes": [1, 2, 4, 8], "warmup": 1, "repetitions": 3,
-                            "load_repetitions": 2}
+                            "load_repetitions": 2, "context_depths": [0, 1024]}
     assert cfg["samples"] == {"max_new_tokens": 64}
     assert cfg["models"]["tiny"]["trust_remote_code"] is False
     assert cfg["models"]["tiny"]["chat_template"] is True
-    assert cfg["quality"] == {"eval_text": None, "windows": 8, "window_tokens": 256, "top_k": 32, "fail_on_gate": False,
+    assert cfg["quality"] == {"eval_text": None, "windows": 8, "window_tokens": 256, "long_windows": 2,
+                              "long_window_tokens": 1024, "top_k": 32, "fail_on_gate": False,
                               "gate": {"max_perplexity_ratio": 1.05, "max_kl_divergence": 0.05,
                                        "min_top1_agreement": 0.9, "min_greedy_agreement": 0.15,
                                        "max_repetition_increase": 0.12}}

@@ -53,6 +53,8 @@ def test_reference_keeps_sorted_top_k_of_fixed_windows(run):
         assert all(lp <= 0 for lp in window["target_logprobs"])
     starts = [w["ids"][1:4] for w in ref["windows"]]
     assert len({tuple(s) for s in starts}) == 4  # spread over the text, not the same window repeated
+    assert [len(w["ids"]) for w in ref["long_windows"]] == [1024, 1024]  # quality.long_windows' defaults
+    assert all(len(w["top_ids"]) == 1023 for w in ref["long_windows"])
 
 
 def test_engine_identical_to_the_reference_passes(run):
@@ -73,6 +75,9 @@ def test_sound_llama_engine_passes(run):
     m = record["metrics"]
     assert m["perplexity_ratio"] == pytest.approx(1.0, abs=0.01)
     assert m["kl_divergence_mean"] < 0.01 and m["top1_agreement"] > 0.95
+    depth = m["depth"]  # the long windows: early and late positions apart
+    assert depth["window_tokens"] == 1024 and depth["late_from"] == 512 and depth["scored_tokens_late"] == 2 * 511
+    assert depth["kl_divergence_late"] < 0.01 and depth["top1_agreement_late"] > 0.95
     assert verdict(record, plan.config["quality"]["gate"])["verdict"] == "PASS"
 
 

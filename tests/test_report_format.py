@@ -1,19 +1,63 @@
 import pandas as pd
 import pytest
 
-from enginebench.report import delta_text, fmt_number, markdown_table, summary_cell
+from enginebench import history
+from enginebench.report import (
+    fmt_number,
+    history_spread,
+    markdown_table,
+    pick_text,
+    ranked,
+    speedup_text,
+    summary_cell,
+    table,
+    tie_reason,
+)
 from enginebench.stats import summarize
 
 
 @pytest.mark.parametrize("value, baseline, text", [
-    (251.2, 153.7, "+63 % (1.63×)"),   # FP8 vs FP16 tokens/s in the experiment this grew from
-    (8.2, 15.0, "−45 % (1.83×)"),      # engine size 15 GB -> 8.2 GB
-    (10.0, 10.0, "+0 % (1.00×)"),
+    (251.2, 153.7, "1.63×"),   # FP8 vs FP16 tokens/s in the experiment this grew from
+    (57.5, 177.0, "0.32×"),    # slower than the baseline: the same direction, below 1
+    (10.0, 10.0, "1.00×"),
     (None, 10.0, "—"),
     (5.0, None, "—"),
 ])
-def test_delta_text(value, baseline, text):
-    assert delta_text(value, baseline) == text
+def test_speedup_is_one_direction_against_the_baseline(value, baseline, text):
+    assert speedup_text(value, baseline) == text
+
+
+def test_ties_are_called_where_ranges_overlap_or_history_spread_exceeds_the_difference(tmp_path):
+    """Figures from the default report: q8_0 and q4_k_m single-stream overlap; f16 and bf16 at batch 8
+    do not, but their run history spreads 9.8 %, more than their 3.7 % difference."""
+    q8, q4 = summarize([86.0, 89.5, 89.9], "tokens/s"), summarize([82.6, 87.1, 88.1], "tokens/s")
+    fp32 = summarize([12.2, 12.5, 12.6], "tokens/s")
+    ranking = ranked({"fp32": fp32, "q4": q4, "q8": q8}, {"fp32": None, "q4": None, "q8": None})
+    assert [r["variant"] for r in ranking] == ["q8", "q4", "fp32"]
+    assert [r["tie"] for r in ranking] == [None, "ranges overlap", None]
+    f16, bf16 = summarize([182.0, 184.0, 190.0], "tokens/s"), summarize([176.0, 177.0, 179.0], "tokens/s")
+    assert tie_reason(f16, bf16, (None, None)) is None
+    assert tie_reason(f16, bf16, (None, 0.098)) == "run-history spread 9.8% exceeds the 3.8% difference"
+    assert tie_reason(f16, bf16, (0.02, 0.03)) is None
+    text = pick_text("One request at a time", ranking, "tokens/s")
+    assert text == ("One request at a time: **`q8`**, 89.5 tokens/s (86.0–89.9, n=3); a tie with `q4`, "
+                    "87.1 tokens/s (82.6–88.1, n=3): ranges overlap.")
+
+
+def test_history_spread_reads_the_recorded_runs(tmp_path):
+    for tps in (160.0, 177.0):
+        history.append(tmp_path, "bench", "torch-bf16", {"tokens_per_s_batch8": tps})
+    assert history_spread(tmp_path, "torch-bf16", "tokens_per_s_batch8") == pytest.approx(17 / 168.5)
+    assert history_spread(tmp_path, "llamacpp-f16", "tokens_per_s_batch8") is None
+
+
+def test_constant_columns_leave_the_table_for_its_sentence():
+    rows = [{"Engine": "a", "Device": "cpu", "Tokens/s": "1"}, {"Engine": "b", "Device": "cpu", "Tokens/s": "2"}]
+    folded = table(rows)
+    assert folded["constant"] == ["Device: cpu"]
+    assert folded["table"].splitlines()[0] == "| Engine | Tokens/s |"
+    assert table(rows[:1])["constant"] == []  # one row: nothing is "the same for every engine"
+    assert table([]) is None
 
 
 def test_summary_cell_shows_median_range_and_n():

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import reportparse
 from slurmflow import cluster_or_skip, log_heads, measuring_cpus, running_job, slurm_job, start_on_slurm, submitted_jobs
 
 from enginebench.io import read_json
@@ -62,9 +63,8 @@ def finish(run: subprocess.Popen) -> tuple[int, str]:
 
 
 def engine_rows(report: str) -> dict[str, str]:
-    """The cross-engine table of a report: engine -> quality verdict (its last column)."""
-    rows = ([c.strip() for c in line.strip("|").split("|")] for line in report.splitlines())
-    return {cells[0]: cells[-1] for cells in rows if re.fullmatch(r"\S+ \((torch|llamacpp|trtllm)\)", cells[0])}
+    """The quality table of a report: engine -> quality verdict."""
+    return {engine: row["Verdict"] for engine, row in reportparse.table(report, "Which engines keep quality").items()}
 
 
 def test_workflow_runs_as_slurm_jobs_and_reports_as_a_local_run(cluster, tmp_path, tiny_model):
@@ -117,11 +117,12 @@ def test_workflow_runs_as_slurm_jobs_and_reports_as_a_local_run(cluster, tmp_pat
     host_row = next(line for line in report.splitlines() if line.startswith("| Host |"))
     for v in ("fp32", "llama-q8_0"):
         assert f"{v}: {cluster.node} (SLURM job {job_of(f'tiny/bench/{v}.log')['slurm_job_id']})" in host_row
-    assert "Roofline: single-stream decode, % of bound" in report  # same node: the roofline is computed
+    single = reportparse.table(report, "How fast: one request at a time")
+    assert all(row["% of bound"][0].isdigit() for row in single.values())  # same node: the roofline is computed
 
     # The same engines with the same verdicts as the local run.
     local_report = (local_dir / "results/report.md").read_text()
-    assert engine_rows(report) == engine_rows(local_report) and len(engine_rows(report)) == 3
+    assert engine_rows(report) == engine_rows(local_report) and list(engine_rows(report)) == ["fp32", "llama-q8_0"]
     verdicts = [{k: e[k] for k in ("variant", "kind", "verdict")} for e in
                 read_json(slurm_dir / "results/quality-gate.json")["engines"]]
     assert verdicts == [{k: e[k] for k in ("variant", "kind", "verdict")} for e in

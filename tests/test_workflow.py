@@ -3,8 +3,12 @@
 import copy
 
 import pytest
+import report as report_cli
+import reportparse
 from tinymodel import unsupported_copy
 
+from enginebench.figures import FIGURES
+from enginebench.plan import build_plan, spec_json, validate_config
 from enginebench.workflow import REPO, planned_jobs, snakemake, write_config
 
 
@@ -71,7 +75,7 @@ def test_lint_is_clean():
     assert "Congratulations" in done.stdout + done.stderr
 
 
-TINY_FIGURES = ", ".join(f"results/tiny/figures/{name}.png" for name in ("throughput", "batch_sweep", "size_vs_speed"))
+TINY_FIGURES = ", ".join(f"results/tiny/figures/{name}.png" for name in FIGURES)
 
 
 def test_end_to_end_tiny_model_then_noop_then_one_stale_chain(tmp_path, tiny_model):
@@ -80,14 +84,25 @@ def test_end_to_end_tiny_model_then_noop_then_one_stale_chain(tmp_path, tiny_mod
     done = snakemake(tmp_path, config=path)
     assert done.returncode == 0, done.stderr[-3000:]
     report = (tmp_path / "results" / "report.md").read_text()
-    header = "| Metric | fp32 (baseline) | bf16 | llama-f16 | llama-q8_0 | llama-q4_k_m-kv-q8_0 | Δ bf16 vs fp32 |"
-    assert header in report
-    assert "| llama-q4_k_m-kv-q8_0 (llamacpp) | Q4_K_M | q8_0 |" in report  # the cross-engine table
-    parity = next(line for line in report.splitlines() if line.startswith("| Output quality: Tokenizer parity"))
-    assert parity.count("equal (3 texts)") == 3 and parity.count("n/a") == 2
-    assert "| Runtime: Decode tokens/s, single-stream, engine's own counter |" in report
+    quality = reportparse.table(report, "Which engines keep quality")
+    assert list(quality) == ["fp32", "bf16", "llama-f16", "llama-q8_0", "llama-q4_k_m-kv-q8_0"]  # engines are rows
+    assert max(reportparse.widths(report)) <= 10
+    assert "equal for `llama-f16`, `llama-q8_0`, `llama-q4_k_m-kv-q8_0`; not applicable to `fp32`, `bf16`" in report
+    assert "Decode tokens/s, engine's counter" in reportparse.table(report, "How fast: one request at a time")["fp32"]
+    # Adding a variant adds rows, never a column: the same results rendered for the config without one.
+    fewer = copy.deepcopy(config)
+    del fewer["models"]["tiny"]["variants"]["llama-f16"]
+    validate_config(fewer)
+    assert report_cli.main(["--layout", spec_json(build_plan(fewer).report_layout()), "--root", str(tmp_path),
+                            "--out", str(tmp_path / "fewer.md")]) == 0
+    for heading in ("Which engines keep quality", "What each costs", *reportparse.SPEED_HEADINGS):
+        rows, rows_fewer = (reportparse.tables(reportparse.section(text, heading))[0]
+                            for text in (report, (tmp_path / "fewer.md").read_text()))
+        assert list(rows[0]) == list(rows_fewer[0]), heading  # the same columns
+        added = {r["Engine"] for r in rows} - {r["Engine"] for r in rows_fewer}
+        assert added <= {"llama-f16"} and len(rows) - len(rows_fewer) == len([r for r in rows if r["Engine"] ==
+                                                                               "llama-f16"]), heading
     # The unsupported architecture fails in its own chain; the rest of the report renders and says why.
-    assert "| Metric | fp32 (baseline) | llama-f16 (failed) |" in report
     assert "- `llama-f16` (failed): checkpoint: convert_hf_to_gguf.py failed:" in report
     assert "NoSuchForCausalLM" in (tmp_path / "results/logs/unsupported/checkpoint/gguf-f16.log").read_text()
     assert (tmp_path / "results/logs/tiny/bench/bf16.log").read_text().strip()
@@ -98,7 +113,7 @@ def test_end_to_end_tiny_model_then_noop_then_one_stale_chain(tmp_path, tiny_mod
     html = snakemake(tmp_path, "--report", "results/report.html", config=path)
     assert html.returncode == 0, html.stderr[-3000:]
     page = (tmp_path / "results/report.html").read_text()
-    for annotated in ("throughput.png", "batch_sweep.png", "size_vs_speed.png", "report.md", "preflight.json",
+    for annotated in ("quality_vs_speed.png", "latency_vs_throughput.png", "report.md", "preflight.json",
                       "llama-q8_0.json", "quality gate verdicts"):
         assert annotated in page, annotated
 
@@ -130,4 +145,7 @@ def test_end_to_end_tiny_model_then_noop_then_one_stale_chain(tmp_path, tiny_mod
     assert "quality gate failed" in (tmp_path / "results/logs/gate.log").read_text()
     assert not (tmp_path / "results/quality-gate.json").exists()
     report = (tmp_path / "results" / "report.md").read_text()
-    assert "FAIL: top-1 agreement" in report and "~~" in report
+    quality = reportparse.table(report, "Which engines keep quality")
+    assert "top-1 agreement" in reportparse.section(report, "Which engines keep quality")
+    failing = {engine for engine, row in quality.items() if row["Verdict"] == "FAIL"}
+    assert failing and not failing & reportparse.speed_engines(report)

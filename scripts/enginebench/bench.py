@@ -129,6 +129,40 @@ def sweep_metrics(batch_size: int, repetitions: list[dict]) -> dict:
     }
 
 
+def depth_contexts(encoder: PromptEncoder, eval_text_path: str | None, prompt: list[int],
+                   depths: list[int]) -> tuple[dict[int, list[int]], str]:
+    """Per context depth d: d tokens of the eval text (tokenized once, by the snapshot's tokenizer, and
+    fed as ids to every engine), then the first bench prompt (after its BOS, which opens the context)."""
+    from .quality import eval_text
+
+    text, source = eval_text(eval_text_path)
+    tokenizer = encoder.tokenizer
+    ids = tokenizer(text, add_special_tokens=False).input_ids
+    if len(ids) < max(depths):
+        raise EngineBenchError(f"the eval text has {len(ids)} tokens, fewer than bench.context_depths' {max(depths)}")
+    bos = prompt[:1] if tokenizer.bos_token_id is not None and prompt[:1] == [tokenizer.bos_token_id] else []
+    return {d: bos + ids[:d] + prompt[len(bos):] for d in depths}, source
+
+
+def depth_run(engine, ids: list[int], max_new_tokens: int, stop_ids: list[int], warmup: int,
+              repetitions: int) -> dict:
+    """Single-stream generation after a context of `ids`: raw runs, prefill rate and decode rate, and the
+    KV cache the engine reports for that context."""
+    for _ in range(warmup):
+        timed_generate(engine, [ids], max_new_tokens, stop_ids)
+    runs = [timed_generate(engine, [ids], max_new_tokens, stop_ids) for _ in range(repetitions)]
+    ttft = [r["ttft_s"][0] for r in runs]
+    return {
+        "status": "ok", "context_tokens": len(ids),
+        "ttft_s": summarize(ttft, "s"),
+        # time to first token covers the prefill of the whole context (and the first token's step)
+        "prefill_tokens_per_s": summarize([len(ids) / t for t in ttft], "tokens/s"),
+        "decode_tokens_per_s": summarize([len(r["itl_s"]) / sum(r["itl_s"]) for r in runs], "tokens/s"),
+        "kv_cache": engine.kv_cache_bytes(ids),
+        "raw": runs,
+    }
+
+
 def at_batch(metrics: dict, batch_size: int | None = None) -> dict:
     """The sweep entry of `batch_size`; None: the largest batch measured (the sweep's last)."""
     sweep = metrics["sweep"]
@@ -170,11 +204,25 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
             raw[size].append({"seconds": sum(r["seconds"] for r in runs), "tokens": sum(r["tokens"] for r in runs),
                               "batches": runs})
 
+    contexts, context_source = depth_contexts(encoder, spec["eval_text"], prompts[0],
+                                               sorted(settings["context_depths"]))
+    depths = []
+    for depth, ids in contexts.items():
+        progress(f"context depth {depth}: {len(ids)} tokens, {warmups} warm-up and {settings['repetitions']} runs")
+        try:
+            depths.append({"depth": depth, **depth_run(engine, ids, n, encoder.stop_ids, warmups,
+                                                       settings["repetitions"])})
+        except Exception as error:  # an engine that cannot hold this context: recorded, the others still run
+            depths.append({"depth": depth, "status": "failed", "context_tokens": len(ids),
+                           "reason": f"{type(error).__name__}: {error}"})
+
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     metrics = {
         "load_s": summarize([p["load_s"] for p in probes], "s"),
         "sweep": [sweep_metrics(size, raw[size]) for size in sizes],  # smallest batch first
         **decode_rates(raw[1]),
+        # smallest depth first; raw runs stay in "raw"
+        "depths": [{k: v for k, v in d.items() if k != "raw"} for d in depths],
         "peak_rss_bytes": {"unit": "bytes", "value": peak_rss},
         "peak_device_bytes": {"unit": "bytes", "value": engine.peak_device_memory_bytes()},
     }
@@ -190,6 +238,7 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
         "tokenizer_parity": parity,
         "threads": threads,
         "prompt_tokens": [len(p) for p in prompts],
+        "context_text": context_source,
         "uses_chat_template": encoder.uses_chat_template,
         "engine_info": engine.info(),
         "versions": backend.versions(),
@@ -197,7 +246,8 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
         "host_load": host_load(load_before),
         "raw": {"load_probes": probes, "in_process_load_s": in_process_load_s,
                 "sweep": [{"batch_size": size, "repetitions": raw[size]} for size in sizes],
-                "first_warmup_s": {str(k): v for k, v in first_runs.items()}},
+                "first_warmup_s": {str(k): v for k, v in first_runs.items()},
+                "depths": [{"depth": d["depth"], "runs": d.get("raw", [])} for d in depths]},
         "metrics": metrics,
     }
 

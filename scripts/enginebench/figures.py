@@ -1,7 +1,9 @@
-"""The report's figures (PNG, matplotlib): tokens/s per engine with its spread, tokens/s and
-inter-token latency against batch size, and weights in memory against tokens/s coloured by quality verdict.
+"""The report's figures (PNG, matplotlib): quality loss against single-stream speed, with the frontier
+of the engines that pass the quality gate, and inter-token latency against throughput across batch
+sizes, one line per passing engine.
 
-They read the same result files as the report (bench and quality JSONs) and nothing else.
+They read the same result files as the report (bench and quality JSONs) and nothing else. Engines are
+named in a legend beside the axes, never next to a marker, so no label can cover a point.
 """
 
 from __future__ import annotations
@@ -13,19 +15,17 @@ from . import paths
 from .io import read_json
 
 FIGURES = {
-    "throughput": "Tokens/s per engine, single-stream and at the largest batch (median, whiskers min–max)",
-    "batch_sweep": "Tokens/s and inter-token latency against batch size",
-    "size_vs_speed": "Weights in memory against tokens/s, coloured by quality verdict",
+    "quality_vs_speed": "Quality loss (mean KL divergence from the reference) against single-stream tokens/s",
+    "latency_vs_throughput": "Inter-token latency against tokens/s across batch sizes, one line per passing engine",
 }
-VERDICT_COLOURS = {"PASS": "#2a9d3f", "FAIL": "#d62728"}
-OTHER_COLOUR = "#7f7f7f"
-# Per-engine line colours: matplotlib's tab10 without its green and red, which mean PASS and FAIL here.
+# Per-engine colours: matplotlib's tab10 without its green and red, which would read as PASS and FAIL.
 ENGINE_COLOURS = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-MARKERS = "osD^v<>"
+MARKERS = "osD^v<>pPX"
+KL_FLOOR = 1e-4  # the reference's own KL is 0: drawn at this floor of the log axis
 
 
 def engine_points(root: Path, model: str, variants: list[dict], thresholds: dict) -> tuple[list[dict], list[str]]:
-    """The engines that ran (slug, verdict, bench metrics, weights in memory), and those that did not."""
+    """The engines that ran (slug, verdict, bench metrics, mean KL), and those that did not."""
     from .quality import verdict  # numpy: kept out of Snakemake's start-up, which imports FIGURES
 
     ran, missing = [], []
@@ -36,127 +36,112 @@ def engine_points(root: Path, model: str, variants: list[dict], thresholds: dict
             continue
         quality = read_json(Path(root) / paths.QUALITY.format(model=model, variant=spec["slug"]))
         ran.append({"slug": spec["slug"], "verdict": verdict(quality, thresholds)["verdict"],
-                    "metrics": bench["metrics"], "weight_bytes": bench["engine_info"].get("weight_bytes")})
+                    "metrics": bench["metrics"], "kl": quality.get("metrics", {}).get("kl_divergence_mean")})
     return ran, missing
 
 
-def colour(verdict_name: str) -> str:
-    return VERDICT_COLOURS.get(verdict_name, OTHER_COLOUR)
+def style(i: int) -> dict:
+    return {"color": ENGINE_COLOURS[i % len(ENGINE_COLOURS)], "marker": MARKERS[i % len(MARKERS)]}
 
 
 def _sweep(point: dict) -> list[dict]:
     return point["metrics"]["sweep"]  # smallest batch first, as the bench writes it
 
 
-def _footnote(fig, model: str, missing: list[str]) -> None:
-    note = f"{model}; bars and points: median of the bench repetitions, whiskers: min–max"
-    if missing:
-        note += f". Not run on this host: {', '.join(missing)}"
+def _footnote(fig, note: str) -> None:
     fig.text(0.01, 0.01, note, fontsize=8, color="#444444", ha="left", va="bottom", wrap=True)
 
 
-def throughput_figure(model: str, ran: list[dict], missing: list[str]):
+def _legend(ax) -> None:
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0, frameon=False)
+
+
+def pareto_frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (speed, loss) points no other point beats on both (faster and no worse, or as fast and
+    better), fastest first."""
+    frontier, best_loss = [], float("inf")
+    for speed, loss in sorted(points, key=lambda p: (-p[0], p[1])):
+        if loss < best_loss:
+            frontier.append((speed, loss))
+            best_loss = loss
+    return frontier
+
+
+def quality_figure(model: str, ran: list[dict], missing: list[str], thresholds: dict):
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.75 * max(len(ran), 1)))
-    height = 0.38
-    for i, point in enumerate(ran):
-        sweep = _sweep(point)
-        for offset, entry, hatch in ((-height / 2, sweep[0], "//"), (height / 2, sweep[-1], "")):
-            s = entry["tokens_per_s"]
-            ax.barh(i + offset, s["median"], height, color=colour(point["verdict"]), hatch=hatch,
-                    edgecolor="white", xerr=[[s["median"] - s["min"]], [s["max"] - s["median"]]],
-                    error_kw={"ecolor": "#222222", "capsize": 3})
-    ax.set_yticks(range(len(ran)), [f"{p['slug']} ({p['verdict']})" for p in ran])
-    ax.invert_yaxis()
-    ax.set_xlabel("tokens/s (median of repetitions; whiskers: min–max)")
-    largest = _sweep(ran[0])[-1]["batch_size"]
-    ax.set_title(f"Tokens/s per engine: hatched = single-stream (batch 1), solid = batch {largest}")
-    ax.grid(axis="x", alpha=0.3)
-    ax.margins(x=0.08)
-    _verdict_legend(ax, ran)
-    _footnote(fig, model, missing)
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    scored = [p for p in ran if p["kl"] is not None]
+    passing = []
+    for i, point in enumerate(scored):
+        tps = _sweep(point)[0]["tokens_per_s"]
+        kl = max(point["kl"], KL_FLOOR)
+        ok = point["verdict"] == "PASS"
+        s = style(i)
+        ax.errorbar(tps["median"], kl, xerr=[[tps["median"] - tps["min"]], [tps["max"] - tps["median"]]],
+                    marker=s["marker"], color=s["color"], markersize=9, capsize=3, linestyle="none",
+                    markerfacecolor=s["color"] if ok else "white", markeredgewidth=1.5,
+                    label=f"{point['slug']} ({point['verdict']})")
+        if ok:
+            passing.append((tps["median"], kl))
+    frontier = pareto_frontier(passing)
+    if len(frontier) > 1:
+        ax.step([x for x, _ in frontier], [y for _, y in frontier], where="post", color="#2a9d3f", alpha=0.6,
+                linewidth=2, zorder=0, label="frontier of passing engines")
+    if thresholds.get("max_kl_divergence") is not None:
+        ax.axhline(thresholds["max_kl_divergence"], color="#d62728", linestyle="--", linewidth=1,
+                   label=f"gate: mean KL ≤ {thresholds['max_kl_divergence']:g} nats")
+    ax.set_yscale("log")
+    ax.set_xlabel("tokens/s, single-stream (median; whiskers: min–max)")
+    ax.set_ylabel(f"mean KL divergence from the reference (nats, log; {KL_FLOOR:g} = none)")
+    ax.set_title("Quality loss against single-stream speed (filled: passes the gate, hollow: fails)")
+    ax.grid(alpha=0.3, which="both")
+    ax.margins(x=0.1, y=0.15)
+    _legend(ax)
+    unscored = [p["slug"] for p in ran if p["kl"] is None]
+    _footnote(fig, f"{model}. Lower and further right is better."
+              + (f" Not run on this host: {', '.join(missing)}." if missing else "")
+              + (f" No logits to score: {', '.join(unscored)}." if unscored else ""))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 
-def _verdict_legend(ax, ran: list[dict]) -> None:
-    from matplotlib.patches import Patch
-
-    seen = dict.fromkeys(p["verdict"] for p in ran)
-    ax.legend(handles=[Patch(color=colour(v), label=f"quality {v}") for v in seen], fontsize=8,
-              loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
-
-
-def sweep_figure(model: str, ran: list[dict], missing: list[str]):
+def latency_figure(model: str, ran: list[dict], missing: list[str], thresholds: dict):
     import matplotlib.pyplot as plt
 
-    fig, (speed, latency) = plt.subplots(1, 2, figsize=(12, 5))
-    sizes = sorted({s["batch_size"] for p in ran for s in p["metrics"]["sweep"]})
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    passing = [p for p in ran if p["verdict"] == "PASS"]
+    sizes = sorted({s["batch_size"] for p in passing for s in _sweep(p)})
     for i, point in enumerate(ran):
-        sweep = _sweep(point)
-        x = [s["batch_size"] for s in sweep]
-        style = {"marker": MARKERS[i // len(ENGINE_COLOURS) % len(MARKERS)],
-                 "color": ENGINE_COLOURS[i % len(ENGINE_COLOURS)],
-                 "linestyle": "-" if point["verdict"] == "PASS" else "--", "capsize": 3,
-                 "label": f"{point['slug']} ({point['verdict']})"}
-        tps = [s["tokens_per_s"] for s in sweep]
-        speed.errorbar(x, [t["median"] for t in tps], yerr=[[t["median"] - t["min"] for t in tps],
-                                                             [t["max"] - t["median"] for t in tps]], **style)
-        itl = [s["itl_s"] for s in sweep]
-        latency.errorbar(x, [t["median"] * 1000 for t in itl],
-                         yerr=[[0] * len(itl), [(t["p90"] - t["median"]) * 1000 for t in itl]], **style)
-    for ax in (speed, latency):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(sizes, [str(s) for s in sizes])
-        ax.set_xlabel("batch size (sequences decoded together)")
-        ax.grid(alpha=0.3)
-    speed.set_ylabel("tokens/s, all sequences of a batch")
-    speed.set_title("Throughput (median; whiskers: min–max)")
-    latency.set_ylabel("inter-token latency per sequence (ms)")
-    latency.set_title("Inter-token latency (median; whisker up to p90)")
-    speed.legend(fontsize=8)
-    speed.set_ylim(bottom=0)
-    latency.set_ylim(bottom=0)
-    _footnote(fig, model, missing)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    return fig
-
-
-def size_figure(model: str, ran: list[dict], missing: list[str]):
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(9, 6))
-    placed = [p for p in ran if p["weight_bytes"]]
-    x_span = max((p["weight_bytes"] / 1e6 for p in placed), default=1) * 1.2
-    y_span = max((_sweep(p)[-1]["tokens_per_s"]["max"] for p in placed), default=1) * 1.15
-    labelled = []
-    for point in sorted(placed, key=lambda p: -_sweep(p)[-1]["tokens_per_s"]["median"]):
-        entry = _sweep(point)[-1]["tokens_per_s"]
-        x, y = point["weight_bytes"] / 1e6, entry["median"]
-        ax.errorbar(x, y, yerr=[[y - entry["min"]], [entry["max"] - y]],
-                    marker="o", markersize=9, color=colour(point["verdict"]), capsize=3)
-        # Points close to ones already labelled get their label further down, so names never overlap.
-        crowd = sum(abs(x - lx) < 0.08 * x_span and abs(y - ly) < 0.06 * y_span for lx, ly in labelled)
-        ax.annotate(point["slug"], (x, y), textcoords="offset points", xytext=(9, 3 - 13 * crowd), fontsize=8)
-        labelled.append((x, y))
-    largest = _sweep(ran[0])[-1]["batch_size"]
-    ax.set_xlabel("weights in memory (MB)")
-    ax.set_ylabel(f"tokens/s at batch {largest} (median; whiskers: min–max)")
-    ax.set_title("Size against speed, coloured by quality verdict")
-    ax.set_xlim(0, x_span)
-    ax.set_ylim(0, y_span)
+        if point["verdict"] != "PASS":
+            continue
+        sweep, s = _sweep(point), style(i)
+        x = [e["tokens_per_s"]["median"] for e in sweep]
+        y = [e["itl_s"]["median"] * 1000 for e in sweep]
+        ax.plot(x, y, color=s["color"], linewidth=1.5, label=point["slug"])
+        ax.scatter(x, y, color=s["color"], marker=s["marker"], zorder=3,
+                   s=[24 + 60 * sizes.index(e["batch_size"]) / max(len(sizes) - 1, 1) for e in sweep])
+    ax.set_xlabel("tokens/s, all sequences of a batch (median)")
+    ax.set_ylabel("inter-token latency per sequence (ms, median)")
+    ax.set_title("Latency against throughput; along each line the batch grows: "
+                 + ", ".join(str(b) for b in sizes) + " (bigger marker)")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
-    _verdict_legend(ax, placed)
-    _footnote(fig, model, missing + [p["slug"] + " (size not reported)" for p in ran if not p["weight_bytes"]])
+    if passing:
+        _legend(ax)
+    failing = [p["slug"] for p in ran if p["verdict"] != "PASS"]
+    _footnote(fig, f"{model}. Engines that pass the quality gate only."
+              + (f" Left out: {', '.join(failing)} (no PASS)." if failing else "")
+              + (f" Not run on this host: {', '.join(missing)}." if missing else ""))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 
-DRAW = {"throughput": throughput_figure, "batch_sweep": sweep_figure, "size_vs_speed": size_figure}
+DRAW = {"quality_vs_speed": quality_figure, "latency_vs_throughput": latency_figure}
 
 
-def write_figures(model: str, ran: list[dict], missing: list[str], out: dict[str, Path]) -> None:
+def write_figures(model: str, ran: list[dict], missing: list[str], thresholds: dict, out: dict[str, Path]) -> None:
     """Draw every figure of FIGURES into its path in `out` (temp file, then rename: never half a PNG)."""
     import matplotlib
 
@@ -165,7 +150,7 @@ def write_figures(model: str, ran: list[dict], missing: list[str], out: dict[str
 
     for name, path in out.items():
         if ran:
-            fig = DRAW[name](model, ran, missing)
+            fig = DRAW[name](model, ran, missing, thresholds)
         else:
             fig, ax = plt.subplots(figsize=(8, 2))
             ax.axis("off")

@@ -194,8 +194,11 @@ class Plan:
 
     def runtime_spec(self, model: str, variant: str, stage: str) -> dict:
         """What defines a bench or samples result: the engine, the prompts and the stage's settings."""
-        return {**self._loaded_engine_spec(model, variant), "prompts": self.config["prompts"],
+        spec = {**self._loaded_engine_spec(model, variant), "prompts": self.config["prompts"],
                 stage: self.config[stage]}
+        if stage == "bench":  # the context-depth runs read their context from the eval text
+            spec["eval_text"] = self.config["quality"]["eval_text"]
+        return spec
 
     def reference(self, model: str) -> str:
         return self.references[model]

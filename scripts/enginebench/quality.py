@@ -173,8 +173,38 @@ def run_reference(spec: dict, paths: dict, threads: int) -> dict:
             raise EngineBenchError(f"reference variant uses backend {spec['backend']!r}, which exposes no logits: "
                                    "choose a reference whose backend does (torch, llamacpp)")
         scored.append({"ids": ids, **reference_distribution(logits, ids[1:], settings["top_k"])})
+    long = []
+    if settings["long_windows"]:
+        for i, ids in enumerate(eval_windows(encoder.tokenizer, text, settings["long_windows"],
+                                             settings["long_window_tokens"])):
+            progress(f"reference long window {i + 1}/{settings['long_windows']}")
+            long.append({"ids": ids, **reference_distribution(window_logits(engine, ids), ids[1:], settings["top_k"])})
     return {"stage": "reference", "status": "ok", "spec": spec, "eval_text": source,
-            "eval_text_sha256": text_sha256(text), "windows": scored}
+            "eval_text_sha256": text_sha256(text), "windows": scored, "long_windows": long}
+
+
+def depth_quality(engine, long_windows: list[dict]) -> dict | None:
+    """KL divergence and top-1 agreement on the long windows, early (first half of the positions) and
+    late (second half) apart: a KV cache that degrades as the context grows scores worse late."""
+    import numpy as np
+
+    compared = []
+    for i, window in enumerate(long_windows):
+        progress(f"quality long window {i + 1}/{len(long_windows)}")
+        logits = window_logits(engine, window["ids"])
+        if logits is None:
+            return None
+        compared.append(compare_distribution(logits, window["ids"][1:], window))
+    if not compared:
+        return None
+    half = len(long_windows[0]["ids"]) // 2  # predictions of positions < half are "early"
+    early_kl = np.concatenate([c["kl"][:half] for c in compared])
+    late_kl = np.concatenate([c["kl"][half:] for c in compared])
+    return {"window_tokens": len(long_windows[0]["ids"]), "windows": len(compared), "late_from": half,
+            "kl_divergence_early": float(early_kl.mean()), "kl_divergence_late": float(late_kl.mean()),
+            "top1_agreement_early": float(np.concatenate([c["top1"][:half] for c in compared]).mean()),
+            "top1_agreement_late": float(np.concatenate([c["top1"][half:] for c in compared]).mean()),
+            "scored_tokens_late": int(late_kl.size)}
 
 
 def _reference_or_problem(spec: dict, paths: dict):
@@ -259,6 +289,12 @@ def measure(spec: dict, engine, samples: list[dict], reference: dict, ref_sample
             per_window={"perplexity": [math.exp(-np.mean(w["target_logprobs"])) for w in per_window],
                         "kl_divergence_mean": [float(np.mean(w["kl"])) for w in per_window]},
         )
+        try:
+            depth = depth_quality(engine, reference.get("long_windows", []))
+        except BrokenEngine as error:  # a long context broke what the short windows did not
+            depth = {"broken": str(error)}
+        if depth is not None:
+            metrics["depth"] = depth
     else:
         metrics["logits"] = f"backend {spec['backend']!r} exposes no logits: perplexity, KL and top-1 not measured"
     agreement = [greedy_agreement(r["output_ids"], s["output_ids"]) for r, s in zip(ref_samples, samples, strict=True)]

@@ -1,7 +1,9 @@
 """Render results/report.md from the result JSONs (through pandas and a StrictUndefined Jinja template).
 
-Every number shown comes from a result file of this run, with its unit and spread; a value that was
-not measured shows why.
+The report answers first (per model: what to run for one user, for many, the smallest engine that
+keeps quality, what to avoid), then gives one table per question with engines as rows, then an
+appendix. Every number shown comes from a result file of this run, with its unit and spread; a value
+that was not measured shows why. A failing engine's speed figures appear in no speed table.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from . import paths
+from . import history, paths
 from .bench import at_batch
 from .disk import configured_need, parameter_count
 from .figures import FIGURES
@@ -22,21 +24,12 @@ from .quality import CHECKS, verdict
 from .scheduler import bandwidth_source, node_text
 
 MB = 1e6
-SECTIONS = ["Build pipeline", "Artifacts", "Runtime", "Output quality"]
 
 
 @dataclass(frozen=True)
 class Cell:
     text: str
-    value: float | None = None  # numeric value used for the delta column
-    struck: bool = False  # a speed figure of an engine without a quality PASS: not to be quoted
-
-
-@dataclass(frozen=True)
-class Metric:
-    section: str
-    label: str
-    higher_is_better: bool | None  # None: no delta (e.g. text rows)
+    value: float | None = None  # the number behind the text (rankings, speedups)
 
 
 def fmt_number(x: float) -> str:
@@ -62,190 +55,62 @@ def latency_cell(summary: dict) -> Cell:
     return Cell(f"{fmt_number(med)}; p90 {fmt_number(summary['p90'] * 1000)} (n={summary['n']:,})", med)
 
 
-def stage_cell(manifest: dict, key: str, shared: bool = False) -> Cell:
-    if not manifest.get("work", True):
-        return Cell("no stage")
-    seconds = manifest["timings"][key]
-    return Cell(f"{fmt_number(seconds)} (1 run{', shared' if shared else ''})", seconds)
-
-
-def size_cell(manifest: dict) -> Cell:
-    if not manifest.get("work", True):
-        return Cell("no artifact")
-    return Cell(fmt_number(manifest["artifact_bytes"] / MB), manifest["artifact_bytes"] / MB)
-
-
-def delta_text(value: float | None, baseline: float | None) -> str:
-    """'+63 % (1.63×)' or '−45 % (1.84×)': change against the baseline, and the factor either way."""
-    if value is None or baseline is None or baseline == 0 or value == 0:
+def speedup_text(value: float | None, baseline: float | None) -> str:
+    """One direction only: the figure divided by the baseline's, e.g. '1.63×' (faster) or '0.55×'."""
+    if value is None or not baseline:
         return "—"
-    change = value / baseline - 1
-    factor = max(value / baseline, baseline / value)
-    sign = "+" if change >= 0 else "−"
-    return f"{sign}{abs(change) * 100:.0f} % ({factor:.2f}×)"
-
-
-def parity_cell(parity: dict) -> Cell:
-    if not parity["checked"]:
-        return Cell("n/a (fed the snapshot's ids)")
-    if parity["equal"]:
-        return Cell(f"equal ({parity['texts']} texts)")
-    return Cell(f"DIFFERS ({len(parity['mismatches'])} of {parity['texts']} texts)")
+    return f"{value / baseline:.2f}×"
 
 
 def passed(results: dict) -> bool:
     return results["verdict"]["verdict"] == "PASS"
 
 
-def short_status(status: str) -> str:
-    """A table cell for an engine that did not run; the reason is listed once, under "Not measured"."""
-    return {"unavailable": "not built on this host (see Not measured)"}.get(status, f"{status} (see Not measured)")
+def markdown_table(frame: pd.DataFrame) -> str:
+    def esc(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", "<br>")
+
+    lines = ["| " + " | ".join(esc(c) for c in frame.columns) + " |",
+             "|" + "|".join("---" for _ in frame.columns) + "|"]
+    lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
 
 
-def verdict_text(verdict: dict, *, is_reference: bool = False, built: bool = True) -> str:
-    """PASS, FAIL with every missed threshold, or why there is no verdict (briefly for an engine that
-    was not built: the failed stage is listed once, under "Not measured")."""
-    if verdict["verdict"] == "PASS":
-        return "PASS (reference: self-check)" if is_reference else "PASS"
-    if verdict["verdict"] == "NOT RUN":
-        return "NOT RUN (not built on this host)"
-    if verdict["verdict"] == "NO VERDICT" and not built:
-        return "NO VERDICT (not built, see Not measured)"
-    return f"{verdict['verdict']}: {'; '.join(verdict['reasons'])}"
+def table(rows: list[dict], keep: tuple[str, ...] = ("Engine",)) -> dict | None:
+    """{"table": Markdown, "constant": ["Column: value", ...]}: columns with one value in every row
+    (of two or more) leave the table and go into the sentence above it. None without rows."""
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    constant = [c for c in frame.columns if c not in keep and len(frame) > 1 and frame[c].astype(str).nunique() == 1]
+    return {"table": markdown_table(frame.drop(columns=constant)),
+            "constant": [f"{c}: {frame[c].iloc[0]}" for c in constant]}
 
 
-def guarded(cell: Cell, results: dict) -> Cell:
-    """A speed figure of an engine without a PASS, struck through so nobody quotes it."""
-    if passed(results):
-        return cell
-    return Cell(f"~~{cell.text}~~ (quality {results['verdict']['verdict']})", cell.value, struck=True)
+# --- loading ---------------------------------------------------------------------------------------
 
-
-def delta_cell(cell: Cell | None, base: Cell | None) -> str:
-    text = delta_text(cell.value, base.value) if cell and base else "—"
-    return f"~~{text}~~" if cell and cell.struck and text != "—" else text
-
-
-def quality_cells(results: dict) -> dict[Metric, Cell]:
-    section, quality = "Output quality", results["quality"]
-    cells = {Metric(section, "Quality verdict", None):
-             Cell(verdict_text(results["verdict"], is_reference=quality.get("is_reference", False)))}
-    if quality.get("status") != "ok":
-        return cells
-    m = quality["metrics"]
-    if "perplexity" in m:
-        cells.update({
-            Metric(section, "Perplexity on the eval text", False):
-                Cell(f"{fmt_number(m['perplexity'])} ({m['perplexity_ratio']:.3f}× reference, "
-                     f"{m['scored_tokens']:,} tokens)", m["perplexity"]),
-            Metric(section, "KL divergence from reference (nats), mean; p99", None):
-                Cell(f"{m['kl_divergence_mean']:.4f}; {m['kl_divergence_p99']:.3f}"),
-            Metric(section, "Top-1 agreement with reference", None): Cell(f"{m['top1_agreement']:.1%}"),
-        })
-    else:
-        cells[Metric(section, "Perplexity on the eval text", False)] = Cell(f"not measured: {m['logits']}")
-    divergence = ", ".join("—" if d is None else str(d) for d in m["first_divergence"])
-    cells.update({
-        Metric(section, "Greedy agreement with reference samples (first divergence per prompt)", None):
-            Cell(f"{m['greedy_agreement']:.1%} ({divergence})"),
-        Metric(section, "Repeated 4-gram share in samples (reference's)", None):
-            Cell(f"{m['repeated_ngram_share']:.1%} ({m['reference_repeated_ngram_share']:.1%})"),
-    })
-    return cells
-
-
-def roofline_cells(results: dict, host: dict) -> dict[Metric, Cell]:
-    """The decode bound from the measured bandwidth and the engine's bytes per token, and the
-    engine's single-stream decode speed as a share of it."""
-    from .roofline import decode_bound, decode_context, kv_bytes_per_token
-
-    bench = results["bench"]
-    m, info = bench["metrics"], bench["engine_info"]
-    on_gpu = str(info.get("device", "cpu")).startswith("cuda")
-    bandwidth = host["bandwidth"]["device" if on_gpu else "host"]
-    usable, where = bandwidth_source(bench["environment"], host["environment"])
-    if not usable:
-        return {Metric("Runtime", "Roofline: decode bound (tokens/s)", None): Cell(f"not computed: {where}")}
-    kv = kv_bytes_per_token(host["model_config"], bench["describe"]["kv_cache"])
-    if not info.get("weight_bytes") or bandwidth is None or kv is None:
-        return {Metric("Runtime", "Roofline: decode bound (tokens/s)", None): Cell("not computed (weights, KV "
-                                                                                  "layout or bandwidth unknown)")}
-    bound = decode_bound(bandwidth["median"], info["weight_bytes"], kv, decode_context(bench))
-    speed = m["decode_tokens_per_s_single"]["median"]
-    return {
-        Metric("Runtime", "Roofline: decode bound, single-stream (tokens/s)", True):
-            Cell(f"{fmt_number(bound['tokens_per_s'])} ({bound['bytes_per_token'] / MB:,.0f} MB/token)",
-                 bound["tokens_per_s"]),
-        Metric("Runtime", "Roofline: single-stream decode, % of bound", None):
-            Cell(f"{speed / bound['tokens_per_s']:.0%}" + (f" ({where})" if where else "")),
-    }
-
-
-def device_text(bench: dict) -> str:
-    """Where the engine ran, as the engine itself reported it (llama.cpp: read back from its load log)."""
-    if bench.get("status", "ok") != "ok":
-        return "—"
-    info = bench["engine_info"]
-    device = str(info.get("device", "not reported"))
-    if device.startswith("cuda"):
-        gpu = info.get("device_name") or next(iter(bench["environment"]["gpus"]), {}).get("name")
-        return f"{device} ({gpu})" if gpu else device
-    return device
-
-
-def compile_cells(metrics: dict) -> dict[Metric, Cell]:
-    """A compiling engine's one-time compile and graph capture (its first run of each batch size)."""
-    if "compile_s" not in metrics:
-        return {}
-    seconds = metrics["compile_s"]["value"]
-    return {Metric("Runtime", "Compile + graph capture, first run of each batch size (s)", False):
-            Cell(f"{fmt_number(seconds)} (1 run)", seconds)}
-
-
-def batched_metric(batch_size: int) -> Metric:
-    return Metric("Runtime", f"Tokens/s, batch {batch_size}", True)
-
-
-def engine_cells(results: dict, host: dict) -> dict[Metric, Cell]:
-    """The comparison-table cells of one engine, from its manifests, bench and quality results."""
-    ckpt, eng, bench = results["checkpoint"], results["engine"], results["bench"]
-    if bench.get("status", "ok") != "ok":
-        return {}
-    m = bench["metrics"]
-    single, largest = at_batch(m, 1), at_batch(m)
-    stage_times = [t for man, key in ((ckpt, "checkpoint_s"), (eng, "engine_s"))
-                   if man.get("work", True) for t in [man["timings"][key]]]
-    weights = bench["engine_info"].get("weight_bytes")
-    peak = m["peak_device_bytes"]["value"] or m["peak_rss_bytes"]["value"]
-    return {
-        Metric("Build pipeline", "Convert / quantize (s)", False):
-            stage_cell(ckpt, "checkpoint_s", shared=results["checkpoint_shared"]),
-        Metric("Build pipeline", "Engine build (s)", False): stage_cell(eng, "engine_s"),
-        Metric("Build pipeline", "Total build (s)", False):
-            Cell(f"{fmt_number(sum(stage_times))} (1 run)", sum(stage_times)) if stage_times else Cell("no stage"),
-        Metric("Artifacts", "Checkpoint size (MB)", False): size_cell(ckpt),
-        Metric("Artifacts", "Engine size (MB)", False): size_cell(eng),
-        Metric("Artifacts", "Weights in memory (MB)", False):
-            Cell(fmt_number(weights / MB), weights / MB) if weights else Cell("not reported"),
-        Metric("Runtime", "Device (read back from the engine)", None): Cell(device_text(bench)),
-        Metric("Runtime", "Engine load, cold (s)", False): summary_cell(m["load_s"]),
-        **compile_cells(m),
-        Metric("Runtime", "Tokens/s, single-stream", True): guarded(summary_cell(single["tokens_per_s"]), results),
-        batched_metric(largest["batch_size"]): guarded(summary_cell(largest["tokens_per_s"]), results),
-        Metric("Runtime", "Time to first token, single-stream (ms): median; p90", False):
-            latency_cell(single["ttft_s"]),
-        Metric("Runtime", "Inter-token latency, single-stream (ms): median; p90", False):
-            latency_cell(single["itl_s"]),
-        Metric("Runtime", "Decode tokens/s, single-stream, our clock", True):
-            summary_cell(m["decode_tokens_per_s_single"]),
-        Metric("Runtime", "Decode tokens/s, single-stream, engine's own counter", True):
-            summary_cell(m["decode_tokens_per_s_single_engine"]) if "decode_tokens_per_s_single_engine" in m
-            else Cell("no counter of its own"),
-        Metric("Runtime", "Peak memory (MB)", False): Cell(fmt_number(peak / MB), peak / MB),
-        **roofline_cells(results, host),
-        **quality_cells(results),
-        Metric("Output quality", "Tokenizer parity with the snapshot", None): parity_cell(bench["tokenizer_parity"]),
-    }
+def load_results(root: Path, model: str, variants: list[dict], thresholds: dict) -> dict[str, dict]:
+    checkpoints = [spec["checkpoint"] for spec in variants]
+    results = {}
+    for spec in variants:
+        variant = spec["slug"]
+        ckpt_dir = root / paths.CHECKPOINT.format(model=model, checkpoint=spec["checkpoint"])
+        results[variant] = {
+            "spec": spec,
+            "checkpoint": read_json(ckpt_dir / paths.MANIFEST),
+            "checkpoint_shared": checkpoints.count(spec["checkpoint"]) > 1,
+            "engine": read_json(root / paths.ENGINE.format(model=model, variant=variant) / paths.MANIFEST),
+            "bench": read_json(root / paths.BENCH.format(model=model, variant=variant)),
+            "samples": read_json(root / paths.SAMPLES.format(model=model, variant=variant)),
+            "quality": read_json(root / paths.QUALITY.format(model=model, variant=variant)),
+        }
+        results[variant]["verdict"] = verdict(results[variant]["quality"], thresholds)
+        results[variant]["status"] = status_of(results[variant])
+        if spec["predicted_by"]:
+            predicted = read_json(root / paths.PREDICTED.format(model=model, variant=variant))
+            results[variant]["predicted"] = {"by": spec["predicted_by"], "record": predicted,
+                                             "verdict": verdict(predicted, thresholds)}
+    return results
 
 
 def status_of(results: dict) -> tuple[str, str]:
@@ -257,94 +122,480 @@ def status_of(results: dict) -> tuple[str, str]:
     return "ok", ""
 
 
+def ran(results: dict) -> bool:
+    return results["status"][0] == "ok"
+
+
 def would_run(results: dict) -> list[str]:
     """The commands recorded by the stages that could not run on this host."""
     return [f"{key}: {results[key]['would_run']}" for key in ("checkpoint", "engine") if results[key].get("would_run")]
 
 
-def predicted_table(results: dict[str, dict]) -> str | None:
-    """Quality figures of the stand-ins (ModelOpt fake-quant) next to the real engines' where both ran."""
+def busy_host(bench: dict) -> float | None:
+    """The share of the host's CPU other processes used while this bench measured, where that made the
+    host busy (enginebench.hostload), else None."""
+    load = bench.get("host_load")
+    return load["other_share"] if load and load["busy"] else None
+
+
+# --- the answer -----------------------------------------------------------------------------------
+
+def history_spread(model_dir: Path, variant: str, key: str) -> float | None:
+    """The spread of one bench figure across this engine's recorded runs (None below two runs)."""
+    return history.spread([r["figures"][key] for r in history.records(model_dir, "bench", variant)
+                           if key in r["figures"]])
+
+
+def tie_reason(leader: dict, other: dict, spreads: tuple[float | None, float | None]) -> str | None:
+    """Why the runs cannot tell `other` from the faster `leader` (both bench summaries), or None:
+    their min–max ranges overlap, or the figure's spread across recorded runs exceeds the difference."""
+    if other["max"] >= leader["min"]:
+        return "ranges overlap"
+    difference = (leader["median"] - other["median"]) / leader["median"]
+    spread = max((s for s in spreads if s is not None), default=None)
+    if spread is not None and spread > difference:
+        return f"run-history spread {spread:.1%} exceeds the {difference:.1%} difference"
+    return None
+
+
+def ranked(candidates: dict[str, dict], spreads: dict[str, float | None]) -> list[dict]:
+    """Engines by median, fastest first; each after the first carries why it ties with the fastest
+    (`tie`, None where the runs tell them apart)."""
+    order = sorted(candidates, key=lambda v: -candidates[v]["median"])
+    leader = order[0] if order else None
+
+    def tie(v: str) -> str | None:
+        return None if v == leader else tie_reason(candidates[leader], candidates[v], (spreads[leader], spreads[v]))
+
+    return [{"variant": v, "summary": candidates[v], "tie": tie(v)} for v in order]
+
+
+def figure_text(summary: dict, unit: str) -> str:
+    """'89.5 tokens/s (86.0–89.9, n=3)': the median with its unit, then its range and n."""
+    text = summary_cell(summary).text
+    return text.replace(" (", f" {unit} (", 1)
+
+
+def pick_text(what: str, ranking: list[dict], unit: str) -> str:
+    """'<what>: **`A`**, 89.5 tokens/s (86.0–89.9, n=3); a tie with `B`, 87.1 tokens/s (…): ranges overlap.'"""
+    if not ranking:
+        return f"{what}: no engine passes the quality gate."
+    best, ties = ranking[0], [r for r in ranking[1:] if r["tie"]]
+    text = f"{what}: **`{best['variant']}`**, {figure_text(best['summary'], unit)}"
+    if ties:
+        text += "; a tie with " + "; ".join(f"`{r['variant']}`, {figure_text(r['summary'], unit)}: {r['tie']}"
+                                            for r in ties)
+    return text + "."
+
+
+def avoid_text(variant: str, results: dict) -> str:
+    """Why an engine that ran is not recommended, in one phrase (the full reasons are in the quality table)."""
+    result = results["verdict"]
+    if result["verdict"] == "FAIL":
+        metrics = results["quality"]["metrics"]
+        if metrics.get("broken"):
+            return f"`{variant}` (broken: {metrics['broken'][0]})"
+        ratio = (f": perplexity {metrics['perplexity_ratio']:.2f}× the reference's"
+                 if "perplexity_ratio" in metrics else "")
+        failed = sum(not c["passed"] for c in result["checks"])
+        return f"`{variant}` (fails {failed} quality check{'s' if failed > 1 else ''}{ratio})"
+    return f"`{variant}` ({result['verdict']}: {'; '.join(result['reasons'])})"
+
+
+def answer_lines(results: dict[str, dict], model_dir: Path, batch_size: int) -> list[str]:
+    """The model's answer, one line each: one request at a time, many at once, the smallest engine
+    that passes, what to avoid, what was not built."""
+    passing = {v: r for v, r in results.items() if ran(r) and passed(r)}
+    lines = []
+    busy = [f"`{v}` ({busy_host(r['bench']):.0%} of the CPU)" for v, r in passing.items() if busy_host(r["bench"])]
+    if busy:
+        lines.append(f"**No winner called**: other processes were using the host while {', '.join(busy)} measured, "
+                     "so these speeds cannot be ranked; re-measure on an idle host (`snakemake --forcerun bench`).")
+    else:
+        for what, size in (("One request at a time", 1), (f"Many at once (batch {batch_size})", batch_size)):
+            figures = {v: at_batch(r["bench"]["metrics"], size)["tokens_per_s"] for v, r in passing.items()}
+            spreads = {v: history_spread(model_dir, v, f"tokens_per_s_batch{size}") for v in passing}
+            lines.append(pick_text(what, ranked(figures, spreads), "tokens/s"))
+    sized = {v: r["bench"]["engine_info"]["weight_bytes"] for v, r in passing.items()
+             if r["bench"]["engine_info"].get("weight_bytes")}
+    if sized:
+        smallest = min(sized, key=sized.get)
+        peak = peak_bytes(passing[smallest]["bench"]["metrics"])
+        lines.append(f"Smallest that passes: **`{smallest}`**, {fmt_number(sized[smallest] / MB)} MB of weights in "
+                     f"memory ({fmt_number(peak / MB)} MB peak).")
+    avoid = [avoid_text(v, r) for v, r in results.items() if ran(r) and not passed(r)]
+    if avoid:
+        lines.append(f"Avoid, whatever their speed: {', '.join(avoid)}.")
+    not_built = [v for v, r in results.items() if not ran(r)]
+    if not_built:
+        predicted = [f"`{v}` {results[v]['predicted']['verdict']['verdict']}" for v in not_built
+                     if "predicted" in results[v]]
+        lines.append(f"Not built here: {', '.join(f'`{v}`' for v in not_built)} (why: \"Not built\" below)"
+                     + (f"; predicted quality: {', '.join(predicted)}." if predicted else "."))
+    return lines
+
+
+# --- quality ----------------------------------------------------------------------------------------
+
+def verdict_text(verdict: dict, *, is_reference: bool = False) -> str:
+    """PASS, FAIL or why there is no verdict; FAIL reasons are listed once, under the table."""
+    if verdict["verdict"] == "PASS":
+        return "PASS (reference: self-check)" if is_reference else "PASS"
+    if verdict["verdict"] == "NO VERDICT":
+        return f"NO VERDICT: {'; '.join(verdict['reasons'])}"
+    return verdict["verdict"]
+
+
+def quality_row(engine: str, spec: dict, record: dict, result: dict) -> dict:
+    m = record.get("metrics", {})
+
+    def figure(key: str, form: str) -> str:
+        return format(m[key], form) if key in m else "—"
+
+    return {
+        "Engine": engine, "Weights": spec["describe"]["quantization"], "KV cache": spec["describe"]["kv_cache"],
+        "Verdict": verdict_text(result, is_reference=record.get("is_reference", False)),
+        "Perplexity ratio": figure("perplexity_ratio", ".3f"),
+        "Mean KL (nats); p99": f"{m['kl_divergence_mean']:.4f}; {m['kl_divergence_p99']:.3f}"
+        if "kl_divergence_mean" in m else "—",
+        "Top-1": figure("top1_agreement", ".1%"), "Greedy agreement": figure("greedy_agreement", ".1%"),
+        "Repeated 4-grams": figure("repeated_ngram_share", ".1%"),
+    }
+
+
+def quality_section(results: dict[str, dict]) -> dict:
+    """The quality table (engines that were scored and the stand-ins' predictions), each FAIL's reasons
+    once, and what is the same for every engine."""
+    rows, failures = [], []
+    for variant, r in results.items():
+        entries = [(variant, r["quality"], r["verdict"])] if r["quality"].get("status") == "ok" or ran(r) else []
+        if "predicted" in r:
+            p = r["predicted"]
+            entries.append((f"{variant}, predicted by {p['by']}", p["record"], p["verdict"]))
+        for engine, record, result in entries:
+            rows.append(quality_row(engine, r["spec"], record, result))
+            if result["verdict"] == "FAIL":
+                failures.append(f"`{engine}`: {'; '.join(result['reasons'])}")
+    scored = [r["quality"] for r in results.values() if r["quality"].get("status") == "ok"]
+    reference = next((q for q in scored if q.get("is_reference")), None)
+    parity = {v: r["bench"]["tokenizer_parity"] for v, r in results.items() if ran(r)}
+    return {"table": table(rows), "failures": failures, "predicted": any("predicted" in r for r in results.values()),
+            "reference": {"perplexity": fmt_number(reference["metrics"]["perplexity"]),
+                          "tokens": f"{reference['metrics']['scored_tokens']:,}",
+                          "repeated": f"{reference['metrics']['repeated_ngram_share']:.1%}"} if reference else None,
+            "parity": parity_text(parity)}
+
+
+def parity_text(parity: dict[str, dict]) -> str:
+    """One sentence: which engines' own tokenizers give the snapshot's ids, which differ, which have none."""
+    equal = [v for v, p in parity.items() if p["checked"] and p["equal"]]
+    differ = [f"`{v}` ({len(p['mismatches'])} of {p['texts']} texts)" for v, p in parity.items()
+              if p["checked"] and not p["equal"]]
+    unchecked = [v for v, p in parity.items() if not p["checked"]]
+    parts = ([f"equal for {', '.join(f'`{v}`' for v in equal)}"] if equal else []) + \
+            ([f"DIFFERS for {', '.join(differ)}"] if differ else []) + \
+            ([f"not applicable to {', '.join(f'`{v}`' for v in unchecked)} (no tokenizer of their own)"]
+             if unchecked else [])
+    return "; ".join(parts) or "no engine ran"
+
+
+# --- speed ------------------------------------------------------------------------------------------
+
+def bandwidth_for(bench: dict, host: dict) -> tuple[bool, dict | None, str | None]:
+    """(usable, bandwidth, note): the preflight bandwidth that bounds this engine (its GPU's, else the
+    host's), whether it was measured on this hardware, and where it was measured."""
+    on_gpu = str(bench["engine_info"].get("device", "cpu")).startswith("cuda")
+    usable, where = bandwidth_source(bench["environment"], host["environment"])
+    return usable, host["bandwidth"]["device" if on_gpu else "host"], where
+
+
+def roofline_cells(results: dict, host: dict) -> tuple[str, str]:
+    """(decode bound, share of it): the single-stream decode bound from the measured bandwidth and the
+    engine's bytes per token, and the engine's single-stream decode speed as a share of it."""
+    from .roofline import decode_bound, decode_context, kv_bytes_per_token
+
+    bench = results["bench"]
+    m, info = bench["metrics"], bench["engine_info"]
+    usable, bandwidth, where = bandwidth_for(bench, host)
+    if not usable:
+        return f"not computed: {where}", "—"
+    kv = kv_bytes_per_token(host["model_config"], bench["describe"]["kv_cache"])
+    if not info.get("weight_bytes") or bandwidth is None or kv is None:
+        return "not computed (weights, KV layout or bandwidth unknown)", "—"
+    bound = decode_bound(bandwidth["median"], info["weight_bytes"], kv, decode_context(bench))
+    speed = m["decode_tokens_per_s_single"]["median"]
+    return (fmt_number(bound["tokens_per_s"]),
+            f"{speed / bound['tokens_per_s']:.0%}" + (f" ({where})" if where else ""))
+
+
+def device_text(bench: dict) -> str:
+    """Where the engine ran, as the engine itself reported it (llama.cpp: read back from its load log)."""
+    info = bench["engine_info"]
+    device = str(info.get("device", "not reported"))
+    if device.startswith("cuda"):
+        gpu = info.get("device_name") or next(iter(bench["environment"]["gpus"]), {}).get("name")
+        return f"{device} ({gpu})" if gpu else device
+    return device
+
+
+def speed_sections(model: dict, results: dict[str, dict], host: dict, batch_size: int) -> dict:
+    """One table for one request at a time and one for the largest batch: passing engines only,
+    fastest first, with tokens/s ÷ the baseline's (where the baseline passed)."""
+    passing = {v: r for v, r in results.items() if ran(r) and passed(r)}
+    baseline = model["baseline"]
+    base = passing.get(baseline)
+
+    def speed(r: dict, size: int) -> dict:
+        return at_batch(r["bench"]["metrics"], size)
+
+    def tps_text(r: dict, size: int) -> str:
+        return summary_cell(speed(r, size)["tokens_per_s"]).text + (" (busy host)" if busy_host(r["bench"]) else "")
+
+    def ratio(r: dict, size: int) -> str:
+        return speedup_text(speed(r, size)["tokens_per_s"]["median"], speed(base, size)["tokens_per_s"]["median"])
+
+    single_rows, batch_rows = [], []
+    for v in sorted(passing, key=lambda v: -speed(passing[v], 1)["tokens_per_s"]["median"]):
+        r, m = passing[v], passing[v]["bench"]["metrics"]
+        bound, share = roofline_cells(r, host)
+        single_rows.append({
+            "Engine": v, "Tokens/s": tps_text(r, 1), **({"× baseline": ratio(r, 1)} if base else {}),
+            "Time to first token (ms): median; p90": latency_cell(speed(r, 1)["ttft_s"]).text,
+            "Inter-token latency (ms): median; p90": latency_cell(speed(r, 1)["itl_s"]).text,
+            "Decode tokens/s": summary_cell(m["decode_tokens_per_s_single"]).text,
+            "Decode tokens/s, engine's counter": summary_cell(m["decode_tokens_per_s_single_engine"]).text
+            if "decode_tokens_per_s_single_engine" in m else "no counter of its own",
+            "Roofline bound (tokens/s)": bound, "% of bound": share, "Device": device_text(r["bench"]),
+        })
+    for v in sorted(passing, key=lambda v: -speed(passing[v], batch_size)["tokens_per_s"]["median"]):
+        r = passing[v]
+        batch_rows.append({
+            "Engine": v, "Tokens/s": tps_text(r, batch_size),
+            **({"× baseline": ratio(r, batch_size)} if base else {}),
+            "× own batch 1": speedup_text(speed(r, batch_size)["tokens_per_s"]["median"],
+                                          speed(r, 1)["tokens_per_s"]["median"]),
+            "Time to first token (ms): median; p90": latency_cell(speed(r, batch_size)["ttft_s"]).text,
+            "Inter-token latency (ms): median; p90": latency_cell(speed(r, batch_size)["itl_s"]).text,
+        })
+    left_out = [v for v, r in results.items() if ran(r) and not passed(r)]
+    why_no_ratio = None if base else (f"the baseline `{baseline}` " + ("did not pass the quality gate"
+                                                                       if ran(results[baseline]) else "did not run"))
+    return {"single": table(single_rows), "batch": table(batch_rows) if batch_size != 1 else None,
+            "left_out": left_out, "baseline": baseline, "why_no_ratio": why_no_ratio}
+
+
+# --- cost -------------------------------------------------------------------------------------------
+
+def peak_bytes(metrics: dict) -> float:
+    return metrics["peak_device_bytes"]["value"] or metrics["peak_rss_bytes"]["value"]
+
+
+def build_text(results: dict) -> str:
+    """Checkpoint conversion + engine build, once per build ('1 run'); a shared checkpoint says so."""
+    parts = [(label, man["timings"][key]) for label, man, key in
+             (("convert", results["checkpoint"], "checkpoint_s"), ("engine", results["engine"], "engine_s"))
+             if man.get("work", True)]
+    if not parts:
+        return "no build step"
+    shared = " shared" if results["checkpoint_shared"] else ""
+    detail = ", ".join(f"{label} {fmt_number(s)}{shared if label == 'convert' else ''}" for label, s in parts)
+    return f"{fmt_number(sum(s for _, s in parts))} (1 run: {detail})"
+
+
+def disk_text(results: dict) -> str:
+    """The engine's own files, plus the checkpoint it needs (shared with other engines where it is)."""
+    ckpt, eng = results["checkpoint"], results["engine"]
+    own = [m["artifact_bytes"] for m in (eng,) if m.get("work", True)]
+    needs = [m["artifact_bytes"] for m in (ckpt,) if m.get("work", True)]
+    if not own and not needs:
+        return "none of its own (loads the snapshot)"
+    if not own:
+        return f"{fmt_number(needs[0] / MB)} (the checkpoint is the engine)"
+    shared = " shared" if results["checkpoint_shared"] else ""
+    return f"{fmt_number(own[0] / MB)}" + (f" (+{fmt_number(needs[0] / MB)}{shared} checkpoint)" if needs else "")
+
+
+def compile_text(metrics: dict) -> str:
+    """A compiling engine's one-time compile and graph capture (its first run of each batch size)."""
+    return f"{fmt_number(metrics['compile_s']['value'])} (1 run)" if "compile_s" in metrics else "none"
+
+
+def cost_section(results: dict[str, dict]) -> dict | None:
+    """What each engine that ran costs, smallest weights first: memory, load, build, disk (the KV cache's
+    bytes per token are measured at each context depth: depth_sections)."""
+    rows = []
+    built = [v for v, r in results.items() if ran(r)]
+    for v in sorted(built, key=lambda v: results[v]["bench"]["engine_info"].get("weight_bytes") or float("inf")):
+        r = results[v]
+        m, weights = r["bench"]["metrics"], r["bench"]["engine_info"].get("weight_bytes")
+        rows.append({
+            "Engine": v if passed(r) else f"{v} ({r['verdict']['verdict']})",
+            "Weights in memory (MB)": fmt_number(weights / MB) if weights else "not reported",
+            "Peak memory (MB)": fmt_number(peak_bytes(m) / MB),
+            "Load, cold (s)": summary_cell(m["load_s"]).text,
+            "Build (s)": build_text(r),
+            "Compile + graph capture (s)": compile_text(m),
+            "On disk (MB)": disk_text(r),
+        })
+    return table(rows)
+
+
+# --- long context -----------------------------------------------------------------------------------
+
+def kv_per_1k(entry: dict) -> str:
+    kv = entry.get("kv_cache")
+    return "not reported" if kv is None else f"{fmt_number(kv['bytes'] / entry['context_tokens'] * 1000 / MB)} MB"
+
+
+def in_ms(summary: dict) -> dict:
+    return {**summary, **{k: summary[k] * 1000 for k in ("median", "min", "max")}}
+
+
+def depth_bound(results: dict, host: dict, entry: dict) -> str:
+    """The decode bound with this context: bandwidth ÷ (weight bytes + the KV bytes the engine reports)."""
+    info = results["bench"]["engine_info"]
+    usable, bandwidth, where = bandwidth_for(results["bench"], host)
+    if not usable:
+        return f"not computed: {where}"
+    if not info.get("weight_bytes") or bandwidth is None or entry.get("kv_cache") is None:
+        return "not computed (weights, KV bytes or bandwidth unknown)"
+    return fmt_number(bandwidth["median"] * 1e9 / (info["weight_bytes"] + entry["kv_cache"]["bytes"]))
+
+
+def depth_sections(results: dict[str, dict], host: dict) -> dict:
+    """At each context depth: what the KV cache takes and how quality holds late in long windows (every
+    engine that ran), and prefill, time to first token and decode speed (passing engines only)."""
+    memory_rows, speed_rows, how, failed = [], [], {}, []
+    for variant, r in results.items():
+        depths = r["bench"]["metrics"].get("depths") if ran(r) else None
+        if not depths:
+            continue
+        depth = r["quality"].get("metrics", {}).get("depth", {})
+        row = {"Engine": variant if passed(r) else f"{variant} ({r['verdict']['verdict']})",
+               "KV cache": r["bench"]["describe"]["kv_cache"]}
+        for entry in depths:
+            row[f"KV cache per 1k tokens, depth {entry['depth']:,}"] = kv_per_1k(entry) \
+                if entry["status"] == "ok" else "not run"
+            if entry["status"] == "ok" and entry.get("kv_cache"):
+                how.setdefault(entry["kv_cache"]["how"].split(":")[0], dict.fromkeys([]))[variant] = None
+            elif entry["status"] != "ok":
+                failed.append(f"`{variant}` at depth {entry['depth']:,}: {entry['reason']}")
+        late = f"positions {depth['late_from']:,}+" if "late_from" in depth else "late"
+        row.update({
+            "Mean KL, early": f"{depth['kl_divergence_early']:.4f}" if "kl_divergence_early" in depth else "—",
+            f"Mean KL, {late}": f"{depth['kl_divergence_late']:.4f}" if "kl_divergence_late" in depth else "—",
+            "Top-1, early": f"{depth['top1_agreement_early']:.1%}" if "top1_agreement_early" in depth else "—",
+            f"Top-1, {late}": f"{depth['top1_agreement_late']:.1%}" if "top1_agreement_late" in depth else "—",
+        })
+        memory_rows.append(row)
+        if not passed(r):
+            continue
+        for entry in depths:
+            if entry["status"] != "ok":
+                continue
+            speed_rows.append({
+                "Engine": variant, "Depth (tokens)": f"{entry['depth']:,}",
+                "Context (tokens)": f"{entry['context_tokens']:,}",
+                "Prefill tokens/s": summary_cell(entry["prefill_tokens_per_s"]).text,
+                "Time to first token (ms)": summary_cell(in_ms(entry["ttft_s"])).text,
+                "Decode tokens/s": summary_cell(entry["decode_tokens_per_s"]).text,
+                "Roofline bound (tokens/s)": depth_bound(r, host, entry),
+            })
+    quality = next((r["quality"]["metrics"]["depth"] for r in results.values()
+                    if "window_tokens" in r["quality"].get("metrics", {}).get("depth", {})), None)
+    return {"memory": table(memory_rows), "speed": table(speed_rows, keep=("Engine", "Depth (tokens)")),
+            "how": [f"{source}: {', '.join(f'`{v}`' for v in variants)}" for source, variants in how.items()],
+            "failed": failed, "quality": quality}
+
+
+# --- appendix ---------------------------------------------------------------------------------------
+
+def sweep_table(results: dict[str, dict]) -> dict | None:
+    """Per passing engine and batch size: tokens/s, its gain over batch 1, time to first token and
+    inter-token latency."""
     rows = []
     for variant, r in results.items():
-        if "predicted" not in r:
+        if not (ran(r) and passed(r)):
             continue
-        for label, record, result in ((f"{variant}: predicted by {r['predicted']['by']}", r["predicted"]["record"],
-                                       r["predicted"]["verdict"]), (variant, r["quality"], r["verdict"])):
-            m = record.get("metrics", {})
+        sweep = r["bench"]["metrics"]["sweep"]  # smallest batch first
+        for entry in sweep:
             rows.append({
-                "Engine": label,
-                "Perplexity ratio": f"{m['perplexity_ratio']:.3f}" if "perplexity_ratio" in m else "—",
-                "Mean KL (nats)": f"{m['kl_divergence_mean']:.4f}" if "kl_divergence_mean" in m else "—",
-                "Top-1": f"{m['top1_agreement']:.1%}" if "top1_agreement" in m else "—",
-                "Greedy agreement": f"{m['greedy_agreement']:.1%}" if "greedy_agreement" in m else "—",
-                "Repeated 4-grams": f"{m['repeated_ngram_share']:.1%}" if "repeated_ngram_share" in m else "—",
-                "Verdict": verdict_text(result, built=record.get("status") == "ok"),
+                "Engine": variant, "Batch size": entry["batch_size"],
+                "Tokens/s": summary_cell(entry["tokens_per_s"]).text,
+                "× batch 1": speedup_text(entry["tokens_per_s"]["median"], sweep[0]["tokens_per_s"]["median"]),
+                "Time to first token (ms): median; p90": latency_cell(entry["ttft_s"]).text,
+                "Inter-token latency (ms): median; p90": latency_cell(entry["itl_s"]).text,
             })
-    return markdown_table(pd.DataFrame(rows)) if rows else None
+    return table(rows, keep=("Engine", "Batch size"))
 
 
-def column_head(variant: str, baseline: str, status: str) -> str:
-    head = f"{variant} (baseline)" if variant == baseline else variant
-    return head if status == "ok" else f"{head} ({status})"
-
-
-def comparison_table(model: dict, cells: dict[str, dict], status: dict[str, tuple]) -> pd.DataFrame:
-    """Rows: metrics; columns: variants, then one delta column per non-baseline variant."""
-    baseline = model["baseline"]
-    metrics = list(dict.fromkeys(m for c in cells.values() for m in c))
-    metrics.sort(key=lambda m: SECTIONS.index(m.section))  # stable: keeps the order within a section
-    rows = []
-    for metric in metrics:
-        row = {"Metric": f"{metric.section}: {metric.label}"}
-        for variant in cells:
-            row[column_head(variant, baseline, status[variant][0])] = cells[variant].get(metric, Cell("—")).text
-        for variant in cells:
-            if variant == baseline:
+def history_section(model_dir: Path, results: dict[str, dict], batch_size: int) -> dict:
+    """Across every recorded run of each passing engine: the figures whose spread exceeds the stable
+    threshold (with their values), and how many figures were compared."""
+    rows, compared = [], 0
+    for variant, r in results.items():
+        if not passed(r):
+            continue
+        spec = r["spec"]
+        series = [("checkpoint", spec["checkpoint"], "checkpoint_s", "Convert / quantize (s)", 1),
+                  ("engine", variant, "engine_s", "Engine build (s)", 1),
+                  ("bench", variant, "tokens_per_s_batch1", "Tokens/s, single-stream", 1),
+                  ("bench", variant, f"tokens_per_s_batch{batch_size}", f"Tokens/s, batch {batch_size}", 1),
+                  ("bench", variant, "ttft_s_batch1", "Time to first token, single-stream (ms)", 1000),
+                  ("bench", variant, "itl_s_batch1", "Inter-token latency, single-stream (ms)", 1000),
+                  ("bench", variant, "load_s", "Engine load, cold (s)", 1)]
+        for stage, name, key, label, scale in series:
+            # Records from before a figure existed (or from another batch sweep) do not carry it.
+            values = [x["figures"][key] * scale for x in history.records(model_dir, stage, name) if key in x["figures"]]
+            spread = history.spread(values)
+            if spread is None:
                 continue
-            base, cell = cells[baseline].get(metric), cells[variant].get(metric)
-            row[f"Δ {variant} vs {baseline}"] = delta_cell(cell, base) if metric.higher_is_better is not None else "—"
-        rows.append(row)
-    return pd.DataFrame(rows)
+            compared += 1
+            if spread > history.STABLE_SPREAD:
+                rows.append({"Engine": variant, "Figure": label, "Runs": len(values),
+                             "Values (oldest first)": ", ".join(fmt_number(v) for v in values),
+                             "Spread": f"{spread:.1%}"})
+    return {"table": table(rows, keep=("Engine", "Figure", "Runs")), "compared": compared, "unstable": len(rows),
+            "threshold": f"{history.STABLE_SPREAD:.0%}"}
 
 
-def engines_table(model: dict, cells: dict[str, dict], status: dict[str, tuple],
-                  results: dict[str, dict], batch_size: int) -> pd.DataFrame:
-    """The compact cross-engine view: | Engine | Quantization | KV cache | Device | Tokens/s | vs baseline |
-    Quality |."""
-    baseline = model["baseline"]
-    tokens_per_s = batched_metric(batch_size)
-    base_tps = cells[baseline].get(tokens_per_s)
-    rows = []
-    for spec in model["variants"]:
-        variant = spec["slug"]
-        tps = cells[variant].get(tokens_per_s)
-        rows.append({
-            "Engine": f"{variant} ({spec['backend']})",
-            "Quantization": spec["describe"]["quantization"],
-            "KV cache": spec["describe"]["kv_cache"],
-            "Device": device_text(results[variant]["bench"]),
-            f"Tokens/s (batch {batch_size})": (tps.text + (" (busy host)" if busy_host(results[variant]["bench"])
-                                                           else "")) if tps else short_status(status[variant][0]),
-            "vs baseline": "baseline" if variant == baseline else delta_cell(tps, base_tps),
-            "Quality": verdict_text(results[variant]["verdict"], built=status[variant][0] == "ok",
-                                    is_reference=results[variant]["quality"].get("is_reference", False)),
-        })
-        if (predicted := results[variant].get("predicted")) is not None:
-            rows.append({**rows[-1], "Engine": f"{variant}: predicted by {predicted['by']}",
-                         f"Tokens/s (batch {batch_size})": "— (a stand-in for quality only, no speed)",
-                         "vs baseline": "—",
-                         "Quality": verdict_text(predicted["verdict"])})
-    return pd.DataFrame(rows)
+def divergence(reference: str, text: str) -> int:
+    """Characters the two texts share from the start."""
+    n = 0
+    for a, b in zip(reference, text, strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    def esc(value) -> str:
-        return str(value).replace("|", "\\|").replace("\n", "<br>")
-
-    lines = ["| " + " | ".join(esc(c) for c in frame.columns) + " |",
-             "|" + "|".join("---" for _ in frame.columns) + "|"]
-    lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
+def samples_section(prompts: list[str], results: dict[str, dict], reference: str) -> list[dict]:
+    """Per prompt: the reference's answer once, then each engine's from where it departs from it."""
+    ref = results.get(reference)
+    ref_ok = ref is not None and ran(ref)
+    sections = []
+    for i, prompt in enumerate(prompts):
+        ref_text = ref["samples"]["samples"][i]["text"].strip() if ref_ok else None
+        rows = []
+        for variant, r in results.items():
+            if variant == reference and ref_ok or not ran(r):
+                continue
+            text = r["samples"]["samples"][i]["text"].strip()
+            first = r["quality"].get("metrics", {}).get("first_divergence", [None] * len(prompts))[i] \
+                if r["quality"].get("status") == "ok" else None
+            if ref_text is None:
+                rows.append({"Engine": variant, "First divergent token": "—", "Output": text or "(empty)"})
+                continue
+            if text == ref_text:
+                rows.append({"Engine": variant, "First divergent token": "—", "Output": "(same as the reference)"})
+                continue
+            cut = divergence(ref_text, text)
+            cut = text.rfind(" ", 0, cut) + 1 if " " in text[:cut] else 0  # back to a word start
+            rows.append({"Engine": variant, "First divergent token": "—" if first is None else first,
+                         "Output": ("…" if cut else "") + (text[cut:] or "(ends where the reference goes on)")})
+        sections.append({"prompt": prompt, "reference": None if ref_text is None else ref_text.replace("\n", "<br>"),
+                         "table": markdown_table(pd.DataFrame(rows)) if rows else None})
+    return sections
 
 
 def environment_table(results: dict[str, dict]) -> pd.DataFrame:
@@ -374,127 +625,18 @@ def environment_table(results: dict[str, dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def load_results(root: Path, model: str, variants: list[dict], thresholds: dict) -> dict[str, dict]:
-    checkpoints = [spec["checkpoint"] for spec in variants]
-    results = {}
-    for spec in variants:
-        variant = spec["slug"]
-        ckpt_dir = root / paths.CHECKPOINT.format(model=model, checkpoint=spec["checkpoint"])
-        results[variant] = {
-            "checkpoint": read_json(ckpt_dir / paths.MANIFEST),
-            "checkpoint_shared": checkpoints.count(spec["checkpoint"]) > 1,
-            "engine": read_json(root / paths.ENGINE.format(model=model, variant=variant) / paths.MANIFEST),
-            "bench": read_json(root / paths.BENCH.format(model=model, variant=variant)),
-            "samples": read_json(root / paths.SAMPLES.format(model=model, variant=variant)),
-            "quality": read_json(root / paths.QUALITY.format(model=model, variant=variant)),
-        }
-        results[variant]["verdict"] = verdict(results[variant]["quality"], thresholds)
-        if spec["predicted_by"]:
-            predicted = read_json(root / paths.PREDICTED.format(model=model, variant=variant))
-            results[variant]["predicted"] = {"by": spec["predicted_by"], "record": predicted,
-                                             "verdict": verdict(predicted, thresholds)}
-    return results
-
-
-def samples_tables(prompts: list[str], results: dict[str, dict], status: dict[str, tuple]) -> list[dict]:
-    tables = []
-    for i, prompt in enumerate(prompts):
-        rows = []
-        for variant, r in results.items():
-            state, _ = status[variant]
-            if state == "ok":
-                sample = r["samples"]["samples"][i]
-                rows.append({"Variant": variant, "Output": sample["text"].strip() or "(empty)",
-                             "Tokens": len(sample["output_ids"])})
-            else:
-                rows.append({"Variant": variant, "Output": f"({short_status(state)})", "Tokens": "—"})
-        tables.append({"prompt": prompt, "table": markdown_table(pd.DataFrame(rows))})
-    return tables
-
-
-def recommendation(cells: dict[str, dict], results: dict[str, dict], batch_size: int) -> dict:
-    """The engines that pass the gate, fastest (median tokens/s at the largest batch) first, and the
-    fastest of them single-stream (the two differ where batching helps some engines more)."""
-    def ranking(metric: Metric) -> list[dict]:
-        passing = sorted(((c[metric].value, v) for v, c in cells.items() if metric in c and passed(results[v])),
-                         reverse=True)
-        return [{"variant": v, "tokens_per_s": fmt_number(tps)} for tps, v in passing]
-
-    single = ranking(Metric("Runtime", "Tokens/s, single-stream", True))
-    ranked = ranking(batched_metric(batch_size))
-    busy = [f"`{v}` ({busy_host(results[v]['bench']):.0%} of the CPU)" for v in (r["variant"] for r in ranked)
-            if busy_host(results[v]["bench"])]
-    return {"ranked": ranked, "single_stream": single[0] if single and not busy else None, "busy": busy,
-            "failed": [v for v, r in results.items() if r["verdict"]["verdict"] == "FAIL"]}
-
-
-def busy_host(bench: dict) -> float | None:
-    """The share of the host's CPU other processes used while this bench measured, where that made the
-    host busy (enginebench.hostload), else None."""
-    load = bench.get("host_load")
-    return load["other_share"] if load and load["busy"] else None
-
-
 def quality_settings(quality: dict, results: dict[str, dict]) -> dict:
     """Eval text and gate thresholds as the report states them."""
-    ran = [r["quality"] for r in results.values() if r["quality"].get("status") == "ok"]
+    scored = [r["quality"] for r in results.values() if r["quality"].get("status") == "ok"]
     gate = quality["gate"]
     return {
-        "eval_text": ran[0]["eval_text"] if ran else "not scored",
+        "eval_text": scored[0]["eval_text"] if scored else "not scored",
         "windows": quality["windows"], "window_tokens": quality["window_tokens"], "top_k": quality["top_k"],
         "thresholds": [f"{label} {'≤' if op == '<=' else '≥'} {gate[key]:g}{unit}"
                        for key, (_, op, label, unit) in CHECKS.items() if gate.get(key) is not None],
         "logits_engines": [f"`{variant}` (`{r['quality']['logits_engine']}`)" for variant, r in results.items()
                            if "logits_engine" in r["quality"]],
     }
-
-
-def sweep_table(results: dict[str, dict], status: dict[str, tuple]) -> str | None:
-    """Per engine and batch size: tokens/s (struck without a quality PASS), its gain over batch 1,
-    time to first token and inter-token latency."""
-    rows = []
-    for variant, r in results.items():
-        if status[variant][0] != "ok":
-            continue
-        sweep = r["bench"]["metrics"]["sweep"]  # smallest batch first
-        for entry in sweep:
-            tps = guarded(summary_cell(entry["tokens_per_s"]), r)
-            rows.append({
-                "Engine": variant, "Batch size": entry["batch_size"], "Tokens/s": tps.text,
-                "vs batch 1": "—" if entry is sweep[0] else delta_cell(tps, summary_cell(sweep[0]["tokens_per_s"])),
-                "Time to first token (ms): median; p90": latency_cell(entry["ttft_s"]).text,
-                "Inter-token latency (ms): median; p90": latency_cell(entry["itl_s"]).text,
-            })
-    return markdown_table(pd.DataFrame(rows)) if rows else None
-
-
-def history_table(root: Path, model: str, variants: list[dict], batch_size: int) -> str | None:
-    """Per engine, each figure across every recorded run: runs, range, spread, and whether it is stable."""
-    from . import history
-
-    model_dir = root / "results" / model
-    rows = []
-    for spec in variants:
-        series = [("checkpoint", spec["checkpoint"], "checkpoint_s", "Convert / quantize (s)", 1),
-                  ("engine", spec["slug"], "engine_s", "Engine build (s)", 1),
-                  ("bench", spec["slug"], "tokens_per_s_batch1", "Tokens/s, single-stream", 1),
-                  ("bench", spec["slug"], f"tokens_per_s_batch{batch_size}", f"Tokens/s, batch {batch_size}", 1),
-                  ("bench", spec["slug"], "ttft_s_batch1", "Time to first token, single-stream (ms)", 1000),
-                  ("bench", spec["slug"], "itl_s_batch1", "Inter-token latency, single-stream (ms)", 1000),
-                  ("bench", spec["slug"], "load_s", "Engine load, cold (s)", 1)]
-        for stage, name, key, label, scale in series:
-            # Records from before a figure existed (or from another batch sweep) do not carry it.
-            values = [r["figures"][key] * scale for r in history.records(model_dir, stage, name) if key in r["figures"]]
-            if not values:
-                continue
-            spread = history.spread(values)
-            rows.append({
-                "Engine": spec["slug"], "Metric": label, "Runs": len(values),
-                "Values (oldest first)": ", ".join(fmt_number(v) for v in values),
-                "Spread": "—" if spread is None else f"{spread:.1%}",
-                "Stable": "—" if spread is None else "yes" if spread <= history.STABLE_SPREAD else "no",
-            })
-    return markdown_table(pd.DataFrame(rows)) if rows else None
 
 
 def disk_summary(snapshot: Path, variants: list[dict], results: dict[str, dict], preflight: dict) -> dict:
@@ -529,51 +671,50 @@ def preflight_lines(preflight: dict) -> list[str]:
 def render_report(layout: dict, root: Path) -> str:
     root = Path(root)
     preflight = read_json(root / paths.PREFLIGHT)
+    largest = max(layout["bench"]["batch_sizes"])
     models, unfetchable = [], []
     for mcfg in layout["models"]:
         model = mcfg["slug"]
         if "unfetchable" in mcfg:  # none of its jobs ran (Plan.unfetchable)
             unfetchable.append({"slug": model, "reason": mcfg["unfetchable"]})
             continue
+        model_dir = root / "results" / model
         snapshot = read_json(root / paths.SNAPSHOT.format(model=model) / paths.MANIFEST)
+        model_config = read_json(root / paths.SNAPSHOT.format(model=model) / "config.json")
         results = load_results(root, model, mcfg["variants"], layout["quality"]["gate"])
-        status = {v: status_of(r) for v, r in results.items()}
-        host = {**preflight, "model_config": read_json(root / paths.SNAPSHOT.format(model=model) / "config.json")}
-        largest = max(layout["bench"]["batch_sizes"])
-        cells = {v: engine_cells(r, host) for v, r in results.items()}
-        ran = [results[v]["bench"] for v, (st, _) in status.items() if st == "ok"]
-        not_built = [{"variant": v, "status": st, "reason": why, "would_run": would_run(results[v])}
-                     for v, (st, why) in status.items() if st != "ok"]
+        host = {**preflight, "model_config": model_config}
+        benches = [r["bench"] for r in results.values() if ran(r)]
         models.append({
             "slug": model,
+            "answer": answer_lines(results, model_dir, largest),
             "source": snapshot["source"],
             "provenance": snapshot["provenance"],
             "snapshot_mb": fmt_number(snapshot["total_bytes"] / MB),
             "snapshot_s": fmt_number(snapshot["timings"]["import_s"]),
             "disk": disk_summary(root / paths.SNAPSHOT.format(model=model), mcfg["variants"], results, preflight),
-            "baseline": mcfg["baseline"],
-            "table": markdown_table(comparison_table(mcfg, cells, status)),
-            "engines": markdown_table(engines_table(mcfg, cells, status, results, largest)),
-            "sweep": sweep_table(results, status),
+            "reference": mcfg["reference"],
+            "quality": quality_section(results),
+            "quality_settings": quality_settings(layout["quality"], results),
+            "speed": speed_sections(mcfg, results, host, largest),
+            "cost": cost_section(results),
+            "depth": depth_sections(results, host),
+            "not_built": [{"variant": v, "status": r["status"][0], "reason": r["status"][1], "would_run": would_run(r)}
+                          for v, r in results.items() if not ran(r)],
             "figures": [{"path": Path(paths.FIGURE.format(model=model, figure=name)).relative_to("results").as_posix(),
                          "title": title} for name, title in FIGURES.items()],
-            "reference": mcfg["reference"],
-            "quality": quality_settings(layout["quality"], results),
-            "recommendation": recommendation(cells, results, largest),
-            "predicted": predicted_table(results),
-            "history": history_table(root, model, mcfg["variants"], largest),
-            "not_built": not_built,
-            "threads": ran[0]["threads"] if ran else None,
-            "prompt_tokens": ran[0]["prompt_tokens"] if ran else [],
-            "chat_template": ran[0]["uses_chat_template"] if ran else False,
-            "samples": samples_tables(layout["prompts"], results, status),
+            "sweep": sweep_table(results),
+            "history": history_section(model_dir, results, largest),
+            "threads": benches[0]["threads"] if benches else None,
+            "prompt_tokens": benches[0]["prompt_tokens"] if benches else [],
+            "chat_template": benches[0]["uses_chat_template"] if benches else False,
+            "samples": samples_section(layout["prompts"], results, mcfg["reference"]),
             "environment": markdown_table(environment_table(results)),
-            "files": sorted(str(p.relative_to(root)) for p in (root / "results" / model).glob("*/*.json")),
+            "files": sorted(str(p.relative_to(root)) for p in model_dir.glob("*/*.json")),
         })
     env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                       undefined=StrictUndefined, keep_trailing_newline=True)
     return env.get_template("report.md.j2").render(
-        title=layout["title"], models=models, unfetchable=unfetchable, bench=layout["bench"],
+        title=layout["title"], models=models, unfetchable=unfetchable, bench=layout["bench"], largest=largest,
         samples_max_new_tokens=layout["samples"]["max_new_tokens"],
         generated=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         preflight=preflight_lines(preflight),

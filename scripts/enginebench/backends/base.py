@@ -54,6 +54,11 @@ class Engine(ABC):
         """Peak accelerator memory since load, or None on CPU."""
         return None
 
+    def kv_cache_bytes(self, ids: list[int]) -> dict | None:
+        """What the engine's KV cache takes for a context of `ids`, read from the engine itself (not
+        computed from the model's shape): {"bytes", "how"}; None if the engine does not say."""
+        return None
+
 
 class Backend(ABC):
     """One inference engine family: how its checkpoints and engines are made and loaded."""

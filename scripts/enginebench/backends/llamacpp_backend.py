@@ -70,6 +70,9 @@ def _capture_log(L) -> None:
 
 _OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 _BUFFER = re.compile(r"(\S+) (model|KV) buffer size = +([\d.]+) MiB")
+# One line per KV cache (Gemma 3 and other sliding-window models get two: full and SWA layers), e.g.
+# "llama_kv_cache: size =   36.00 MiB (  4096 cells,   3 layers,  1/1 seqs), K (f16):   18.00 MiB, ..."
+_KV_CACHE = re.compile(r"size = +([\d.]+) MiB \( *(\d+) cells, +(\d+) layers")
 
 
 def placement(log: list[str]) -> dict:
@@ -89,8 +92,16 @@ def placement(log: list[str]) -> dict:
         device = f"cpu+cuda ({on_gpu}/{layers} layers on the GPU)"
     else:
         device = "cpu"
+    kv_caches = [{"bytes": round(float(mib) * 2**20), "cells": int(cells), "layers": int(n)}
+                 for mib, cells, n in _KV_CACHE.findall(text)]
     return {"device": device, "layers_on_gpu": on_gpu, "layers": layers,
-            "model_buffer_bytes": buffers["model"], "kv_buffer_bytes": buffers["KV"]}
+            "model_buffer_bytes": buffers["model"], "kv_buffer_bytes": buffers["KV"], "kv_caches": kv_caches}
+
+
+def kv_bytes_for(kv_caches: list[dict], tokens: int) -> int:
+    """Bytes of llama.cpp's KV caches that a context of `tokens` occupies: each cache's bytes per cell
+    times the cells the context fills (a sliding-window cache holds at most its own cells)."""
+    return round(sum(c["bytes"] / c["cells"] * min(tokens, c["cells"]) for c in kv_caches))
 
 
 def gpu_layers(settings: dict, supports_offload: bool) -> int:
@@ -242,6 +253,14 @@ class LlamaCppEngine(Engine):
 
     def counters(self):
         return self.last_counters
+
+    def kv_cache_bytes(self, ids):
+        caches = self.placement["kv_caches"]
+        if not caches:
+            return None
+        layout = ", ".join(f"{c['bytes'] / 2**20:.2f} MiB over {c['cells']} cells ({c['layers']} layers)"
+                           for c in caches)
+        return {"bytes": kv_bytes_for(caches, len(ids)), "how": f"llama.cpp's load log: {layout}"}
 
     def info(self):
         L = self.L

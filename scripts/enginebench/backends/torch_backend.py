@@ -76,6 +76,17 @@ class TorchEngine(Engine):
             out = self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0]
         return out.float().cpu().numpy()
 
+    def kv_cache_bytes(self, ids):
+        """The cache tensors' bytes after a forward pass over `ids` (a sliding-window layer keeps only
+        its window, so this can be less than every layer × every token)."""
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True, logits_to_keep=1)
+        tensors = [t for layer in out.past_key_values.layers for t in (layer.keys, layer.values) if t is not None]
+        return {"bytes": sum(t.numel() * t.element_size() for t in tensors),
+                "how": f"{type(out.past_key_values).__name__} tensors after a forward pass"}
+
     def info(self):
         import torch
 
