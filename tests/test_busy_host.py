@@ -31,8 +31,9 @@ def busy_run(tiny_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("busy")
     # Not a child of this process (the pipeline's CLIs may run in it, and a bench counts its own
     # descendants as itself): started by a go-between that exits, so it is re-parented away.
-    spawn = ("import subprocess, sys\n"
-             "print(subprocess.Popen([sys.executable, '-c', 'while True: pass'], start_new_session=True).pid)")
+    spawn = ("import subprocess, sys\n"  # the burner must not hold the go-between's stdout open
+             "print(subprocess.Popen([sys.executable, '-c', 'while True: pass'], start_new_session=True,\n"
+             "                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid)")
     burner = int(subprocess.run([sys.executable, "-c", spawn], capture_output=True, text=True, check=True).stdout)
     try:
         run_pipeline(CONFIG, tiny_model, root)
