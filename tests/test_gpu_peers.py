@@ -14,6 +14,7 @@ import setup_llamacpp
 from enginebench import llamacpp_build
 from enginebench.backends import get_backend
 from enginebench.backends.llamacpp_backend import gpu_layers, placement
+from enginebench.errors import EngineBenchError
 from enginebench.prompts import PromptEncoder
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -144,6 +145,13 @@ def test_compiled_torch_engine_runs_for_real_and_matches_eager(tiny_model):
     assert info["compiled"] == {"mode": "default", "cache_implementation": "static", "max_cache_len": 64}
     assert outputs[True] == outputs[False]
     assert backend.describe({"dtype": "float32", "compile": True})["kv_cache"] == "float32, static"
+    # A context past the static cache (a deep bench.context_depths entry) is refused before it runs:
+    # on a GPU, writing past the cache is a device-side error that no later job in the process survives.
+    deep = encoder.encode("The function returns " * 30)
+    with pytest.raises(EngineBenchError, match=rf"{len(deep)} prompt tokens \+ 6 new ones do not fit the static "
+                                               r"cache's max_cache_len 64"):
+        engine.generate([deep], 6, encoder.stop_ids, fixed_length=True)
+    assert engine.generate(batch, 6, encoder.stop_ids, fixed_length=True) == outputs[True][0]  # still sound
 
 
 def test_engine_specs_carry_the_new_options():

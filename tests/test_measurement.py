@@ -67,13 +67,30 @@ def test_a_static_cache_is_read_whole_by_each_decode_step():
 
 
 def test_history_appends_and_never_rewrites(tmp_path):
-    first = history.append(tmp_path, "bench", "q8", {"tokens_per_s_batched": 10.0})
+    first = history.append(tmp_path, "bench", "q8", {"tokens_per_s_batched": 10.0}, "c")
     before = first.read_bytes()
-    second = history.append(tmp_path, "bench", "q8", {"tokens_per_s_batched": 11.0})
-    history.append(tmp_path, "bench", "q8-kv-q4", {"tokens_per_s_batched": 99.0})  # a name it prefixes
+    second = history.append(tmp_path, "bench", "q8", {"tokens_per_s_batched": 11.0}, "c")
+    history.append(tmp_path, "bench", "q8-kv-q4", {"tokens_per_s_batched": 99.0}, "c")  # a name it prefixes
     assert first != second and first.read_bytes() == before
-    assert [r["figures"]["tokens_per_s_batched"] for r in history.records(tmp_path, "bench", "q8")] == [10.0, 11.0]
-    assert history.records(tmp_path, "engine", "q8") == []
+    assert [r["figures"]["tokens_per_s_batched"] for r in history.records(tmp_path, "bench", "q8", "c")] == [10.0, 11.0]
+    assert history.records(tmp_path, "engine", "q8", "c") == []
+
+
+def test_only_runs_under_the_same_conditions_compare(tmp_path):
+    """A run of another bench sweep (or other settings, or from before records kept their conditions)
+    is never compared with this one: it would make a tie, or an unstable figure, out of a changed config."""
+    sweep = {"bench": {"batch_sizes": [1, 2, 4, 8], "max_new_tokens": 32}, "settings": {"quantization": "F16"}}
+    smaller = {**sweep, "bench": {"batch_sizes": [1, 4, 8], "max_new_tokens": 16}}
+    assert history.fingerprint(sweep) == history.fingerprint(dict(reversed(sweep.items())))  # key order aside
+    assert history.fingerprint(sweep) != history.fingerprint(smaller)
+    history.append(tmp_path, "bench", "f16", {"tokens_per_s_batch8": 184.0}, history.fingerprint(sweep))
+    history.append(tmp_path, "bench", "f16", {"tokens_per_s_batch8": 150.0}, history.fingerprint(smaller))
+    older = json.loads(next((tmp_path / "history").iterdir()).read_text())
+    del older["conditions"]
+    (tmp_path / "history" / "bench-f16-20200101T000000000000Z-1.json").write_text(json.dumps(older))
+    assert [r["figures"]["tokens_per_s_batch8"] for r in history.records(tmp_path, "bench", "f16",
+                                                                         history.fingerprint(sweep))] == [184.0]
+    assert history.records(tmp_path, "bench", "f16", None) == []
 
 
 def test_a_killed_write_leaves_no_record(tmp_path, monkeypatch):
@@ -82,17 +99,17 @@ def test_a_killed_write_leaves_no_record(tmp_path, monkeypatch):
 
     monkeypatch.setattr(json, "dump", killed)
     with pytest.raises(KeyboardInterrupt):
-        history.append(tmp_path, "bench", "q8", {"tokens_per_s_batched": 10.0})
+        history.append(tmp_path, "bench", "q8", {"tokens_per_s_batched": 10.0}, "c")
     monkeypatch.undo()
-    assert history.records(tmp_path, "bench", "q8") == []
+    assert history.records(tmp_path, "bench", "q8", "c") == []
     assert os.listdir(tmp_path / "history") == []
 
 
 def test_an_existing_record_name_is_refused_not_replaced(tmp_path, monkeypatch):
-    path = history.append(tmp_path, "bench", "q8", {"x": 1.0})
+    path = history.append(tmp_path, "bench", "q8", {"x": 1.0}, "c")
     monkeypatch.setattr(history.os, "link", lambda src, dst: (_ for _ in ()).throw(FileExistsError(dst)))
     with pytest.raises(FileExistsError):
-        history.append(tmp_path, "bench", "q8", {"x": 2.0})
+        history.append(tmp_path, "bench", "q8", {"x": 2.0}, "c")
     assert json.loads(path.read_text())["figures"] == {"x": 1.0}
     assert len(list((tmp_path / "history").iterdir())) == 1  # no temporary file left behind
 

@@ -44,11 +44,15 @@ def test_ties_are_called_where_ranges_overlap_or_history_spread_exceeds_the_diff
                     "87.1 tokens/s (82.6–88.1, n=3): ranges overlap.")
 
 
-def test_history_spread_reads_the_recorded_runs(tmp_path):
+def test_history_spread_reads_the_runs_recorded_under_the_same_conditions(tmp_path):
+    spec = {"bench": {"batch_sizes": [1, 8], "max_new_tokens": 16}, "settings": {"dtype": "bfloat16"}}
+    result = {"bench": {"spec": spec}}
     for tps in (160.0, 177.0):
-        history.append(tmp_path, "bench", "torch-bf16", {"tokens_per_s_batch8": tps})
-    assert history_spread(tmp_path, "torch-bf16", "tokens_per_s_batch8") == pytest.approx(17 / 168.5)
-    assert history_spread(tmp_path, "llamacpp-f16", "tokens_per_s_batch8") is None
+        history.append(tmp_path, "bench", "torch-bf16", {"tokens_per_s_batch8": tps}, history.fingerprint(spec))
+    history.append(tmp_path, "bench", "torch-bf16", {"tokens_per_s_batch8": 90.0},
+                   history.fingerprint({**spec, "bench": {"batch_sizes": [1, 8], "max_new_tokens": 64}}))
+    assert history_spread(tmp_path, "torch-bf16", result, "tokens_per_s_batch8") == pytest.approx(17 / 168.5)
+    assert history_spread(tmp_path, "llamacpp-f16", result, "tokens_per_s_batch8") is None
 
 
 def test_constant_columns_leave_the_table_for_its_sentence():

@@ -1,12 +1,15 @@
 """One model that cannot be fetched does not take the others' report with it (issue 13): with
 HF_HUB_OFFLINE=1 and a hub model missing from the Hugging Face cache, the real workflow measures the
 tiny model, writes the report naming the missing model and why, and fails the run after it; once the
-model is in the cache, the next run plans its snapshot and engines."""
+model is in the cache, the next run plans its snapshot and engines. Online, a hub that refuses the
+model (gated, not found, no such revision) or cannot be reached leaves it out the same way."""
 
+import http.server
 import json
 import shutil
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -102,3 +105,90 @@ def test_only_a_snapshot_not_yet_imported_needs_the_cache(tmp_path, monkeypatch)
     snapshot.mkdir(parents=True)
     (snapshot / paths.MANIFEST).write_text("{}")
     assert build_plan(cfg).unfetchable == {}
+
+
+class FakeHub(http.server.BaseHTTPRequestHandler):
+    """Answers a file-metadata request the way the hub answers a refused one: the status and the
+    X-Error-Code header that huggingface_hub 2.4.0 maps to its errors (utils/_http.py,
+    hf_raise_for_status). The repo name picks the answer; the Authorization header is recorded."""
+    answers = {"gated": (401, "GatedRepo"), "private": (401, "RepoNotFound"), "norevision": (404, "RevisionNotFound")}
+    seen_auth: list = []
+
+    def do_HEAD(self):
+        FakeHub.seen_auth.append(self.headers.get("Authorization"))
+        status, code = self.answers.get(self.path.split("/")[2], (500, None))
+        self.send_response(status)
+        if code:
+            self.send_header("X-Error-Code", code)
+        self.end_headers()
+
+    do_GET = do_HEAD
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def fake_hub(tmp_path, monkeypatch):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(("repo", "token", "reason"), [
+    ("org/gated", None, "is gated and HF_TOKEN is not set: accept its terms on the hub"),
+    ("org/gated", "hf_secret_never_printed", "is gated and HF_TOKEN has no access to it"),
+    ("org/private", None, "no such repository on the hub (or it is private and HF_TOKEN is not set)"),
+    ("org/norevision", None, f"the repository has no revision '{REVISION}'"),
+])
+def test_a_model_the_hub_refuses_is_left_out_with_the_reason(tmp_path, tiny_model, fake_hub, monkeypatch,
+                                                              repo, token, reason):
+    """Online, a model the hub will not serve is left out of the plan before any download (issue 13:
+    a gated repo used to fail its snapshot job, and with it the report). The token is sent, never shown."""
+    if token:
+        monkeypatch.setenv("HF_TOKEN", token)
+    cfg = config(tiny_model)
+    cfg["models"]["offline"]["source"]["repo_id"] = repo
+    FakeHub.seen_auth.clear()
+    dry = snakemake(tmp_path, "-n", config=write_config(tmp_path, cfg))
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert f"enginebench: model offline is left out of this run: model {repo}@{REVISION}" in dry.stderr
+    assert reason in dry.stderr
+    assert not [job for job in planned_jobs(dry.stdout) if "results/offline/" in job[1]]
+    assert ("bench", "results/tiny/bench/fp32.json") in planned_jobs(dry.stdout)
+    if token:
+        assert f"Bearer {token}" in FakeHub.seen_auth and token not in dry.stdout + dry.stderr
+
+
+def test_an_unreachable_hub_leaves_the_model_out(tmp_path, fake_hub, monkeypatch):
+    """The hub failing (HTTP 500) or not answering at all (a closed port) is a reason too; the
+    plan is made again on the next run, so the model is taken up once the hub answers."""
+    monkeypatch.chdir(tmp_path)
+    cfg = config(tmp_path / "tiny")
+    validate_config(cfg)
+    failing = subprocess.run([sys.executable, "-c", PLAN_UNFETCHABLE, json.dumps(cfg)], capture_output=True,
+                             text=True, cwd=tmp_path)
+    assert "the hub is unreachable or failing (HfHubHTTPError: Server error '500" in failing.stdout, failing.stderr
+    closed = http.server.HTTPServer(("127.0.0.1", 0), FakeHub)  # bound, then closed: nothing listens there
+    port = closed.server_address[1]
+    closed.server_close()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    down = subprocess.run([sys.executable, "-c", PLAN_UNFETCHABLE, json.dumps(cfg)], capture_output=True, text=True,
+                          cwd=tmp_path)
+    assert "the hub is unreachable or failing (ConnectError: " in down.stdout, down.stderr
+
+
+# In a fresh process: huggingface_hub reads HF_HUB_OFFLINE and HF_ENDPOINT when it is imported.
+PLAN_UNFETCHABLE = f"""
+import json, sys
+sys.path.insert(0, {str(REPO / "scripts")!r})
+from enginebench.plan import build_plan, validate_config
+cfg = json.loads(sys.argv[1])
+validate_config(cfg)
+print(build_plan(cfg).unfetchable)
+"""

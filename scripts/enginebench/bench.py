@@ -265,8 +265,9 @@ def history_figures(metrics: dict) -> dict:
 
 def record_history(result: dict, out: Path) -> None:
     """Append this bench's headline figures to the model's run history (results/{model}/history/)."""
-    from .history import append
+    from .history import append, fingerprint
 
     if result.get("status", "ok") != "ok":
         return
-    append(Path(out).parent.parent, "bench", Path(out).stem, history_figures(result["metrics"]))
+    append(Path(out).parent.parent, "bench", Path(out).stem, history_figures(result["metrics"]),
+           fingerprint(result["spec"]))

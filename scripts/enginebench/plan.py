@@ -16,7 +16,7 @@ import yaml
 from . import paths
 from .backends import get_backend
 from .errors import EngineBenchError
-from .snapshot import offline_problem
+from .snapshot import fetch_problem
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
@@ -90,7 +90,7 @@ class Plan:
     engines: dict[tuple[str, str], Engine] = field(default_factory=dict)
     checkpoints: dict[tuple[str, str], dict] = field(default_factory=dict)
     references: dict[str, str] = field(default_factory=dict)
-    # Models whose snapshot cannot be imported here, with the reason (snapshot.offline_problem): none
+    # Models whose snapshot cannot be imported here, with the reason (snapshot.fetch_problem): none
     # of their jobs is planned and the report lists them, so one model cannot take the others' report
     # with it. Planned again, from the snapshot on, once the reason is gone.
     unfetchable: dict[str, str] = field(default_factory=dict)
@@ -314,7 +314,7 @@ def build_plan(config: dict) -> Plan:
             plan.engines[(model, variant)] = Engine(model, variant, backend.name, settings, ckpt)
         plan.references[model] = resolve_reference(model, cfg)
         imported = (Path(paths.SNAPSHOT.format(model=model)) / paths.MANIFEST).exists()  # needs no fetch
-        if not imported and (problem := offline_problem(cfg["source"])) is not None:
+        if not imported and (problem := fetch_problem(cfg["source"])) is not None:
             plan.unfetchable[model] = problem
     return plan
 

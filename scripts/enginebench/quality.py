@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,7 +56,10 @@ def eval_text(path: str | None, key: str = "quality.eval_text") -> tuple[str, st
         import pydoc_data.topics
 
         topics = pydoc_data.topics.topics
-        return "\n\n".join(topics[key] for key in sorted(topics)), "Python's pydoc_data/topics.py (sorted topics)"
+        # It changes between Python versions: a report made under another Python scores another text
+        # (the eval text's sha256 is recorded beside its source).
+        source = f"Python {sys.version_info.major}.{sys.version_info.minor}'s pydoc_data/topics.py (sorted topics)"
+        return "\n\n".join(topics[key] for key in sorted(topics)), source
     try:
         return Path(path).read_text(encoding="utf-8"), path
     except (OSError, UnicodeDecodeError) as error:
@@ -75,14 +79,16 @@ def eval_windows(tokenizer, text: str, windows: int, window_tokens: int) -> list
     return [bos + ids[i * stride:i * stride + body] for i in range(windows)]
 
 
-def log_softmax_rows(logits: np.ndarray):
-    """Yield (row offset, log-probabilities) chunks of a (positions × vocabulary) logits array."""
+def normalized_rows(logits: np.ndarray):
+    """Yield (row offset, logits shifted by their row maximum in float64, log of each row's sum of
+    exponentials) chunks of a (positions × vocabulary) logits array: log-probabilities are
+    shifted − log-sum, taken only where needed (a full log-probability array is a vocabulary-wide
+    pass more per row; Gemma 3's vocabulary has 262,144 entries)."""
     import numpy as np
     for start in range(0, len(logits), CHUNK_ROWS):
-        chunk = logits[start:start + CHUNK_ROWS].astype(np.float64)
-        chunk -= chunk.max(axis=1, keepdims=True)
-        chunk -= np.log(np.exp(chunk).sum(axis=1, keepdims=True))
-        yield start, chunk
+        shifted = logits[start:start + CHUNK_ROWS].astype(np.float64)
+        shifted -= shifted.max(axis=1, keepdims=True)  # each row's maximum is now exactly 0
+        yield start, shifted, np.log(np.exp(shifted).sum(axis=1))
 
 
 def window_logits(engine, ids: list[int]) -> np.ndarray | None:
@@ -102,15 +108,16 @@ def reference_distribution(logits: np.ndarray, targets: list[int], top_k: int) -
     """The reference's top-k next-token ids and log-probabilities, and the true token's log-probability."""
     import numpy as np
     top_ids, top_lp, target_lp = [], [], []
-    for start, lp in log_softmax_rows(logits):
-        k = min(top_k, lp.shape[1])
-        ids = np.argpartition(-lp, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(lp, ids, axis=1), axis=1)
+    for start, shifted, log_sum in normalized_rows(logits):
+        rows = np.arange(len(shifted))
+        k = min(top_k, shifted.shape[1])
+        raw = logits[start:start + len(shifted)]  # the same order as the log-probabilities, half the bytes
+        ids = np.argpartition(-raw, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(raw, ids, axis=1), axis=1)
         ids = np.take_along_axis(ids, order, axis=1)
         top_ids += ids.tolist()
-        top_lp += np.round(np.take_along_axis(lp, ids, axis=1), 7).tolist()
-        rows = np.arange(len(lp))
-        target_lp += np.round(lp[rows, targets[start:start + len(lp)]], 7).tolist()
+        top_lp += np.round(np.take_along_axis(shifted, ids, axis=1) - log_sum[:, None], 7).tolist()
+        target_lp += np.round(shifted[rows, targets[start:start + len(shifted)]] - log_sum, 7).tolist()
     return {"top_ids": top_ids, "top_logprobs": top_lp, "target_logprobs": target_lp}
 
 
@@ -123,17 +130,19 @@ def compare_distribution(logits: np.ndarray, targets: list[int], reference: dict
         raise StageFailure(f"engine vocabulary has {logits.shape[1]} entries; the reference predicts token "
                            f"{int(ref_ids.max())}")
     target_lp, kl, top1 = [], [], []
-    for start, lp in log_softmax_rows(logits):
-        rows = np.arange(len(lp))
-        ids, p_lp = ref_ids[start:start + len(lp)], ref_lp[start:start + len(lp)]
-        q_lp = np.take_along_axis(lp, ids, axis=1)
+    for start, shifted, log_sum in normalized_rows(logits):
+        rows = np.arange(len(shifted))
+        ids, p_lp = ref_ids[start:start + len(shifted)], ref_lp[start:start + len(shifted)]
+        q_shifted = np.take_along_axis(shifted, ids, axis=1)
+        q_lp = q_shifted - log_sum[:, None]
         p, q = np.exp(p_lp), np.exp(q_lp)
         p_rest = np.clip(1 - p.sum(axis=1), 1e-12, None)
         q_rest = np.clip(1 - q.sum(axis=1), 1e-12, None)
         kl += np.clip((p * (p_lp - q_lp)).sum(axis=1) + p_rest * np.log(p_rest / q_rest), 0, None).tolist()
-        # the reference's top token is also the engine's (ties count: bf16 logits often tie)
-        top1 += (q_lp[:, 0] >= lp.max(axis=1)).tolist()
-        target_lp += lp[rows, targets[start:start + len(lp)]].tolist()
+        # the reference's top token is also the engine's: its logit is the row's maximum (ties count:
+        # bf16 logits often tie)
+        top1 += (q_shifted[:, 0] >= 0).tolist()
+        target_lp += (shifted[rows, targets[start:start + len(shifted)]] - log_sum).tolist()
     return {"target_logprobs": target_lp, "kl": kl, "top1": top1}
 
 

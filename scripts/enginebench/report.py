@@ -140,9 +140,18 @@ def busy_host(bench: dict) -> float | None:
 
 # --- the answer -----------------------------------------------------------------------------------
 
-def history_spread(model_dir: Path, variant: str, key: str) -> float | None:
-    """The spread of one bench figure across this engine's recorded runs (None below two runs)."""
-    return history.spread([r["figures"][key] for r in history.records(model_dir, "bench", variant)
+def history_conditions(result: dict, stage: str) -> str | None:
+    """The fingerprint of the conditions this engine's `stage` artifact was made under (see history)."""
+    if stage == "bench":
+        return history.fingerprint(result["bench"]["spec"])
+    return result[stage].get("conditions")  # a build manifest keeps it (None from before it did)
+
+
+def history_spread(model_dir: Path, variant: str, result: dict, key: str) -> float | None:
+    """The spread of one bench figure across this engine's runs recorded under the same conditions as
+    this one (None below two runs)."""
+    return history.spread([r["figures"][key] for r in history.records(model_dir, "bench", variant,
+                                                                      history_conditions(result, "bench"))
                            if key in r["figures"]])
 
 
@@ -214,7 +223,7 @@ def answer_lines(results: dict[str, dict], model_dir: Path, batch_size: int) -> 
     else:
         for what, size in (("One request at a time", 1), (f"Many at once (batch {batch_size})", batch_size)):
             figures = {v: at_batch(r["bench"]["metrics"], size)["tokens_per_s"] for v, r in passing.items()}
-            spreads = {v: history_spread(model_dir, v, f"tokens_per_s_batch{size}") for v in passing}
+            spreads = {v: history_spread(model_dir, v, r, f"tokens_per_s_batch{size}") for v, r in passing.items()}
             lines.append(pick_text(what, ranked(figures, spreads), "tokens/s"))
     sized = {v: r["bench"]["engine_info"]["weight_bytes"] for v, r in passing.items()
              if r["bench"]["engine_info"].get("weight_bytes")}
@@ -530,8 +539,8 @@ def sweep_table(results: dict[str, dict]) -> dict | None:
 
 
 def history_section(model_dir: Path, results: dict[str, dict], batch_size: int) -> dict:
-    """Across every recorded run of each passing engine: the figures whose spread exceeds the stable
-    threshold (with their values), and how many figures were compared."""
+    """Across the runs of each passing engine recorded under the same conditions as this one: the
+    figures whose spread exceeds the stable threshold (with their values), and how many were compared."""
     rows, compared = [], 0
     for variant, r in results.items():
         if not passed(r):
@@ -545,8 +554,10 @@ def history_section(model_dir: Path, results: dict[str, dict], batch_size: int) 
                   ("bench", variant, "itl_s_batch1", "Inter-token latency, single-stream (ms)", 1000),
                   ("bench", variant, "load_s", "Engine load, cold (s)", 1)]
         for stage, name, key, label, scale in series:
-            # Records from before a figure existed (or from another batch sweep) do not carry it.
-            values = [x["figures"][key] * scale for x in history.records(model_dir, stage, name) if key in x["figures"]]
+            # Only runs under the same conditions (settings, sweep, prompts) as this one compare.
+            values = [x["figures"][key] * scale
+                      for x in history.records(model_dir, stage, name, history_conditions(r, stage))
+                      if key in x["figures"]]
             spread = history.spread(values)
             if spread is None:
                 continue

@@ -17,6 +17,7 @@ from .cli import progress
 from .disk import check_free, parameter_count
 from .errors import StageFailure
 from .history import append as append_history
+from .history import fingerprint
 from .io import atomic_dir, read_json, tree_bytes, write_json_atomic
 from .paths import MANIFEST
 from .scheduler import job_record
@@ -37,7 +38,8 @@ def _run_stage(stage: str, spec: dict, snapshot: Path, out: Path, work, upstream
     backend = get_backend(spec["backend"])
     started = time.perf_counter()
     with atomic_dir(out) as tmp:
-        manifest = {"stage": stage, **spec, "job": job_record()}
+        # conditions: the spec's fingerprint, which the run history compares this build's time under
+        manifest = {"stage": stage, **spec, "conditions": fingerprint(spec), "job": job_record()}
         problem = upstream_problem(*upstream)
         unavailable = backend.availability(stage, spec["settings"])
         if problem is None and unavailable is not None:
@@ -67,7 +69,8 @@ def _run_stage(stage: str, spec: dict, snapshot: Path, out: Path, work, upstream
         # a TensorRT-LLM logits engine (Plan.logits_engine_spec) keeps its own series, apart from the timed one
         history_stage = "logits-engine" if spec.get("purpose") else stage
         append_history(Path(out).parent.parent, history_stage, Path(out).name,
-               {f"{stage}_s": manifest["timings"][f"{stage}_s"], "artifact_bytes": manifest["artifact_bytes"]})
+               {f"{stage}_s": manifest["timings"][f"{stage}_s"], "artifact_bytes": manifest["artifact_bytes"]},
+               manifest["conditions"])
     progress(f"{stage}: {manifest['status']} after {time.perf_counter() - started:.1f} s")
     return manifest
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
+from ..errors import EngineBenchError
 from .base import Backend, Engine
 
 
@@ -49,6 +50,11 @@ class TorchEngine(Engine):
         import torch
 
         width = max(len(ids) for ids in batch)
+        limit = self.model.generation_config.max_cache_len if self.compiled else None
+        if limit is not None and width + max_new_tokens > limit:  # checked here: on a GPU, writing past a
+            # static cache is a device-side error that poisons the process's CUDA context
+            raise EngineBenchError(f"{width} prompt tokens + {max_new_tokens} new ones do not fit the static cache's "
+                                   f"max_cache_len {limit}: raise the variant's max_cache_len")
         pad = stop_ids[0] if stop_ids else 0
         input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=self.device)
         attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch],
