@@ -165,24 +165,6 @@ def test_a_model_the_hub_refuses_is_left_out_with_the_reason(tmp_path, tiny_mode
         assert f"Bearer {token}" in FakeHub.seen_auth and token not in dry.stdout + dry.stderr
 
 
-def test_an_unreachable_hub_leaves_the_model_out(tmp_path, fake_hub, monkeypatch):
-    """The hub failing (HTTP 500) or not answering at all (a closed port) is a reason too; the
-    plan is made again on the next run, so the model is taken up once the hub answers."""
-    monkeypatch.chdir(tmp_path)
-    cfg = config(tmp_path / "tiny")
-    validate_config(cfg)
-    failing = subprocess.run([sys.executable, "-c", PLAN_UNFETCHABLE, json.dumps(cfg)], capture_output=True,
-                             text=True, cwd=tmp_path)
-    assert "the hub is unreachable or failing (HfHubHTTPError: Server error '500" in failing.stdout, failing.stderr
-    closed = http.server.HTTPServer(("127.0.0.1", 0), FakeHub)  # bound, then closed: nothing listens there
-    port = closed.server_address[1]
-    closed.server_close()
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
-    down = subprocess.run([sys.executable, "-c", PLAN_UNFETCHABLE, json.dumps(cfg)], capture_output=True, text=True,
-                          cwd=tmp_path)
-    assert "the hub is unreachable or failing (ConnectError: " in down.stdout, down.stderr
-
-
 # In a fresh process: huggingface_hub reads HF_HUB_OFFLINE and HF_ENDPOINT when it is imported.
 PLAN_UNFETCHABLE = f"""
 import json, sys
@@ -192,3 +174,24 @@ cfg = json.loads(sys.argv[1])
 validate_config(cfg)
 print(build_plan(cfg).unfetchable)
 """
+
+
+def unfetchable_in_a_fresh_process(cfg: dict, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", PLAN_UNFETCHABLE, json.dumps(cfg)], capture_output=True, text=True,
+                          cwd=cwd)
+
+
+def test_an_unreachable_hub_leaves_the_model_out(tmp_path, fake_hub, monkeypatch):
+    """The hub failing (HTTP 500) or not answering at all (a closed port) is a reason too; the
+    plan is made again on the next run, so the model is taken up once the hub answers."""
+    monkeypatch.chdir(tmp_path)
+    cfg = config(tmp_path / "tiny")
+    validate_config(cfg)
+    failing = unfetchable_in_a_fresh_process(cfg, tmp_path)
+    assert "the hub is unreachable or failing (HfHubHTTPError: Server error '500" in failing.stdout, failing.stderr
+    closed = http.server.HTTPServer(("127.0.0.1", 0), FakeHub)  # bound, then closed: nothing listens there
+    port = closed.server_address[1]
+    closed.server_close()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    down = unfetchable_in_a_fresh_process(cfg, tmp_path)
+    assert "the hub is unreachable or failing (ConnectError: " in down.stdout, down.stderr
