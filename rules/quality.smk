@@ -29,6 +29,7 @@ rule reference:
 
 rule quality:
     wildcard_constraints:
+        model=one_of_or_none(PLAN.quality_models),  # placeholder models: quality_not_applicable
         variant=one_of_or_none(PLAN.engine_slugs(in_container=False)),  # trtllm_* in rules/trtllm.smk
     input:
         cli=cli_script("quality"),
@@ -57,6 +58,23 @@ rule quality:
         " --reference {input.reference:q} --reference-samples {input.reference_samples:q}"
         " --threads {threads} --out {output.quality:q} > {log:q} 2>&1"
 
+
+# A placeholder model's weights are random: its engines' quality means nothing, so none is measured
+# and each engine's quality record says so (verdict NOT APPLICABLE), without loading anything.
+rule quality_not_applicable:
+    wildcard_constraints:
+        model=one_of_or_none(PLAN.speed_only_models),
+    input:
+        cli=cli_script("speed_only"),
+    output:
+        quality=paths.QUALITY,
+    params:
+        # The reason (placeholder weights, their seed and architecture) is the record's content.
+        spec=lambda w: spec_json(PLAN.not_applicable_spec(w.model, w.variant)),
+    log:
+        log_path("quality", "{variant}"),
+    shell:
+        "python {input.cli:q} --spec {params.spec:q} --out {output.quality:q} > {log:q} 2>&1"
 
 
 rule predicted_quality:

@@ -10,9 +10,10 @@ rule snapshot:
     params:
         # The source (hub repo + pinned revision, local folder, or package) defines the snapshot.
         spec=lambda w: spec_json(PLAN.snapshot_spec(w.model)),
+    threads: workflow.cores  # placeholder weights are drawn on every core; other imports use one
     conda:
         CONDA_ENV
     log:
         log_path("snapshot", "snapshot"),
     shell:
-        "python {input.cli:q} --spec {params.spec:q} --out {output.snapshot:q} > {log:q} 2>&1"
+        "python {input.cli:q} --spec {params.spec:q} --threads {threads} --out {output.snapshot:q} > {log:q} 2>&1"

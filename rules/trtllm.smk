@@ -108,6 +108,7 @@ use rule trtllm_bench as trtllm_samples with:
 
 rule trtllm_quality:
     wildcard_constraints:
+        model=one_of_or_none(PLAN.quality_models),  # placeholder models: quality_not_applicable
         variant=one_of_or_none(PLAN.engine_slugs(in_container=True)),
     input:
         cli=cli_script("quality"),

@@ -119,3 +119,23 @@ def test_long_context_tells_a_q4_0_kv_cache_from_its_f16_twin(finished):
     assert float(q4[kv].split()[0]) < 0.4 * float(f16[kv].split()[0])
     late = next(column for column in f16 if column.startswith("Mean KL, positions"))
     assert float(q4[late]) > 2 * float(f16[late])
+
+
+def test_compiled_engine_decodes_the_default_model_as_eager_does(finished):
+    """The compiled engine's own decode loop (static cache, compiled step) gives the eager engine's greedy
+    tokens on the real 270M model (Gemma 3: sliding-window layers), prompts of different lengths batched."""
+    from enginebench.backends import get_backend
+    from enginebench.prompts import PromptEncoder
+
+    snapshot = finished / "results/gemma3-270m/snapshot"
+    backend = get_backend("torch")
+    encoder = PromptEncoder(snapshot, chat_template=True)
+    prompts = [encoder.encode(p) for p in load_config(REPO / "config" / "config.yaml")["prompts"]]
+    outputs = {}
+    for compile_ in (False, True):
+        engine = backend.load(snapshot, None, None, {"dtype": "float32", "compile": compile_, "max_cache_len": 128},
+                              threads=2, trust_remote_code=False)
+        outputs[compile_] = [engine.generate(prompts, 16, encoder.stop_ids, fixed_length=True),
+                             engine.generate(prompts[:1], 16, encoder.stop_ids, fixed_length=False)]
+    assert outputs[True] == outputs[False]
+    assert len({len(p) for p in prompts}) > 1 and all(len(row) == 16 for row in outputs[True][0])

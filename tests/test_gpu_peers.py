@@ -142,8 +142,17 @@ def test_compiled_torch_engine_runs_for_real_and_matches_eager(tiny_model):
                              for _ in range(2)]  # the second call reuses the compiled graph
         assert sorted(streamed) == [0] * 12 + [1] * 12
     info = engine.info()
-    assert info["compiled"] == {"mode": "default", "cache_implementation": "static", "max_cache_len": 64}
+    assert {k: info["compiled"][k] for k in ("mode", "cache_implementation", "max_cache_len")} == \
+        {"mode": "default", "cache_implementation": "static", "max_cache_len": 64}
+    assert info["compiled"]["batch_sizes_compiled"] == [2]
+    assert "cuda_graphs" not in info["compiled"]  # recorded on a GPU only
     assert outputs[True] == outputs[False]
+    # stopping at end-of-sequence, single-stream and batched, as the samples stage generates
+    eager = backend.load(tiny_model, None, None, {"dtype": "float32", "compile": False}, threads=2,
+                         trust_remote_code=False)
+    for rows in (batch, batch[:1]):
+        assert engine.generate(rows, 20, encoder.stop_ids, fixed_length=False) == \
+            eager.generate(rows, 20, encoder.stop_ids, fixed_length=False)
     assert backend.describe({"dtype": "float32", "compile": True})["kv_cache"] == "float32, static"
     # A context past the static cache (a deep bench.context_depths entry) is refused before it runs:
     # on a GPU, writing past the cache is a device-side error that no later job in the process survives.

@@ -200,8 +200,29 @@ class Plan:
             spec["eval_text"] = self.config["quality"]["eval_text"]
         return spec
 
-    def reference(self, model: str) -> str:
+    def reference(self, model: str) -> str | None:
         return self.references[model]
+
+    def speed_only(self, model: str) -> str | None:
+        """Why a model's engines get no quality verdict (placeholder weights), else None."""
+        source = self.config["models"][model]["source"]
+        if source["kind"] != "placeholder":
+            return None
+        return (f"placeholder weights (seed {source['seed']}) of {source.get('config') or source.get('repo_id')}'s "
+                "architecture: speed and memory only, no quality")
+
+    @property
+    def speed_only_models(self) -> list[str]:
+        return [m for m in self.models_to_measure if self.speed_only(m)]
+
+    @property
+    def quality_models(self) -> list[str]:
+        """Models whose engines are measured against a reference (every one but placeholders)."""
+        return [m for m in self.models_to_measure if not self.speed_only(m)]
+
+    def not_applicable_spec(self, model: str, variant: str) -> dict:
+        """The quality record of a speed-only model's engine: why it has no verdict."""
+        return {"variant": variant, "reason": self.speed_only(model)}
 
     def eval_settings(self) -> dict:
         """What defines the eval windows and the reference's stored distributions (not the gate)."""
@@ -225,8 +246,9 @@ class Plan:
         return get_backend(engine.backend).predicts(engine.settings)
 
     def predicted_engines(self) -> list[tuple[str, str]]:
-        """Engines whose backend predicts their quality before they are built (ModelOpt fake-quant)."""
-        return [key for key in self.all_engines() if self.predicted_by(*key)]
+        """Engines whose backend predicts their quality before they are built (ModelOpt fake-quant); not
+        those of a placeholder model, whose quality means nothing."""
+        return [key for key in self.all_engines() if self.predicted_by(*key) and not self.speed_only(key[0])]
 
     def predicted_spec(self, model: str, variant: str) -> dict:
         """A predicted quality result: the quality spec plus what its own samples need. The stand-in is
@@ -247,12 +269,15 @@ class Plan:
             if model in self.unfetchable:
                 models.append({"slug": model, "unfetchable": self.unfetchable[model]})
                 continue
+            predicted = {v for m, v in self.predicted_engines() if m == model}
             models.append({
                 "slug": model,
                 "baseline": cfg["baseline"],
                 "reference": self.reference(model),
+                "speed_only": self.speed_only(model),
                 "variants": [{"slug": v, **self.engine_spec(model, v), "describe": self.describe(model, v),
-                              "predicted_by": self.predicted_by(model, v)} for v in self.report_order(model)],
+                              "predicted_by": self.predicted_by(model, v) if v in predicted else None}
+                             for v in self.report_order(model)],
             })
         return {"title": self.config["report"]["title"], "models": models, "prompts": self.config["prompts"],
                 "bench": self.config["bench"], "samples": self.config["samples"], "quality": self.config["quality"]}
@@ -269,7 +294,9 @@ class Plan:
 
     def gate_spec(self) -> dict:
         """What the gate reads: every engine (in report_layout's shape) and the thresholds."""
-        return {"models": [{"slug": model, "variants": [{"slug": v, "predicted_by": self.predicted_by(model, v)}
+        predicted = set(self.predicted_engines())
+        return {"models": [{"slug": model, "variants": [{"slug": v, "predicted_by": self.predicted_by(model, v)
+                                                         if (model, v) in predicted else None}
                                                         for v in cfg["variants"]]}
                            for model, cfg in self.config["models"].items() if model not in self.unfetchable],
                 "unfetchable": self.unfetchable, "quality": {"gate": self.config["quality"]["gate"]}}
@@ -319,9 +346,12 @@ def build_plan(config: dict) -> Plan:
     return plan
 
 
-def resolve_reference(model: str, cfg: dict) -> str:
-    """The configured reference variant, or the torch variant at a packaged snapshot's precision."""
+def resolve_reference(model: str, cfg: dict) -> str | None:
+    """The configured reference variant, or the torch variant at a packaged snapshot's precision; None
+    for a placeholder model, whose engines are not compared with anything."""
     variants = cfg["variants"]
+    if cfg["source"]["kind"] == "placeholder":
+        return None
     if "reference" in cfg:
         reference = cfg["reference"]
         if reference not in variants:

@@ -343,16 +343,18 @@ def gate(metrics: dict, thresholds: dict) -> dict:
 
 def verdict(record: dict, thresholds: dict) -> dict:
     """{"verdict", "reasons", "checks"} of one engine's quality result. PASS or FAIL; NOT RUN when the
-    engine could not be built on this host; NO VERDICT when it or its reference failed."""
+    engine could not be built on this host; NOT APPLICABLE for a placeholder model's engine (random
+    weights: speed only); NO VERDICT when it or its reference failed."""
     if record.get("status") != "ok":
-        verdict = "NOT RUN" if record.get("status") == "unavailable" else "NO VERDICT"
+        verdict = {"unavailable": "NOT RUN", "not_applicable": "NOT APPLICABLE"}.get(record.get("status"), "NO VERDICT")
         return {"verdict": verdict, "reasons": [record.get("reason", "no quality result")], "checks": []}
     return gate(record["metrics"], thresholds)
 
 
 def gate_summary(spec: dict, root: Path) -> dict:
     """Every engine's verdict (and its predicted one) from the quality results; `failed` lists each
-    FAIL or NO VERDICT. NOT RUN (not built on this host) is listed but does not fail the gate."""
+    FAIL or NO VERDICT. NOT RUN (not built on this host) and NOT APPLICABLE (placeholder weights) are
+    listed but do not fail the gate."""
     from . import paths
     from .io import read_json
 

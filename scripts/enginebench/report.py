@@ -63,7 +63,9 @@ def speedup_text(value: float | None, baseline: float | None) -> str:
 
 
 def passed(results: dict) -> bool:
-    return results["verdict"]["verdict"] == "PASS"
+    """Whether the engine's speed may be shown and ranked: it passes the gate, or its model is a
+    placeholder whose quality means nothing (NOT APPLICABLE: the report says "speed only")."""
+    return results["verdict"]["verdict"] in ("PASS", "NOT APPLICABLE")
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -211,11 +213,14 @@ def avoid_text(variant: str, results: dict) -> str:
     return f"`{variant}` ({result['verdict']}: {'; '.join(result['reasons'])})"
 
 
-def answer_lines(results: dict[str, dict], model_dir: Path, batch_size: int) -> list[str]:
+def answer_lines(results: dict[str, dict], model_dir: Path, batch_size: int, speed_only: str | None = None) -> list[str]:
     """The model's answer, one line each: one request at a time, many at once, the smallest engine
-    that passes, what to avoid, what was not built."""
+    that passes, what to avoid, what was not built; for a placeholder model, first that it is speed only."""
     passing = {v: r for v, r in results.items() if ran(r) and passed(r)}
     lines = []
+    if speed_only:
+        lines.append(f"**Speed only**: {speed_only}. Every engine's quality verdict is NOT APPLICABLE; the picks "
+                     "below rank speed and size alone, and say nothing of which engine keeps quality.")
     busy = [f"`{v}` ({busy_host(r['bench']):.0%} of the CPU)" for v, r in passing.items() if busy_host(r["bench"])]
     if busy:
         lines.append(f"**No winner called**: other processes were using the host while {', '.join(busy)} measured, "
@@ -230,7 +235,7 @@ def answer_lines(results: dict[str, dict], model_dir: Path, batch_size: int) -> 
     if sized:
         smallest = min(sized, key=sized.get)
         peak = peak_bytes(passing[smallest]["bench"]["metrics"])
-        lines.append(f"Smallest that passes: **`{smallest}`**, {fmt_number(sized[smallest] / MB)} MB of weights in "
+        lines.append(f"Smallest{'' if speed_only else ' that passes'}: **`{smallest}`**, {fmt_number(sized[smallest] / MB)} MB of weights in "
                      f"memory ({fmt_number(peak / MB)} MB peak).")
     avoid = [avoid_text(v, r) for v, r in results.items() if ran(r) and not passed(r)]
     if avoid:
@@ -697,7 +702,8 @@ def render_report(layout: dict, root: Path) -> str:
         benches = [r["bench"] for r in results.values() if ran(r)]
         models.append({
             "slug": model,
-            "answer": answer_lines(results, model_dir, largest),
+            "answer": answer_lines(results, model_dir, largest, mcfg["speed_only"]),
+            "speed_only": mcfg["speed_only"],
             "source": snapshot["source"],
             "provenance": snapshot["provenance"],
             "snapshot_mb": fmt_number(snapshot["total_bytes"] / MB),

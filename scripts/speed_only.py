@@ -1,0 +1,26 @@
+"""Write the quality record of a placeholder model's engine: no quality is measured (verdict NOT APPLICABLE)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from enginebench.cli import parse_spec, run_cli
+from enginebench.io import write_json_atomic
+from enginebench.scheduler import job_record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spec", required=True, help="JSON {variant, reason} (Plan.not_applicable_spec)")
+    parser.add_argument("--out", required=True, type=Path, help="quality record to write")
+    args = parser.parse_args(argv)
+    spec = parse_spec(args.spec)
+    write_json_atomic(args.out, {"stage": "quality", "spec": spec, "status": "not_applicable",
+                                 "reason": spec["reason"], "job": job_record()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
