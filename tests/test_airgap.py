@@ -52,7 +52,9 @@ def test_verify_names_every_missing_or_truncated_file(tmp_path):
 def test_the_sdist_keeps_its_build_files_and_drops_the_rest(tmp_path):
     src = tmp_path / "src" / "llama_cpp_python-0.3.36"
     for name in ("CMakeLists.txt", "vendor/llama.cpp/convert_hf_to_gguf.py", "vendor/llama.cpp/models/big.gguf",
-                 ".git/modules/pack", "vendor/llama.cpp/docs/a.md", "vendor/llama.cpp/modelsx/keep.txt"):
+                 ".git/modules/pack", "vendor/llama.cpp/docs/a.md", "vendor/llama.cpp/modelsx/keep.txt",
+                 "vendor/llama.cpp/ggml/src/ggml-vulkan/v.cpp", "vendor/llama.cpp/ggml/src/ggml-cuda/c.cu",
+                 "vendor/llama.cpp/tools/ui/index.html"):
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         (src / name).write_text(name)
     sdist = tmp_path / "in.tar.gz"
@@ -61,7 +63,8 @@ def test_the_sdist_keeps_its_build_files_and_drops_the_rest(tmp_path):
     airgap.strip_sdist(sdist, tmp_path / "out.tar.gz")
     with tarfile.open(tmp_path / "out.tar.gz") as tar:
         files = {m.name.split("/", 1)[1] for m in tar.getmembers() if m.isfile()}
-    assert files == {"CMakeLists.txt", "vendor/llama.cpp/convert_hf_to_gguf.py", "vendor/llama.cpp/modelsx/keep.txt"}
+    assert files == {"CMakeLists.txt", "vendor/llama.cpp/convert_hf_to_gguf.py", "vendor/llama.cpp/modelsx/keep.txt",
+                     "vendor/llama.cpp/ggml/src/ggml-cuda/c.cu"}  # the backends a build can enable: CPU, CUDA
 
 
 def test_the_python_wrapper_puts_the_site_first(tmp_path):

@@ -134,16 +134,16 @@ def test_single_stream_is_always_in_the_batch_sweep():
 
 
 @pytest.mark.parametrize(("variant", "limit"), [
-    ({"backend": "llamacpp", "quantization": "Q8_0"}, "16, the largest that models.tiny.variants.big takes "
-                                                      "(the 16 sequences of one llama.cpp context)"),
+    ({"backend": "llamacpp", "quantization": "Q8_0"}, "64, the largest that models.tiny.variants.big takes "
+                                                      "(the 64 sequences of one llama.cpp context)"),
     ({"backend": "trtllm", "build": {"max_batch_size": 4}}, "4, the largest that models.tiny.variants.big takes "
                                                             "(its build.max_batch_size)"),
 ])
 def test_a_batch_size_an_engine_cannot_take_is_a_config_error(variant, limit):
-    cfg = config(bench={"batch_sizes": [1, 32]})
+    cfg = config(bench={"batch_sizes": [1, 128]})
     cfg["models"]["tiny"]["variants"]["big"] = variant
     validate_config(cfg)
-    expected = r"^config key bench.batch_sizes: batch size 32 exceeds " + re.escape(limit)
+    expected = r"^config key bench.batch_sizes: batch size 128 exceeds " + re.escape(limit)
     with pytest.raises(EngineBenchError, match=expected):
         build_plan(cfg)
 

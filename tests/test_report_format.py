@@ -3,6 +3,7 @@ import pytest
 
 from enginebench import history
 from enginebench.report import (
+    compile_text,
     fmt_number,
     history_spread,
     markdown_table,
@@ -78,3 +79,19 @@ def test_fmt_number():
 def test_markdown_table_escapes_pipes_and_newlines():
     table = markdown_table(pd.DataFrame([{"A": "x|y", "B": "line1\nline2"}]))
     assert table.splitlines() == ["| A | B |", "|---|---|", "| x\\|y | line1<br>line2 |"]
+
+
+def test_compile_cell_says_whether_cuda_graphs_were_captured():
+    """The compiled engine's bench records its CUDA graphs (torch_backend.StaticDecoder.record); the cost
+    table says how many were captured, or that torch skipped them and why."""
+    def bench(graphs):
+        compiled = {"mode": "reduce-overhead", **({"cuda_graphs": graphs} if graphs else {})}
+        return {"metrics": {"compile_s": {"value": 31.4}}, "engine_info": {"compiled": compiled}}
+
+    assert compile_text(bench({"captured": 3, "skipped": 0, "skip_reasons": []})) == \
+        "31.4 (1 run); 3 CUDA graphs captured, none skipped"
+    assert compile_text(bench({"captured": 0, "skipped": 2, "skip_reasons": ["skipping cudagraphs due to mutated "
+                                                                              "inputs (1 instances)"]})) == \
+        "31.4 (1 run); CUDA graphs skipped 2×: skipping cudagraphs due to mutated inputs (1 instances)"
+    assert compile_text(bench(None)) == "31.4 (1 run)"  # on a CPU: no graphs to capture
+    assert compile_text({"metrics": {}, "engine_info": {}}) == "none"

@@ -123,7 +123,9 @@ def test_fake_quant_prediction_is_measured_like_an_engine(tiny):
     assert record["status"] == "ok" and record["predicted_by"] == "ModelOpt fake-quant"
     assert record["stand_in"]["modelopt_config"] == "FP8_DEFAULT_CFG"
     m = record["metrics"]
-    assert 1.0 <= m["perplexity_ratio"] < 1.2 and 0 < m["kl_divergence_mean"] < 0.5 and m["top1_agreement"] > 0.8
+    # FP8 noise can lower perplexity a little on two 64-token windows: 0.996 on one of our machines (before
+    # and after issue 20's changes), ≥ 1.0 on another
+    assert 0.98 <= m["perplexity_ratio"] < 1.2 and 0 < m["kl_divergence_mean"] < 0.5 and m["top1_agreement"] > 0.8
     assert len(record["samples"]) == 2 and "greedy_agreement" in m and "repeated_ngram_share" in m
 
 

@@ -35,9 +35,12 @@ NEVER = re.compile(r"^(torch|triton|nvidia-(?!modelopt).*|cuda-.*|pip|setuptools
                    r"llama-cpp-python)$")  # the host's own, development tools, or built on the host
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64")
-# llama.cpp sdist folders the build does not need (76.6 MB -> ~12 MB)
+# llama.cpp sdist folders the build does not need (76.6 MB -> ~8 MB): models, docs, the server's web
+# UI, and the ggml backends other than CPU and CUDA (only the backends a build enables are compiled)
 SDIST_DROP = (".git", "vendor/llama.cpp/models", "vendor/llama.cpp/docs", "vendor/llama.cpp/benches",
-              "vendor/llama.cpp/media", "vendor/llama.cpp/.git", "examples/notebooks")
+              "vendor/llama.cpp/media", "vendor/llama.cpp/.git", "examples/notebooks", "vendor/llama.cpp/tools/ui",
+              *(f"vendor/llama.cpp/ggml/src/ggml-{b}" for b in ("opencl", "vulkan", "sycl", "hexagon", "metal", "et",
+                                                                "webgpu", "openvino", "cann")))
 CONVERTER_MEMBERS = ("vendor/llama.cpp/convert_hf_to_gguf.py", "vendor/llama.cpp/conversion",
                      "vendor/llama.cpp/gguf-py", "vendor/llama.cpp/LICENSE")
 

@@ -429,9 +429,19 @@ def disk_text(results: dict) -> str:
     return f"{fmt_number(own[0] / MB)}" + (f" (+{fmt_number(needs[0] / MB)}{shared} checkpoint)" if needs else "")
 
 
-def compile_text(metrics: dict) -> str:
-    """A compiling engine's one-time compile and graph capture (its first run of each batch size)."""
-    return f"{fmt_number(metrics['compile_s']['value'])} (1 run)" if "compile_s" in metrics else "none"
+def compile_text(bench: dict) -> str:
+    """A compiling engine's one-time compile and graph capture (its first run of each batch size), and
+    whether torch captured CUDA graphs or skipped them (with torch's reason), as the bench recorded it."""
+    metrics = bench["metrics"]
+    if "compile_s" not in metrics:
+        return "none"
+    text = f"{fmt_number(metrics['compile_s']['value'])} (1 run)"
+    graphs = (bench["engine_info"].get("compiled") or {}).get("cuda_graphs")
+    if graphs is None:
+        return text
+    if graphs["skipped"]:
+        return f"{text}; CUDA graphs skipped {graphs['skipped']}×: {'; '.join(graphs['skip_reasons']) or 'no reason logged'}"
+    return f"{text}; {graphs['captured']} CUDA graphs captured, none skipped"
 
 
 def cost_section(results: dict[str, dict]) -> dict | None:
@@ -448,7 +458,7 @@ def cost_section(results: dict[str, dict]) -> dict | None:
             "Peak memory (MB)": fmt_number(peak_bytes(m) / MB),
             "Load, cold (s)": summary_cell(m["load_s"]).text,
             "Build (s)": build_text(r),
-            "Compile + graph capture (s)": compile_text(m),
+            "Compile + graph capture (s)": compile_text(r["bench"]),
             "On disk (MB)": disk_text(r),
         })
     return table(rows)

@@ -27,7 +27,7 @@ from .base import Backend, Engine
 REPO = Path(__file__).resolve().parents[3]
 CONVERTER = Path(os.environ.get("ENGINEBENCH_LLAMA_CONVERTER", REPO / "vendor/llama.cpp/convert_hf_to_gguf.py"))
 GGUF_NAME = "model.gguf"
-MAX_SEQUENCES = 16  # sequences one context can decode together (the largest bench batch size)
+MAX_SEQUENCES = 64  # sequences one context can decode together (the largest bench batch size; llama.cpp allows 256)
 
 # bits per weight of each file type, as llama.cpp's quantize lists them (for the disk estimate)
 FILE_TYPE_BITS = {"F32": 32, "F16": 16, "BF16": 16, "Q8_0": 8.5, "Q6_K": 6.56, "Q5_K_M": 5.67, "Q5_K_S": 5.52,
