@@ -14,7 +14,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spec", required=True, help="snapshot spec JSON (Plan.snapshot_spec)")
     parser.add_argument("--out", required=True, type=Path, help="snapshot folder to create")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads (placeholder weights are drawn in parallel)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads (placeholder weights are drawn in parallel)")
     args = parser.parse_args(argv)
     import_snapshot(parse_spec(args.spec), args.out, args.threads)
     return 0

