@@ -71,6 +71,8 @@ rule quality_not_applicable:
     params:
         # The reason (placeholder weights, their seed and architecture) is the record's content.
         spec=lambda w: spec_json(PLAN.not_applicable_spec(w.model, w.variant)),
+    conda:
+        CONDA_ENV
     log:
         log_path("quality", "{variant}"),
     shell:
