@@ -45,17 +45,12 @@ def make_placeholder(source: dict, out: Path, threads: int, trust_remote_code: b
 
 def _config(source: dict, out: Path) -> str:
     """config.json from the hub repository (and revision) or from a local file or folder."""
-    if "repo_id" in source:
-        from huggingface_hub import snapshot_download
+    if "repo_id" in source:  # the hub import, HF_HUB_OFFLINE and HF_TOKEN included, without the weights
+        from .snapshot import HUB_PATTERNS, from_hub
 
-        from .snapshot import HUB_PATTERNS, hub_token
-
-        repo, revision = source["repo_id"], source["revision"]
-        progress(f"placeholder: config and tokenizer files of {repo}@{revision} (no weights)")
-        snapshot_download(repo_id=repo, revision=revision, local_dir=out, token=hub_token(),
-                          allow_patterns=[p for p in HUB_PATTERNS if p != "*.safetensors"])
-        shutil.rmtree(out / ".cache", ignore_errors=True)
-        return f"{repo}@{revision}"
+        progress(f"placeholder: config and tokenizer files of {source['repo_id']}@{source['revision']}, no weights")
+        from_hub(source, out, patterns=[p for p in HUB_PATTERNS if p != "*.safetensors"])
+        return f"{source['repo_id']}@{source['revision']}"
     path = Path(source["config"]).expanduser()
     file = path / "config.json" if path.is_dir() else path
     if not file.is_file():

@@ -38,7 +38,7 @@ def import_snapshot(spec: dict, out: Path, threads: int = 1) -> dict:
         if source["kind"] == "placeholder":
             provenance = make_placeholder(source, tmp, threads, spec["trust_remote_code"])
         else:
-            importer = {"hub": _from_hub, "local": _from_local, "packaged": _from_package}[source["kind"]]
+            importer = {"hub": from_hub, "local": _from_local, "packaged": _from_package}[source["kind"]]
             provenance = importer(source, tmp)
         if not (tmp / "config.json").exists():
             raise EngineBenchError(f"snapshot from {source} has no config.json: not a transformers model")
@@ -129,7 +129,7 @@ def _not_offline(repo: str, revision: str) -> str:
             "unreachable): download it on a connected machine, or use a `local` source")
 
 
-def _from_hub(source: dict, out: Path) -> dict:
+def from_hub(source: dict, out: Path, patterns: list[str] = HUB_PATTERNS) -> dict:
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
@@ -141,7 +141,7 @@ def _from_hub(source: dict, out: Path) -> dict:
     try:
         # Offline, snapshot_download with a local_dir looks only there, never in the cache: so the
         # cached snapshot is located first and copied.
-        path = snapshot_download(repo_id=repo, revision=revision, allow_patterns=HUB_PATTERNS, token=token,
+        path = snapshot_download(repo_id=repo, revision=revision, allow_patterns=patterns, token=token,
                                  **({} if offline else {"local_dir": out}))
     except LocalEntryNotFoundError as error:
         raise EngineBenchError(_not_offline(repo, revision)) from error
@@ -150,7 +150,7 @@ def _from_hub(source: dict, out: Path) -> dict:
     if offline:  # the cached snapshot holds every file ever fetched for it: take ours only
         for file in sorted(Path(path).rglob("*")):
             relative = file.relative_to(path)
-            if file.is_file() and any(fnmatch.fnmatch(str(relative), p) for p in HUB_PATTERNS):
+            if file.is_file() and any(fnmatch.fnmatch(str(relative), p) for p in patterns):
                 (out / relative).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(file, out / relative)  # the cache's files link to its blobs: copy the content
     shutil.rmtree(out / ".cache", ignore_errors=True)  # the download's own metadata
