@@ -242,13 +242,16 @@ class Plan:
                 "quality": self.eval_settings()}
 
     def predicted_by(self, model: str, variant: str) -> str | None:
+        """What predicts this engine's quality before it is built (e.g. ModelOpt fake-quant), or None;
+        never for a placeholder model, whose quality means nothing."""
+        if self.speed_only(model):
+            return None
         engine = self.engines[(model, variant)]
         return get_backend(engine.backend).predicts(engine.settings)
 
     def predicted_engines(self) -> list[tuple[str, str]]:
-        """Engines whose backend predicts their quality before they are built (ModelOpt fake-quant); not
-        those of a placeholder model, whose quality means nothing."""
-        return [key for key in self.all_engines() if self.predicted_by(*key) and not self.speed_only(key[0])]
+        """Engines whose backend predicts their quality before they are built (ModelOpt fake-quant)."""
+        return [key for key in self.all_engines() if self.predicted_by(*key)]
 
     def predicted_spec(self, model: str, variant: str) -> dict:
         """A predicted quality result: the quality spec plus what its own samples need. The stand-in is
@@ -269,15 +272,13 @@ class Plan:
             if model in self.unfetchable:
                 models.append({"slug": model, "unfetchable": self.unfetchable[model]})
                 continue
-            predicted = {v for m, v in self.predicted_engines() if m == model}
             models.append({
                 "slug": model,
                 "baseline": cfg["baseline"],
                 "reference": self.reference(model),
                 "speed_only": self.speed_only(model),
                 "variants": [{"slug": v, **self.engine_spec(model, v), "describe": self.describe(model, v),
-                              "predicted_by": self.predicted_by(model, v) if v in predicted else None}
-                             for v in self.report_order(model)],
+                              "predicted_by": self.predicted_by(model, v)} for v in self.report_order(model)],
             })
         return {"title": self.config["report"]["title"], "models": models, "prompts": self.config["prompts"],
                 "bench": self.config["bench"], "samples": self.config["samples"], "quality": self.config["quality"]}
@@ -294,9 +295,7 @@ class Plan:
 
     def gate_spec(self) -> dict:
         """What the gate reads: every engine (in report_layout's shape) and the thresholds."""
-        predicted = set(self.predicted_engines())
-        return {"models": [{"slug": model, "variants": [{"slug": v, "predicted_by": self.predicted_by(model, v)
-                                                         if (model, v) in predicted else None}
+        return {"models": [{"slug": model, "variants": [{"slug": v, "predicted_by": self.predicted_by(model, v)}
                                                         for v in cfg["variants"]]}
                            for model, cfg in self.config["models"].items() if model not in self.unfetchable],
                 "unfetchable": self.unfetchable, "quality": {"gate": self.config["quality"]["gate"]}}
