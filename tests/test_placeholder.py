@@ -132,6 +132,14 @@ def mixed_config(tiny_model) -> dict:
     }
 
 
+def test_a_reference_for_a_placeholder_model_is_a_config_error(tiny_model):
+    config = mixed_config(tiny_model)
+    config["models"]["shape"]["reference"] = "torch"
+    validate_config(config)
+    with pytest.raises(EngineBenchError, match="models.shape.reference: a placeholder model has no reference"):
+        build_plan(config)
+
+
 def test_plan_of_a_placeholder_model_has_no_quality_jobs(tiny_model, tmp_path):
     config = mixed_config(tiny_model)
     validate_config(config)
@@ -157,8 +165,8 @@ def test_real_and_placeholder_model_in_one_run(tiny_model, tmp_path):
     gate = read_json(tmp_path / "results/quality-gate.json")
     verdicts = {(e["model"], e["variant"]): e["verdict"] for e in gate["engines"]}
     assert verdicts[("real", "fp32")] == "PASS"
-    assert {verdicts[("shape", v)] for v in ("torch", "llama-f16", "llama-q8_0-kv-q8_0", "trtllm-fp8")} == \
-        {"NOT APPLICABLE"}
+    assert {verdicts[("shape", v)] for v in ("torch", "llama-f16", "llama-q8_0-kv-q8_0")} == {"NOT APPLICABLE"}
+    assert verdicts[("shape", "trtllm-fp8")] == "NOT RUN"  # not built here: that, not "not applicable"
     assert not gate["failed"]
     for variant in ("torch", "llama-f16", "llama-q8_0-kv-q8_0"):
         bench = read_json(tmp_path / f"results/shape/bench/{variant}.json")

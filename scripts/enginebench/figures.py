@@ -98,10 +98,12 @@ def quality_figure(model: str, ran: list[dict], missing: list[str], thresholds: 
     ax.grid(alpha=0.3, which="both")
     ax.margins(x=0.1, y=0.15)
     _legend(ax)
-    unscored = [p["slug"] for p in ran if p["kl"] is None]
+    unscored = [p["slug"] for p in ran if p["kl"] is None and p["verdict"] != "NOT APPLICABLE"]
+    placeholder = [p["slug"] for p in ran if p["verdict"] == "NOT APPLICABLE"]
     _footnote(fig, f"{model}. Lower and further right is better."
               + (f" Not run on this host: {', '.join(missing)}." if missing else "")
-              + (f" No logits to score: {', '.join(unscored)}." if unscored else ""))
+              + (f" No logits to score: {', '.join(unscored)}." if unscored else "")
+              + (f" Placeholder weights, quality not measured: {', '.join(placeholder)}." if placeholder else ""))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
@@ -110,10 +112,12 @@ def latency_figure(model: str, ran: list[dict], missing: list[str], thresholds: 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(10, 5.5))
-    passing = [p for p in ran if p["verdict"] == "PASS"]
+    from .quality import SPEED_SHOWN
+
+    passing = [p for p in ran if p["verdict"] in SPEED_SHOWN]
     sizes = sorted({s["batch_size"] for p in passing for s in _sweep(p)})
     for i, point in enumerate(ran):
-        if point["verdict"] != "PASS":
+        if point["verdict"] not in SPEED_SHOWN:
             continue
         sweep, s = _sweep(point), style(i)
         x = [e["tokens_per_s"]["median"] for e in sweep]
@@ -130,8 +134,10 @@ def latency_figure(model: str, ran: list[dict], missing: list[str], thresholds: 
     ax.grid(alpha=0.3)
     if passing:
         _legend(ax)
-    failing = [p["slug"] for p in ran if p["verdict"] != "PASS"]
-    _footnote(fig, f"{model}. Engines that pass the quality gate only."
+    failing = [p["slug"] for p in ran if p["verdict"] not in SPEED_SHOWN]
+    speed_only = any(p["verdict"] == "NOT APPLICABLE" for p in ran)
+    _footnote(fig, f"{model}. " + ("Placeholder weights: every engine that ran, no quality gate." if speed_only
+                                   else "Engines that pass the quality gate only.")
               + (f" Left out: {', '.join(failing)} (no PASS)." if failing else "")
               + (f" Not run on this host: {', '.join(missing)}." if missing else ""))
     fig.tight_layout(rect=(0, 0.05, 1, 1))

@@ -8,7 +8,8 @@ the verdict NOT APPLICABLE.
 
 Weights: each matrix (and embedding) from N(0, initializer_range²), each norm weight 1, each bias 0.
 A normal generator per tensor, seeded from the seed and the tensor's name, on the CPU: the same seed
-gives the same bytes on every host, in any order and any number of threads. With these scales every
+gives the same bytes in any order and any number of threads, with the same torch on the same kind of
+CPU (torch's vectorised normal_ differs between instruction sets: the provenance records both). With these scales every
 RMS-normalized layer input has unit size and each layer adds O(1) to the residual stream, so
 activations stay in the low tens through 28 layers: far from float16's 65,504, so a NaN or an inf in
 an engine's output is the engine's, not the weights'.
@@ -26,6 +27,7 @@ from pathlib import Path
 from .cli import progress
 from .errors import EngineBenchError
 
+HEADER_BYTES = 64 * 1024**2  # more than any GGUF's metadata (Qwen2's 152k-token vocabulary: 5.9 MB)
 SHARD_BYTES = 2 * 1024**3  # bounded memory while writing: one shard's tensors at a time
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
                    "vocab.json", "merges.txt", "chat_template.jinja", "generation_config.json")
@@ -37,9 +39,12 @@ def make_placeholder(source: dict, out: Path, threads: int, trust_remote_code: b
     """Write config.json, the tokenizer and seeded safetensors weights into `out`; return provenance."""
     config_from = _config(source, out)
     tokenizer_from = _tokenizer(source, out, config_from)
+    import torch
+
     weights = write_weights(out, source["seed"], source["dtype"], threads, trust_remote_code)
     return {"config": config_from, "tokenizer": tokenizer_from, "seed": source["seed"], "dtype": source["dtype"],
-            "generator": "torch CPU normal_, one generator per tensor seeded with crc32('{seed}/{name}')",
+            "generator": f"torch {torch.__version__} CPU normal_ ({torch.backends.cpu.get_cpu_capability()}), "
+                         "one generator per tensor seeded with crc32('{seed}/{name}')",
             **weights, "note": NOTE.format(seed=source["seed"], config=config_from)}
 
 
@@ -50,6 +55,7 @@ def _config(source: dict, out: Path) -> str:
 
         progress(f"placeholder: config and tokenizer files of {source['repo_id']}@{source['revision']}, no weights")
         from_hub(source, out, patterns=[p for p in HUB_PATTERNS if p != "*.safetensors"])
+        (out / "model.safetensors.index.json").unlink(missing_ok=True)  # the real weights' index
         return f"{source['repo_id']}@{source['revision']}"
     path = Path(source["config"]).expanduser()
     file = path / "config.json" if path.is_dir() else path
@@ -102,7 +108,7 @@ def _tokenizer_from_gguf(path: Path, out: Path) -> str:
         tokenizer = AutoTokenizer.from_pretrained(str(out), gguf_file=TOKENIZER_GGUF)
         tokenizer.save_pretrained(out)
         tokens, special, bos, eos = _gguf_special_tokens(out / TOKENIZER_GGUF)
-    _restore_special_tokens(out, special, bos)
+    _restore_special_tokens(out, special)
     tokenizer = AutoTokenizer.from_pretrained(str(out))
     if len(tokenizer) != tokens or tokenizer.bos_token_id != bos or tokenizer.eos_token_id != eos:
         raise EngineBenchError(f"tokenizer made from {path} does not match its GGUF: {len(tokenizer)} tokens "
@@ -129,7 +135,7 @@ def _gguf_special_tokens(path: Path) -> tuple[int, dict[int, tuple[str, bool]], 
     return len(tokens), special, token_id("bos"), token_id("eos")
 
 
-def _restore_special_tokens(out: Path, special: dict[int, tuple[str, bool]], bos: int | None) -> None:
+def _restore_special_tokens(out: Path, special: dict[int, tuple[str, bool]]) -> None:
     """transformers 5.23 converts a byte-level BPE GGUF's control tokens as if they were text (byte-level
     encoded: '<｜begin▁of▁sentence｜>' is not in its vocabulary) and appends BOS/EOS as new tokens past the
     vocabulary. Put every control and user-defined token back at its GGUF id, as one token."""
@@ -142,9 +148,10 @@ def _restore_special_tokens(out: Path, special: dict[int, tuple[str, bool]], bos
         vocab[text] = i
     data["added_tokens"] = [{"id": i, "content": text, "single_word": False, "lstrip": False, "rstrip": False,
                              "normalized": False, "special": control} for i, (text, control) in sorted(special.items())]
+    by_text = {text: i for i, (text, _) in special.items()}
     processor = data.get("post_processor") or {}
     for entry in processor.get("special_tokens", {}).values():
-        entry["ids"] = [bos if bos is not None else entry["ids"][0]]
+        entry["ids"] = [by_text.get(text, i) for text, i in zip(entry["tokens"], entry["ids"], strict=True)]
     file.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
 
 
@@ -163,11 +170,11 @@ def tensor_shapes(out: Path, trust_remote_code: bool) -> list[tuple[str, tuple[i
 
 
 def seeded_tensor(name: str, shape: tuple[int, ...], seed: int, std: float, dtype: str):
-    """One tensor of the placeholder model: the same bytes for the same (name, shape, seed) everywhere."""
+    """One tensor of the placeholder model: the same bytes for the same (name, shape, seed), torch and CPU kind."""
     import torch
 
-    if len(shape) == 1:  # norm weights 1, biases 0: the scale of a freshly initialized model
-        value = 1.0 if "norm" in name else 0.0
+    if len(shape) == 1:  # biases 0, norm weights 1: the scale of a freshly initialized model
+        value = 0.0 if name.endswith("bias") else 1.0 if "norm" in name else 0.0
         return torch.full(shape, value, dtype=getattr(torch, dtype))
     # the CPU generator (mt19937) keeps 32 bits of its seed: both go through one 32-bit hash
     generator = torch.Generator().manual_seed(zlib.crc32(f"{seed}/{name}".encode()))
@@ -218,13 +225,16 @@ def _numel(shape: tuple[int, ...]) -> int:
 
 
 def gguf_without_tensors(part: Path, out: Path) -> None:
-    """Copy the start of a GGUF file (a download's first part suffices: the header comes first) with its
-    tensor count set to 0, so that gguf-py reads its metadata without the tensor data it lacks."""
+    """Copy the start of a GGUF file (a download's first part suffices: the header comes first, and a
+    tokenizer's metadata is far below 64 MiB) with its tensor count set to 0, so that gguf-py reads its
+    metadata without the tensor data it lacks."""
     with open(part, "rb") as src:
         head = src.read(24)
         if head[:4] != b"GGUF":
             raise EngineBenchError(f"{part} is not a GGUF file (no GGUF magic)")
         version, _tensors, kv_count = struct.unpack("<IQQ", head[4:24])
+        if version not in (2, 3):
+            raise EngineBenchError(f"{part} is GGUF version {version}: only versions 2 and 3 are read")
         with open(out, "wb") as dst:
             dst.write(head[:4] + struct.pack("<IQQ", version, 0, kv_count))
-            shutil.copyfileobj(src, dst)
+            dst.write(src.read(HEADER_BYTES))

@@ -350,6 +350,9 @@ def resolve_reference(model: str, cfg: dict) -> str | None:
     for a placeholder model, whose engines are not compared with anything."""
     variants = cfg["variants"]
     if cfg["source"]["kind"] == "placeholder":
+        if "reference" in cfg:
+            raise EngineBenchError(f"config key models.{model}.reference: a placeholder model has no reference (its "
+                                   "engines get no quality stage): remove the key")
         return None
     if "reference" in cfg:
         reference = cfg["reference"]

@@ -341,6 +341,11 @@ def gate(metrics: dict, thresholds: dict) -> dict:
     return {"verdict": "FAIL" if failures else "PASS", "reasons": failures, "checks": checks}
 
 
+# Verdicts whose engines' speed is shown and ranked: a pass, or a placeholder model's engine, whose
+# quality means nothing (its report says "speed only")
+SPEED_SHOWN = ("PASS", "NOT APPLICABLE")
+
+
 def verdict(record: dict, thresholds: dict) -> dict:
     """{"verdict", "reasons", "checks"} of one engine's quality result. PASS or FAIL; NOT RUN when the
     engine could not be built on this host; NOT APPLICABLE for a placeholder model's engine (random

@@ -20,7 +20,7 @@ from .bench import at_batch
 from .disk import configured_need, parameter_count
 from .figures import FIGURES
 from .io import read_json
-from .quality import CHECKS, verdict
+from .quality import CHECKS, SPEED_SHOWN, verdict
 from .scheduler import bandwidth_source, node_text
 
 MB = 1e6
@@ -65,7 +65,7 @@ def speedup_text(value: float | None, baseline: float | None) -> str:
 def passed(results: dict) -> bool:
     """Whether the engine's speed may be shown and ranked: it passes the gate, or its model is a
     placeholder whose quality means nothing (NOT APPLICABLE: the report says "speed only")."""
-    return results["verdict"]["verdict"] in ("PASS", "NOT APPLICABLE")
+    return results["verdict"]["verdict"] in SPEED_SHOWN
 
 
 def markdown_table(frame: pd.DataFrame) -> str:

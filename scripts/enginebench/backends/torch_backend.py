@@ -76,6 +76,7 @@ class StaticDecoder:
         self.step = torch.compile(self._step, mode=mode, fullgraph=True, dynamic=False)
         self.skips = _SkipLog() if device.type == "cuda" else None
         self.skips_before = self._skip_count()
+        self.graphs_before = _captured_graphs(device) if device.type == "cuda" else 0
 
     def _step(self, cache, tokens, positions, attention, suppress):
         logits = self.model(input_ids=tokens, position_ids=positions, attention_mask=attention,
@@ -84,9 +85,15 @@ class StaticDecoder:
 
     def _cache(self, size: int):
         from transformers import StaticCache
+        from transformers.cache_utils import StaticLayer
 
         if size not in self.caches:  # kept for the engine's lifetime: its graphs replay on the same tensors
-            self.caches[size] = StaticCache(config=self.model.config, max_cache_len=self.max_cache_len)
+            cache = StaticCache(config=self.model.config, max_cache_len=self.max_cache_len)
+            # Every layer full length: a sliding-window layer keeps a Python int of its position, which
+            # the compiled step would be specialised on (a new graph every token, then dynamo's limit:
+            # seen with Gemma 3). The attention mask still keeps those layers to their window.
+            cache.layers = [StaticLayer(self.max_cache_len) for _ in cache.layers]
+            self.caches[size] = cache
         cache = self.caches[size]
         cache.reset()
         return cache
@@ -146,7 +153,7 @@ class StaticDecoder:
                   "decode_loop": "enginebench StaticDecoder: eager prefill, compiled decode step",
                   "batch_sizes_compiled": sorted(self.caches)}
         if self.device.type == "cuda":
-            record["cuda_graphs"] = {"captured": _captured_graphs(self.device),
+            record["cuda_graphs"] = {"captured": _captured_graphs(self.device) - self.graphs_before,
                                      "skipped": self._skip_count() - self.skips_before,
                                      "skip_reasons": list(self.skips.reasons)}
         return record
