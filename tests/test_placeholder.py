@@ -60,6 +60,21 @@ def test_placeholder_weights_have_the_architecture_and_stay_finite_in_float16(ti
     assert torch.isfinite(logits).all()
 
 
+def test_weights_are_named_and_shaped_as_on_the_hub(tmp_path):
+    """transformers 5 fuses Mixtral's experts in memory (mlp.experts.gate_up_proj); checkpoints on the hub,
+    and llama.cpp's converter, keep one w1/w2/w3 per expert: the placeholder writes the hub's layout."""
+    from transformers import MixtralConfig
+
+    from enginebench.placeholder import tensor_shapes
+
+    MixtralConfig(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=1, num_attention_heads=4,
+                  num_key_value_heads=2, num_local_experts=2).save_pretrained(tmp_path)
+    shapes = dict(tensor_shapes(tmp_path, trust_remote_code=False))
+    assert shapes["model.layers.0.block_sparse_moe.experts.1.w1.weight"] == (48, 32)
+    assert shapes["model.layers.0.block_sparse_moe.experts.1.w2.weight"] == (32, 48)
+    assert not [name for name in shapes if "gate_up_proj" in name]
+
+
 def test_missing_config_or_tokenizer_is_one_sentence(tiny_model, tmp_path):
     with pytest.raises(EngineBenchError, match="placeholder config not found: .*nope"):
         import_snapshot(placeholder_spec(tmp_path / "nope"), tmp_path / "x")

@@ -157,15 +157,17 @@ def _restore_special_tokens(out: Path, special: dict[int, tuple[str, bool]]) -> 
 
 def tensor_shapes(out: Path, trust_remote_code: bool) -> list[tuple[str, tuple[int, ...]]]:
     """Every weight the architecture in out/config.json loads, with its shape (built on the meta device:
-    no memory). A tied output embedding is left out: it is the input embedding."""
+    no memory), named and shaped as the hub's checkpoints are (transformers 5 fuses some, e.g. Mixtral's
+    experts, and converts them back on save: so do we). A tied output embedding is left out."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.core_model_loading import revert_weight_conversion
 
     config = AutoConfig.from_pretrained(out, trust_remote_code=trust_remote_code)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
     tied = getattr(config.get_text_config(), "tie_word_embeddings", False)
-    return [(name, tuple(t.shape)) for name, t in model.state_dict().items()
+    return [(name, tuple(t.shape)) for name, t in revert_weight_conversion(model, model.state_dict()).items()
             if not (tied and name == "lm_head.weight")]
 
 
