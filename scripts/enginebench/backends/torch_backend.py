@@ -80,8 +80,8 @@ class StaticDecoder:
 
     def _step(self, cache, tokens, positions, attention, suppress):
         logits = self.model(input_ids=tokens, position_ids=positions, attention_mask=attention,
-                            past_key_values=cache, use_cache=True).logits[:, -1, :]
-        return logits.masked_fill(suppress, float("-inf")).argmax(-1)
+                            past_key_values=cache, use_cache=True).logits
+        return _greedy(logits, suppress)
 
     def _cache(self, size: int):
         from transformers import StaticCache
@@ -119,9 +119,8 @@ class StaticDecoder:
         with torch.inference_mode():  # the cache's tensors are inference tensors: reset them inside it too
             cache = self._cache(size)
             positions = (torch.arange(width, device=device)[None, :] - pads[:, None]).clamp(min=0)
-            logits = self.model(input_ids=input_ids, position_ids=positions, attention_mask=attention,
-                                past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
-            token = logits.masked_fill(suppress, float("-inf")).argmax(-1)
+            token = _greedy(self.model(input_ids=input_ids, position_ids=positions, attention_mask=attention,
+                                       past_key_values=cache, use_cache=True, logits_to_keep=1).logits, suppress)
             out, done = [[] for _ in rows], [False] * size
             for step in range(max_new_tokens):
                 ids = token.tolist()  # on the host: this step has finished on the device
@@ -157,6 +156,11 @@ class StaticDecoder:
                                      "skipped": self._skip_count() - self.skips_before,
                                      "skip_reasons": list(self.skips.reasons)}
         return record
+
+
+def _greedy(logits, suppress):
+    """Each row's most likely next token after its last position, never a suppressed one."""
+    return logits[:, -1, :].masked_fill(suppress, float("-inf")).argmax(-1)
 
 
 def _captured_graphs(device) -> int:
