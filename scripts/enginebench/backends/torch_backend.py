@@ -121,10 +121,28 @@ class StaticDecoder:
             positions = (torch.arange(width, device=device)[None, :] - pads[:, None]).clamp(min=0)
             token = _greedy(self.model(input_ids=input_ids, position_ids=positions, attention_mask=attention,
                                        past_key_values=cache, use_cache=True, logits_to_keep=1).logits, suppress)
+            # On a GPU the host reads each step's tokens while the device already runs the next step: the
+            # copy to the host is queued before that step and the host waits for the copy only. (On a CPU
+            # reading a token is the step itself, and a token must be counted before the next one runs.)
+            ahead = device.type == "cuda"
+            host = torch.empty((max_new_tokens, size), dtype=token.dtype, pin_memory=ahead)
+
+            def advance(step, token):
+                if step == max_new_tokens - 1:
+                    return token
+                torch.compiler.cudagraph_mark_step_begin()  # the previous step's output was cloned
+                position = (width + step - pads)[:, None]
+                return self.step(cache, token[:, None], position, attention, suppress).clone()
+
             out, done = [[] for _ in rows], [False] * size
             for step in range(max_new_tokens):
-                ids = token.tolist()  # on the host: this step has finished on the device
-                for row, tok in enumerate(ids):
+                host[step].copy_(token, non_blocking=ahead)
+                if ahead:
+                    copied = torch.cuda.Event()
+                    copied.record(torch.cuda.current_stream(device))
+                    token = advance(step, token)  # may run one step past the last one needed
+                    copied.synchronize()
+                for row, tok in enumerate(host[step].tolist()):
                     if done[row]:
                         continue
                     if not fixed_length and tok in stop_ids:
@@ -133,11 +151,10 @@ class StaticDecoder:
                     out[row].append(tok)
                     if on_token is not None:
                         on_token(row)
-                if all(done) or step == max_new_tokens - 1:
+                if all(done):
                     break
-                torch.compiler.cudagraph_mark_step_begin()  # the previous step's output is consumed
-                position = (width + step - pads)[:, None]
-                token = self.step(cache, token[:, None], position, attention, suppress).clone()
+                if not ahead:
+                    token = advance(step, token)
         return out
 
     @staticmethod
