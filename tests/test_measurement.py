@@ -169,6 +169,27 @@ def test_parameter_count_reads_safetensors_headers(tmp_path):
     assert disk.parameter_count(tmp_path) == 12 + 5 + 8
 
 
+def test_the_reports_disk_estimate_reads_the_snapshot_manifest_when_the_weights_are_gone(tmp_path):
+    """A report re-rendered from kept result files (docs/gpu-report-7b/session/rerender.py) has the snapshot's
+    manifest but not its weights: the parameter count comes from the manifest, and without it the report
+    says the estimate is not known (once it read 0 parameters and printed a need of 0.00 GB)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from enginebench.report import disk_summary
+
+    variants = [{"slug": "t", "backend": "torch", "checkpoint": "torch", "settings": {"dtype": "float32"}}]
+    results = {"t": {"checkpoint": {"status": "ok"}, "engine": {"status": "ok", "artifact_bytes": 0}}}
+    preflight = {"disk": {"free_bytes": 5e9}}
+    manifest = {"provenance": {}, "parameters": 1_000_000}
+    assert disk_summary(tmp_path, manifest, variants, results, preflight)["need"].startswith(
+        "estimated need of the configuration 0.00 GB (1 M parameters")
+    unknown = disk_summary(tmp_path, {"provenance": {}}, variants, results, preflight)["need"]
+    assert "not estimated" in unknown
+    save_file({"a": torch.zeros(1000, 1000)}, tmp_path / "model.safetensors")  # an older manifest, weights here
+    assert "(1 M parameters" in disk_summary(tmp_path, {"provenance": {}}, variants, results, preflight)["need"]
+
+
 def test_disk_need_counts_a_shared_checkpoint_once():
     llama = {"checkpoint_type": "f16", "kv_cache": "f16"}
     variants = [{"backend": "torch", "checkpoint": "torch", "settings": {"dtype": "float32"}},
@@ -183,3 +204,30 @@ def test_a_build_that_cannot_fit_is_refused_before_it_starts(tmp_path):
     assert disk.check_free(tmp_path / "engines" / "x", 1000, "the engine x")["free_bytes"] > 0
     with pytest.raises(EngineBenchError, match=r"disk: the engine x needs about .* GB free under"):
         disk.check_free(tmp_path / "engines" / "x", free, "the engine x")
+
+
+def test_the_warm_up_feeds_every_prompt_shape_of_the_sweep_before_the_timed_runs(tiny_model):
+    """bench.warm_up on the real tiny torch engine (its generate only watched): the first batch of each
+    size runs in full (its seconds are the compile time a compiling engine reports), every other batch of
+    the sweep gets its first prefill with two tokens, so no timed run pays a new shape's first cost."""
+    from enginebench.backends import get_backend
+
+    engine = get_backend("torch").load(tiny_model, None, None, {"dtype": "float32", "compile": False},
+                                       threads=2, trust_remote_code=False)
+    seen = []
+    real = engine.generate
+
+    def watched(batch, max_new_tokens, *args, **kwargs):
+        seen.append((tuple(map(tuple, batch)), max_new_tokens))
+        return real(batch, max_new_tokens, *args, **kwargs)
+
+    engine.generate = watched
+    prompts = [[1, 400, 401], [1, 402], [1, 403, 404, 405]]
+    first = bench.warm_up(engine, prompts, [1, 2], 5, [2], warmups=1)
+    assert set(first) == {1, 2} and all(s > 0 for s in first.values())
+    fed = {(batch, n) for batch, n in seen}
+    for size in (1, 2):
+        batches = bench.sweep_batches(prompts, size)
+        assert (tuple(map(tuple, batches[0])), 5) in fed
+        assert {(tuple(map(tuple, b)), 2) for b in batches[1:]} <= fed
+    assert len(seen) == 3 + 2  # size 1: 3 batches; size 2: 2 batches (the second cycles back to the first)

@@ -80,6 +80,23 @@ def sweep_batches(prompts: list, size: int) -> list[list]:
     return [[prompts[(start + i) % n] for i in range(size)] for start in range(0, n, size)]
 
 
+def warm_up(engine, prompts: list, sizes: list[int], max_new_tokens: int, stop_ids: list[int],
+            warmups: int) -> dict[int, float]:
+    """Untimed runs before the timed ones; each batch size's first run's seconds (a compiling engine's
+    compile + graph capture). Every batch of the sweep is fed once, the first one in full: the others'
+    prompt shapes get their first prefill here too (on the H200 a new shape's first eager prefill took
+    ~80 ms more: cuDNN attention plans, cuBLAS heuristics), with two new tokens."""
+    first_runs = {}
+    for i in range(warmups):
+        progress(f"warm-up {i + 1}/{warmups}: batch sizes {sizes}")
+        for size in sizes:
+            first, *others = sweep_batches(prompts, size)
+            first_runs.setdefault(size, timed_generate(engine, first, max_new_tokens, stop_ids)["seconds"])
+            for batch in others:
+                timed_generate(engine, batch, min(max_new_tokens, 2), stop_ids)
+    return first_runs
+
+
 def parity_text(chars: int = 4000) -> str:
     """English technical prose that ships with Python (pydoc topics), for the tokenizer parity check."""
     import pydoc_data.topics
@@ -188,12 +205,7 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
     n, sizes = settings["max_new_tokens"], sorted(settings["batch_sizes"])  # readers rely on this order
     # A compiling engine's first run of each batch shape compiles: never inside a timed run.
     warmups = max(settings["warmup"], 1) if engine.compiles else settings["warmup"]
-    first_runs = {}
-    for i in range(warmups):
-        progress(f"warm-up {i + 1}/{warmups}: batch sizes {sizes}")
-        for size in sizes:
-            run = timed_generate(engine, sweep_batches(prompts, size)[0], n, encoder.stop_ids)
-            first_runs.setdefault(size, run["seconds"])
+    first_runs = warm_up(engine, prompts, sizes, n, encoder.stop_ids, warmups)
 
     raw = {size: [] for size in sizes}
     for i in range(settings["repetitions"]):

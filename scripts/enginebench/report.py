@@ -668,15 +668,22 @@ def quality_settings(quality: dict, results: dict[str, dict]) -> dict:
     }
 
 
-def disk_summary(snapshot: Path, variants: list[dict], results: dict[str, dict], preflight: dict) -> dict:
+def disk_summary(snapshot_dir: Path, snapshot: dict, variants: list[dict], results: dict[str, dict],
+                 preflight: dict) -> dict:
     """The configuration's estimated disk need, what this run built (each shared checkpoint once),
     and the free disk the preflight saw."""
-    parameters = parameter_count(snapshot)
+    # Recorded by the snapshot stage; a manifest written before it recorded them: counted from the weights
+    # (a placeholder's provenance has them), or not known where only the result files are kept.
+    parameters = snapshot.get("parameters") or snapshot["provenance"].get("parameters") or parameter_count(snapshot_dir)
     built = {**{("checkpoint", s["checkpoint"]): results[s["slug"]]["checkpoint"] for s in variants},
              **{("engine", s["slug"]): results[s["slug"]]["engine"] for s in variants}}
     written = sum(m.get("artifact_bytes", 0) for m in built.values() if m.get("status", "ok") == "ok")
-    return {"need_gb": f"{configured_need(variants, parameters) / 1e9:.2f}", "parameters": f"{parameters / 1e6:,.0f} M",
-            "written_gb": f"{written / 1e9:.2f}", "free_gb": f"{preflight['disk']['free_bytes'] / 1e9:.1f}"}
+    need = (f"estimated need of the configuration {configured_need(variants, parameters) / 1e9:.2f} GB "
+            f"({parameters / 1e6:,.0f} M parameters × each format's bytes per weight)" if parameters else
+            "the configuration's need is not estimated (the snapshot's manifest does not record its parameter "
+            "count and its weights are not here)")
+    free = preflight["disk"]["free_bytes"]
+    return {"need": need, "written_gb": f"{written / 1e9:.2f}", "free_gb": f"{free / 1e9:.1f}"}
 
 
 def preflight_lines(preflight: dict) -> list[str]:
@@ -721,7 +728,8 @@ def render_report(layout: dict, root: Path) -> str:
             "provenance": snapshot["provenance"],
             "snapshot_mb": fmt_number(snapshot["total_bytes"] / MB),
             "snapshot_s": fmt_number(snapshot["timings"]["import_s"]),
-            "disk": disk_summary(root / paths.SNAPSHOT.format(model=model), mcfg["variants"], results, preflight),
+            "disk": disk_summary(root / paths.SNAPSHOT.format(model=model), snapshot, mcfg["variants"], results,
+                                 preflight),
             "reference": mcfg["reference"],
             "quality": quality_section(results),
             "quality_settings": quality_settings(layout["quality"], results),

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from .cli import progress
+from .disk import parameter_count
 from .errors import EngineBenchError
 from .gguf_tokenizer import TOKENIZER_GGUF, write_tokenizer_gguf
 from .io import atomic_dir, sha256_file, write_json_atomic
@@ -58,6 +59,7 @@ def import_snapshot(spec: dict, out: Path, threads: int = 1) -> dict:
             "provenance": provenance,
             "files": files,
             "total_bytes": sum(f["bytes"] for f in files),
+            "parameters": parameter_count(tmp),  # from the safetensors headers: the report's disk estimate
             "timings": {"import_s": time.perf_counter() - started},
         }
         write_json_atomic(tmp / MANIFEST, manifest)
