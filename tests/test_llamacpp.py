@@ -171,3 +171,20 @@ def test_quality_at_depth_catches_a_quantized_kv_cache(built, tiny_model):
     assert depth["f16"]["kl_divergence_late"] < 0.01
     assert depth["q4_0"]["kl_divergence_late"] > 2 * depth["f16"]["kl_divergence_late"]
     assert depth["q4_0"]["top1_agreement_late"] <= depth["f16"]["top1_agreement_late"]
+
+
+def test_a_banned_token_is_never_picked_and_the_next_best_is(built, tiny_model):
+    """Fixed-length runs ban the stop ids: the greedy pick reads llama.cpp's logits in place and copies
+    them only when its best token is banned; then the pick is the best allowed one."""
+    import numpy as np
+
+    root, _, engines = built
+    engine = get_backend("llamacpp").load(tiny_model, root / "gguf-f16", engines["F16"][1], settings("F16"),
+                                          threads=1, trust_remote_code=False)
+    ids = PromptEncoder(tiny_model, chat_template=False).encode(PROMPTS[0])
+    logits = engine.logits(ids)[-1]
+    order = [int(i) for i in np.argsort(-logits)]
+    assert engine.generate([ids], 1, [], fixed_length=True) == [[order[0]]]
+    assert engine.generate([ids], 1, [order[0]], fixed_length=True) == [[order[1]]]
+    assert engine.generate([ids], 1, [order[0], order[1]], fixed_length=True) == [[order[2]]]
+    assert engine.generate([ids], 1, [order[5]], fixed_length=True) == [[order[0]]]  # banned, not best: no effect

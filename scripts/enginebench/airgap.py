@@ -194,7 +194,7 @@ def _mark(site: Path, step: str, key: dict) -> None:
 
 def install(bundle: Path, site: Path, repo: Path, *, gpu: str = "auto", with_model: bool = True) -> None:
     """Install the bundle into SITE (idempotent: each step is skipped once done with the same files)."""
-    from .cli import progress
+    from .progress import progress
 
     bundle, site = Path(bundle).resolve(), Path(site).resolve()
     parts = ("wheels", "sdist", "model") if with_model else ("wheels", "sdist")

@@ -11,10 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from .cli import progress
 from .environment import environment
 from .errors import EngineBenchError
 from .hostload import host_load, sample
+from .progress import progress
 from .prompts import PromptEncoder
 from .stages import open_engine
 from .stats import summarize

@@ -6,7 +6,6 @@ import argparse
 import faulthandler
 import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,18 +40,13 @@ def parse_spec(text: str) -> dict:
     return spec
 
 
-def progress(message: str) -> None:
-    """Progress line for long steps; goes to stderr, which rules redirect into their log."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def runtime_main(stage: str, description: str, run, argv: list[str] | None, inputs: tuple[str, ...] = (),
                  artifacts: tuple[str, ...] = ("snapshot", "checkpoint", "engine"), record=None) -> int:
     """The CLI body shared by the stages that load an engine (bench, samples, reference, quality):
     parse, run, write. `artifacts` are the folders it loads from (an engine that was not built makes
     the result say so instead); `inputs` name further result files it reads (--reference etc.);
     `record(result, out)` runs once the result is written (the run history)."""
-    from .stages import skipped_result  # stages imports this module
+    from .stages import skipped_result  # the runtime stages' CLIs only: the others need not import it
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--spec", required=True, help="runtime spec JSON (Plan.runtime_spec)")

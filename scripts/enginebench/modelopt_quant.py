@@ -19,8 +19,8 @@ import random
 import time
 from pathlib import Path
 
-from .cli import progress
 from .errors import EngineBenchError
+from .progress import progress
 
 # qformat -> ModelOpt config name (quantize_by_modelopt.py's mapping)
 QFORMAT_CONFIGS = {"fp8": "FP8_DEFAULT_CFG", "int8_sq": "INT8_SMOOTHQUANT_CFG", "int4_awq": "INT4_AWQ_CFG",

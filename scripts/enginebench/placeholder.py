@@ -26,8 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
-from .cli import progress
 from .errors import EngineBenchError
+from .progress import progress
 
 HEADER_BYTES = 64 * 1024**2  # more than any GGUF's metadata (Qwen2's 152k-token vocabulary: 5.9 MB)
 SHARD_BYTES = 2 * 1024**3  # bounded memory while writing: one shard's tensors at a time
@@ -52,12 +52,10 @@ def make_placeholder(source: dict, out: Path, threads: int, trust_remote_code: b
 
 def _config(source: dict, out: Path) -> str:
     """config.json from the hub repository (and revision) or from a local file or folder."""
-    if "repo_id" in source:  # the hub import, HF_HUB_OFFLINE and HF_TOKEN included, without the weights
-        from .snapshot import HUB_PATTERNS, from_hub
-
-        progress(f"placeholder: config and tokenizer files of {source['repo_id']}@{source['revision']}, no weights")
-        from_hub(source, out, patterns=[p for p in HUB_PATTERNS if p != "*.safetensors"])
-        (out / "model.safetensors.index.json").unlink(missing_ok=True)  # the real weights' index
+    if "repo_id" in source:  # snapshot.import_snapshot has brought the repository's files, not its weights
+        if not (out / "config.json").is_file():
+            raise EngineBenchError(f"{source['repo_id']}@{source['revision']} has no config.json: "
+                                   "not a transformers model")
         return f"{source['repo_id']}@{source['revision']}"
     path = Path(source["config"]).expanduser()
     file = path / "config.json" if path.is_dir() else path
@@ -106,8 +104,7 @@ def _tokenizer_from_gguf(path: Path, out: Path) -> str:
     tokenizer metadata only) stays as tokenizer.gguf, which llama.cpp's checkpoint writes into its GGUF."""
     from transformers import AutoTokenizer
 
-    from .gguf_tokenizer import TOKENIZER_GGUF, write_tokenizer_gguf
-    from .snapshot import gguf_parsed_once
+    from .gguf_tokenizer import TOKENIZER_GGUF, gguf_parsed_once, write_tokenizer_gguf
 
     with gguf_parsed_once():  # a 152k-token vocabulary takes gguf-py ~10 s per parse
         write_tokenizer_gguf(path, out / TOKENIZER_GGUF)

@@ -11,8 +11,8 @@ import shutil
 import time
 from pathlib import Path
 
-from .cli import progress
 from .environment import environment
+from .progress import progress
 from .stats import summarize
 
 FP8_MIN_COMPUTE_CAPABILITY = (8, 9)  # Ada (SM89), Hopper, Blackwell: TensorRT-LLM's support matrix

@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .cli import progress
 from .errors import EngineBenchError, StageFailure
+from .progress import progress
 from .stages import open_engine, upstream_problem
 
 if TYPE_CHECKING:  # numpy is imported where it is used, after the engine loads: on the H200, a

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .cli import progress
+from .progress import progress
 from .stages import open_engine
 
 

@@ -9,7 +9,6 @@ re-downloads.
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import importlib.metadata
 import os
@@ -17,13 +16,13 @@ import shutil
 import time
 from pathlib import Path
 
-from .cli import progress
 from .disk import parameter_count
 from .errors import EngineBenchError
-from .gguf_tokenizer import TOKENIZER_GGUF, write_tokenizer_gguf
+from .gguf_tokenizer import TOKENIZER_GGUF, gguf_parsed_once, write_tokenizer_gguf
 from .io import atomic_dir, sha256_file, write_json_atomic
 from .paths import MANIFEST
 from .placeholder import make_placeholder
+from .progress import progress
 from .scheduler import job_record
 
 # Weights are taken as safetensors only: pickled checkpoints (*.bin, *.pt, *.pth) can run code on load.
@@ -37,6 +36,11 @@ def import_snapshot(spec: dict, out: Path, threads: int = 1) -> dict:
     started = time.perf_counter()
     with atomic_dir(out) as tmp:
         if source["kind"] == "placeholder":
+            if "repo_id" in source:  # the hub import, HF_HUB_OFFLINE and HF_TOKEN included, without the weights
+                progress(f"placeholder: config and tokenizer files of {source['repo_id']}@{source['revision']}, "
+                         "no weights")
+                from_hub(source, tmp, patterns=[p for p in HUB_PATTERNS if p != "*.safetensors"])
+                (tmp / "model.safetensors.index.json").unlink(missing_ok=True)  # the real weights' index
             provenance = make_placeholder(source, tmp, threads, spec["trust_remote_code"])
         else:
             importer = {"hub": from_hub, "local": _from_local, "packaged": _from_package}[source["kind"]]
@@ -206,28 +210,6 @@ def _from_package(source: dict, out: Path) -> dict:
         "dtype": source["dtype"],
         "note": note,
     }
-
-
-@contextlib.contextmanager
-def gguf_parsed_once():
-    """Within it, a GGUF file is parsed once. transformers parses it anew for the tokenizer, the config
-    and the weights, and the tokenizer GGUF once more; each parse walks Gemma 3's 262,144-token
-    vocabulary element by element (~10 s on our 2-core machine, 40 of the snapshot's 62 s)."""
-    import gguf
-
-    original, readers = gguf.GGUFReader, {}
-
-    def parsed_once(path, mode="r"):
-        key = (str(Path(path).resolve()), mode)
-        if key not in readers:
-            readers[key] = original(path, mode)
-        return readers[key]
-
-    gguf.GGUFReader = parsed_once  # transformers looks it up at each call (`from gguf import GGUFReader`)
-    try:
-        yield
-    finally:
-        gguf.GGUFReader = original
 
 
 def _gguf_to_safetensors(gguf_path: Path, out: Path, dtype: str) -> None:

@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 from .backends import get_backend
-from .cli import progress
 from .disk import check_free, parameter_count
 from .errors import StageFailure
 from .history import append as append_history
 from .history import fingerprint
 from .io import atomic_dir, read_json, tree_bytes, write_json_atomic
 from .paths import MANIFEST
+from .progress import progress
 from .scheduler import job_record
 
 

@@ -196,10 +196,12 @@ class LlamaCppEngine(Engine):
         import numpy as np
 
         logits = np.ctypeslib.as_array(self.L.llama_get_logits_ith(self.ctx, index), shape=(self.n_vocab,))
-        if banned:
+        best = int(np.argmax(logits))  # on llama.cpp's own buffer: no copy of the vocabulary per token
+        if best in banned:
             logits = logits.copy()
             logits[banned] = -np.inf
-        return int(np.argmax(logits))
+            best = int(np.argmax(logits))
+        return best
 
     def generate(self, batch, max_new_tokens, stop_ids, fixed_length, on_token=None):
         L = self.L
