@@ -64,3 +64,43 @@ def test_report_renders_every_engine_and_keeps_the_broken_one_out_of_every_speed
 def test_empty_samples_fail():
     result = gate({"broken": [EMPTY_SAMPLES], "greedy_agreement": 1.0}, {"min_greedy_agreement": 0.15})
     assert result["verdict"] == "FAIL" and result["reasons"] == [EMPTY_SAMPLES]
+
+
+BROKEN_REFERENCE = {**CONFIG, "models": {"tiny": {
+    **CONFIG["models"]["tiny"], "reference": "fp16-overflow",
+    "variants": {k: v for k, v in CONFIG["models"]["tiny"]["variants"].items() if k != "llama-f16"}}}}
+
+
+@pytest.fixture(scope="module")
+def broken_reference(tiny_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("broken-reference")
+    plan = run_pipeline(BROKEN_REFERENCE, tiny_model, root,
+                        snapshot_of={"fp16-overflow": lambda snap: overflow(snap, root / "overflow-snapshot")})
+    return root, plan
+
+
+def test_a_broken_reference_is_the_finding_not_a_crash(broken_reference):
+    """The reference job records its non-finite logits (the pipeline goes on); every engine of the model,
+    the reference's self-check included, gets NO REFERENCE with that reason, never PASS or FAIL; the
+    gate fails on it; the report renders, its answer says so first and calls no winner."""
+    from enginebench.quality import gate_summary
+
+    root, plan = broken_reference
+    reference = json.loads((root / paths.REFERENCE.format(model="tiny")).read_text())
+    assert reference["status"] == "broken" and NON_FINITE in reference["reason"]
+    thresholds = plan.config["quality"]["gate"]
+    for variant in ("fp32", "fp16-overflow"):
+        record = json.loads((root / paths.QUALITY.format(model="tiny", variant=variant)).read_text())
+        result = verdict(record, thresholds)
+        assert result["verdict"] == "NO REFERENCE" and "`fp16-overflow` is broken" in result["reasons"][0]
+    summary = gate_summary(plan.gate_spec(), root)
+    assert len(summary["failed"]) == 2 and all("NO REFERENCE" in f for f in summary["failed"])
+
+    report = (root / paths.REPORT).read_text()
+    answer = reportparse.section(report, "Answer")
+    first = answer.strip().split("\n- ")[0]
+    assert "**No reference**" in first and NON_FINITE in first
+    assert "**`" not in answer and "Avoid" not in answer  # no pick, and no engine blamed for the reference
+    quality = reportparse.section(report, "Which engines keep quality")
+    assert f"Verdict: NO REFERENCE: the reference engine `fp16-overflow` is broken: {NON_FINITE}" in quality
+    assert reportparse.speed_engines(report) == set()

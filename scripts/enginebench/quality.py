@@ -174,20 +174,22 @@ def run_reference(spec: dict, paths: dict, threads: int) -> dict:
     _, encoder, engine = open_engine(spec, paths, threads)
     text, source = eval_text(settings["eval_text"])
     windows = eval_windows(encoder.tokenizer, text, settings["windows"], settings["window_tokens"])
-    scored = []
-    for i, ids in enumerate(windows):
-        progress(f"reference window {i + 1}/{len(windows)}")
-        logits = window_logits(engine, ids)
-        if logits is None:
-            raise EngineBenchError(f"reference variant uses backend {spec['backend']!r}, which exposes no logits: "
-                                   "choose a reference whose backend does (torch, llamacpp)")
-        scored.append({"ids": ids, **reference_distribution(logits, ids[1:], settings["top_k"])})
-    long = []
-    if settings["long_windows"]:
-        for i, ids in enumerate(eval_windows(encoder.tokenizer, text, settings["long_windows"],
-                                             settings["long_window_tokens"])):
-            progress(f"reference long window {i + 1}/{settings['long_windows']}")
-            long.append({"ids": ids, **reference_distribution(window_logits(engine, ids), ids[1:], settings["top_k"])})
+    long_windows = eval_windows(encoder.tokenizer, text, settings["long_windows"],
+                                settings["long_window_tokens"]) if settings["long_windows"] else []
+    scored, long = [], []
+    try:
+        for kept, windows_of, what in ((scored, windows, "window"), (long, long_windows, "long window")):
+            for i, ids in enumerate(windows_of):
+                progress(f"reference {what} {i + 1}/{len(windows_of)}")
+                logits = window_logits(engine, ids)
+                if logits is None:
+                    raise EngineBenchError(f"reference variant uses backend {spec['backend']!r}, which exposes no "
+                                           "logits: choose a reference whose backend does (torch, llamacpp)")
+                kept.append({"ids": ids, **reference_distribution(logits, ids[1:], settings["top_k"])})
+    except BrokenEngine as error:  # the finding: no engine of this model can be judged against it
+        progress(f"reference: broken: {error}")
+        return {"stage": "reference", "status": "broken", "spec": spec,
+                "reason": f"the reference engine `{spec['variant']}` is broken: {error}"}
     return {"stage": "reference", "status": "ok", "spec": spec, "eval_text": source,
             "eval_text_sha256": text_sha256(text), "windows": scored, "long_windows": long}
 
@@ -217,14 +219,23 @@ def depth_quality(engine, long_windows: list[dict]) -> dict | None:
 
 
 def _reference_or_problem(spec: dict, paths: dict):
-    """(reference record, reference samples) or a result saying why there is no reference."""
+    """(reference record, reference samples) or a result saying why there is no reference: a broken
+    reference (non-finite logits, every sample empty) is status no_reference (verdict NO REFERENCE), a
+    reference that was not built or failed is status failed (NO VERDICT)."""
     from .io import read_json
 
+    reference = read_json(paths["reference"])
+    if reference.get("status") == "broken":
+        return None, {"stage": "quality", "spec": spec, "status": "no_reference", "reason": reference["reason"]}
     problem = upstream_problem(paths["reference"], paths["reference_samples"])
     if problem is not None:
         return None, {"stage": "quality", "spec": spec, "status": "failed",
                       "reason": f"reference {spec['reference']!r} has no result ({problem['reason']})"}
-    return (read_json(paths["reference"]), read_json(paths["reference_samples"])["samples"]), None
+    samples = read_json(paths["reference_samples"])["samples"]
+    if samples and all(not s["output_ids"] or not s["text"].strip() for s in samples):
+        return None, {"stage": "quality", "spec": spec, "status": "no_reference",
+                      "reason": f"the reference engine `{spec['reference']}` is broken: {EMPTY_SAMPLES}"}
+    return (reference, samples), None
 
 
 def run_quality(spec: dict, paths: dict, threads: int) -> dict:
@@ -344,21 +355,25 @@ def gate(metrics: dict, thresholds: dict) -> dict:
 # Verdicts whose engines' speed is shown and ranked: a pass, or a placeholder model's engine, whose
 # quality means nothing (its report says "speed only")
 SPEED_SHOWN = ("PASS", "NOT APPLICABLE")
+# Verdicts that fail the gate (and the run, with quality.fail_on_gate)
+GATE_FAILS = ("FAIL", "NO VERDICT", "NO REFERENCE")
 
 
 def verdict(record: dict, thresholds: dict) -> dict:
     """{"verdict", "reasons", "checks"} of one engine's quality result. PASS or FAIL; NOT RUN when the
     engine could not be built on this host; NOT APPLICABLE for a placeholder model's engine (random
-    weights: speed only); NO VERDICT when it or its reference failed."""
+    weights: speed only); NO REFERENCE when the model's reference engine is broken (nothing can be judged
+    against it); NO VERDICT when it or its reference failed."""
     if record.get("status") != "ok":
-        verdict = {"unavailable": "NOT RUN", "not_applicable": "NOT APPLICABLE"}.get(record.get("status"), "NO VERDICT")
+        verdict = {"unavailable": "NOT RUN", "not_applicable": "NOT APPLICABLE",
+                   "no_reference": "NO REFERENCE"}.get(record.get("status"), "NO VERDICT")
         return {"verdict": verdict, "reasons": [record.get("reason", "no quality result")], "checks": []}
     return gate(record["metrics"], thresholds)
 
 
 def gate_summary(spec: dict, root: Path) -> dict:
     """Every engine's verdict (and its predicted one) from the quality results; `failed` lists each
-    FAIL or NO VERDICT. NOT RUN (not built on this host) and NOT APPLICABLE (placeholder weights) are
+    FAIL, NO VERDICT or NO REFERENCE. NOT RUN (not built on this host) and NOT APPLICABLE (placeholder weights) are
     listed but do not fail the gate."""
     from . import paths
     from .io import read_json
@@ -371,7 +386,7 @@ def gate_summary(spec: dict, root: Path) -> dict:
                 record = read_json(Path(root) / pattern.format(model=model["slug"], variant=variant["slug"]))
                 result = verdict(record, spec["quality"]["gate"])
                 engines.append({"model": model["slug"], "variant": variant["slug"], "kind": kind, **result})
-                if result["verdict"] in ("FAIL", "NO VERDICT"):
+                if result["verdict"] in GATE_FAILS:
                     name = f"{model['slug']}/{variant['slug']}{' (predicted)' if kind == 'predicted' else ''}"
                     failed.append(f"{name}: {result['verdict']} ({'; '.join(result['reasons'])})")
     return {"stage": "gate", "thresholds": spec["quality"]["gate"], "engines": engines, "failed": failed}

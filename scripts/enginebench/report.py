@@ -219,6 +219,12 @@ def answer_lines(results: dict[str, dict], model_dir: Path, batch_size: int,
     that passes, what to avoid, what was not built; for a placeholder model, first that it is speed only."""
     passing = {v: r for v, r in results.items() if ran(r) and passed(r)}
     lines = []
+    unjudged = {r["verdict"]["reasons"][0] for r in results.values() if r["verdict"]["verdict"] == "NO REFERENCE"}
+    if unjudged:  # the finding of this model: nothing below ranks its engines
+        lines.append(f"**No reference**: {'; '.join(sorted(unjudged))}. No engine of this model is judged (verdict "
+                     "NO REFERENCE) and no winner is called; mend the reference engine or choose another "
+                     "(`models.<name>.reference`).")
+        passing = {}
     if speed_only:
         lines.append(f"**Speed only**: {speed_only}. Every engine's quality verdict is NOT APPLICABLE; the picks "
                      "below rank speed and size alone, and say nothing of which engine keeps quality.")
@@ -226,7 +232,7 @@ def answer_lines(results: dict[str, dict], model_dir: Path, batch_size: int,
     if busy:
         lines.append(f"**No winner called**: other processes were using the host while {', '.join(busy)} measured, "
                      "so these speeds cannot be ranked; re-measure on an idle host (`snakemake --forcerun bench`).")
-    else:
+    elif not unjudged:
         for what, size in (("One request at a time", 1), (f"Many at once (batch {batch_size})", batch_size)):
             figures = {v: at_batch(r["bench"]["metrics"], size)["tokens_per_s"] for v, r in passing.items()}
             spreads = {v: history_spread(model_dir, v, r, f"tokens_per_s_batch{size}") for v, r in passing.items()}
@@ -239,7 +245,8 @@ def answer_lines(results: dict[str, dict], model_dir: Path, batch_size: int,
         lines.append(f"Smallest{'' if speed_only else ' that passes'}: **`{smallest}`**, "
                      f"{fmt_number(sized[smallest] / MB)} MB of weights in "
                      f"memory ({fmt_number(peak / MB)} MB peak).")
-    avoid = [avoid_text(v, r) for v, r in results.items() if ran(r) and not passed(r)]
+    avoid = [avoid_text(v, r) for v, r in results.items()
+             if ran(r) and not passed(r) and r["verdict"]["verdict"] != "NO REFERENCE"]
     if avoid:
         lines.append(f"Avoid, whatever their speed: {', '.join(avoid)}.")
     not_built = [v for v, r in results.items() if not ran(r)]
@@ -257,8 +264,8 @@ def verdict_text(verdict: dict, *, is_reference: bool = False) -> str:
     """PASS, FAIL or why there is no verdict; FAIL reasons are listed once, under the table."""
     if verdict["verdict"] == "PASS":
         return "PASS (reference: self-check)" if is_reference else "PASS"
-    if verdict["verdict"] == "NO VERDICT":
-        return f"NO VERDICT: {'; '.join(verdict['reasons'])}"
+    if verdict["verdict"] in ("NO VERDICT", "NO REFERENCE"):
+        return f"{verdict['verdict']}: {'; '.join(verdict['reasons'])}"
     return verdict["verdict"]
 
 
@@ -659,7 +666,7 @@ def quality_settings(quality: dict, results: dict[str, dict]) -> dict:
     scored = [r["quality"] for r in results.values() if r["quality"].get("status") == "ok"]
     gate = quality["gate"]
     return {
-        "eval_text": scored[0]["eval_text"] if scored else "not scored",
+        "eval_text": scored[0]["eval_text"] if scored else "the eval text (no engine was scored against it)",
         "windows": quality["windows"], "window_tokens": quality["window_tokens"], "top_k": quality["top_k"],
         "thresholds": [f"{label} {'≤' if op == '<=' else '≥'} {gate[key]:g}{unit}"
                        for key, (_, op, label, unit) in CHECKS.items() if gate.get(key) is not None],
