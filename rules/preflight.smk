@@ -13,4 +13,4 @@ rule preflight:
     log:
         "results/logs/preflight.log",
     shell:
-        "python {input.cli:q} --out {output.preflight:q} > {log:q} 2>&1"
+        "python {input.cli:q} --threads {threads} --out {output.preflight:q} > {log:q} 2>&1"

@@ -15,8 +15,9 @@ from enginebench.preflight import run_preflight
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", required=True, type=Path, help="preflight JSON to write")
+    parser.add_argument("--threads", type=int, default=1, help="threads reading host memory (the benches' cores)")
     args = parser.parse_args(argv)
-    write_json_atomic(args.out, run_preflight(args.out.parent))
+    write_json_atomic(args.out, run_preflight(args.out.parent, args.threads))
     return 0
 
 

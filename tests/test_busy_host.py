@@ -73,3 +73,16 @@ def test_a_living_child_counts_as_the_bench_itself():
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_preflight_beside_a_burnt_core_measures_again_then_says_it_was_busy(busy_run):
+    """The host bandwidth (the bound of every CPU engine) is sampled for other processes' CPU as a bench
+    is: busy, it is measured again (preflight.BUSY_ATTEMPTS in all), then kept with the flag, which the
+    report's host lines state."""
+    from enginebench.preflight import BUSY_ATTEMPTS
+
+    host = json.loads((busy_run / paths.PREFLIGHT).read_text())["bandwidth"]["host"]
+    assert host["host_load"]["busy"] is True and host["attempts"] == BUSY_ATTEMPTS
+    lines = reportparse.section((busy_run / paths.REPORT).read_text(), "Answer").splitlines()  # host lines too
+    (line,) = [x for x in lines if x.startswith("- Memory bandwidth, host: ")]
+    assert f"after {BUSY_ATTEMPTS} attempts: the bounds below may be too low" in line

@@ -95,3 +95,26 @@ def test_compile_cell_says_whether_cuda_graphs_were_captured():
         "31.4 (1 run); CUDA graphs skipped 2×: skipping cudagraphs due to mutated inputs (1 instances)"
     assert compile_text(bench(None)) == "31.4 (1 run)"  # on a CPU: no graphs to capture
     assert compile_text({"metrics": {}, "engine_info": {}}) == "none"
+
+
+def test_a_beaten_bound_says_so_and_the_bound_is_the_best_repetition():
+    """The roofline divides by the best of the preflight's repetitions (preflight.measured_rate); an
+    engine above its bound gets the sentence that the bound is wrong, never a bare share above 100 %."""
+    from enginebench.report import roofline_cells
+
+    env = {"host": "n1", "job": {"node": "n1"}, "cpu": "x", "gpus": []}
+    llama = {"num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "hidden_size": 64}
+    host = {"environment": env, "model_config": llama,
+            "bandwidth": {"host": {"median": 8.0, "min": 5.0, "max": 10.0}, "device": None}}
+
+    def bench(tokens_per_s):
+        return {"bench": {"environment": env, "describe": {"kv_cache": "f16"}, "prompt_tokens": [4],
+                          "spec": {"bench": {"max_new_tokens": 8}},
+                          "engine_info": {"device": "cpu", "weight_bytes": 10**9},
+                          "metrics": {"decode_tokens_per_s_single": {"median": tokens_per_s}}}}
+
+    bound, share = roofline_cells(bench(5.0), host)
+    assert float(bound) == pytest.approx(10.0, rel=0.01)  # 10 GB/s (the best) over ~1 GB per token
+    assert share == "50%"
+    _, beaten = roofline_cells(bench(10.4), host)
+    assert beaten.startswith("104%: above its bound, so the bound is wrong")

@@ -1,46 +1,79 @@
 """Preflight: one record of the host that later stages and the report read (once per host).
 
 CPU, cores, RAM, free disk where results/ lives, GPUs (name, memory, compute capability, driver,
-FP8 capability from compute capability) and a measured memory bandwidth: host RAM with a large
-copy, device memory too when a GPU is present. The bandwidth is what the roofline divides by.
+FP8 capability from compute capability) and a measured memory bandwidth, which the roofline divides
+by: host RAM read the way a CPU engine reads its weights (every core the benches use, reading a buffer
+far beyond the caches), device memory by a large copy where a GPU is present. A bound must not be
+beaten, so the roofline takes the best of the repetitions. Other processes' share of the
+CPU is sampled around the host measurement as around a bench: a busy host is measured again, up to
+three times, and the record says whether the kept measurement was busy.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .environment import environment
+from .hostload import host_load, sample
 from .progress import progress
 from .stats import summarize
 
 FP8_MIN_COMPUTE_CAPABILITY = (8, 9)  # Ada (SM89), Hopper, Blackwell: TensorRT-LLM's support matrix
 COPY_BYTES = 512 * 2**20  # large enough to defeat every CPU cache
+BUSY_ATTEMPTS, BUSY_PAUSE_S = 3, 5.0
 
 
 def fp8_capable(compute_capability: list[int]) -> bool:
     return tuple(compute_capability) >= FP8_MIN_COMPUTE_CAPABILITY
 
 
-def copy_bandwidth(copy, nbytes: int, repetitions: int) -> dict:
-    """GB/s of a copy of `nbytes` (read + write: 2 × nbytes moved), one warm-up, then repetitions."""
-    copy()
+def measured_rate(run, moved_bytes: int, repetitions: int) -> dict:
+    """GB/s of `run`, which moves `moved_bytes`: one warm-up, then repetitions (the roofline divides by
+    the best of them: roofline.bound_bandwidth)."""
+    run()
     rates = []
     for _ in range(repetitions):
         started = time.perf_counter()
-        copy()
-        rates.append(2 * nbytes / (time.perf_counter() - started) / 1e9)
+        run()
+        rates.append(moved_bytes / (time.perf_counter() - started) / 1e9)
     return summarize(rates, "GB/s")
 
 
-def host_bandwidth(nbytes: int = COPY_BYTES, repetitions: int = 5) -> dict:
+def copy_bandwidth(copy, nbytes: int, repetitions: int) -> dict:
+    """GB/s of a copy of `nbytes` (read + write: 2 × nbytes moved)."""
+    return measured_rate(copy, 2 * nbytes, repetitions)
+
+
+def host_bandwidth(threads: int = 1, nbytes: int = COPY_BYTES, repetitions: int = 5) -> dict:
+    """GB/s read from host RAM by `threads` threads, each reducing its share of one buffer (numpy lets
+    go of the GIL inside a reduction), bytes read counted: how a CPU engine streams its weights."""
     import numpy as np
 
-    src = np.ones(nbytes // 8)
-    dst = np.empty_like(src)
-    return {**copy_bandwidth(lambda: np.copyto(dst, src), nbytes, repetitions),
-            "method": f"numpy copy of {nbytes / 2**20:.0f} MiB, read + write counted"}
+    parts = np.array_split(np.ones(nbytes // 8), threads)
+    with ThreadPoolExecutor(threads) as pool:
+        rates = measured_rate(lambda: list(pool.map(np.max, parts)), nbytes, repetitions)
+    return {**rates, "threads": threads,
+            "method": f"numpy max over {nbytes / 2**20:.0f} MiB in {threads} thread{'s' if threads > 1 else ''}, "
+                      "bytes read counted"}
+
+
+def idle_host_bandwidth(threads: int) -> dict:
+    """host_bandwidth with the share of the CPU other processes used meanwhile (hostload, as the bench
+    records it); measured again while that makes the host busy, at most BUSY_ATTEMPTS times."""
+    attempt = 1
+    while True:
+        before = sample()
+        measured = host_bandwidth(threads)
+        load = host_load(before)
+        if not load["busy"] or attempt == BUSY_ATTEMPTS:  # busy None: no /proc/stat to tell
+            return {**measured, "host_load": load, "attempts": attempt}
+        progress(f"other processes used {load['other_share']:.0%} of the CPU while the bandwidth was measured: "
+                 f"again in {BUSY_PAUSE_S:g} s")
+        time.sleep(BUSY_PAUSE_S)
+        attempt += 1
 
 
 def device_bandwidth(nbytes: int = 4 * COPY_BYTES, repetitions: int = 10) -> dict | None:
@@ -61,12 +94,12 @@ def device_bandwidth(nbytes: int = 4 * COPY_BYTES, repetitions: int = 10) -> dic
             "method": f"torch device-to-device copy of {nbytes / 2**20:.0f} MiB, read + write counted"}
 
 
-def run_preflight(results: Path) -> dict:
+def run_preflight(results: Path, threads: int = 1) -> dict:
     results = Path(results)
     results.mkdir(parents=True, exist_ok=True)
     env = environment()
-    progress("measuring host memory bandwidth")
-    host = host_bandwidth()
+    progress(f"measuring host memory bandwidth ({threads} threads)")
+    host = idle_host_bandwidth(threads)
     progress("measuring device memory bandwidth" if env["gpus"] else "no GPU: no device bandwidth")
     device = device_bandwidth() if env["gpus"] else None
     disk = shutil.disk_usage(results)

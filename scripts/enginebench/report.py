@@ -21,6 +21,7 @@ from .disk import configured_need, parameter_count
 from .figures import FIGURES
 from .io import read_json
 from .quality import CHECKS, SPEED_SHOWN, verdict
+from .roofline import bound_bandwidth
 from .scheduler import bandwidth_source, node_text
 
 MB = 1e6
@@ -345,10 +346,11 @@ def roofline_cells(results: dict, host: dict) -> tuple[str, str]:
     kv = kv_bytes_per_token(host["model_config"], bench["describe"]["kv_cache"])
     if not info.get("weight_bytes") or bandwidth is None or kv is None:
         return "not computed (weights, KV layout or bandwidth unknown)", "—"
-    bound = decode_bound(bandwidth["median"], info["weight_bytes"], kv, decode_context(bench))
-    speed = m["decode_tokens_per_s_single"]["median"]
-    return (fmt_number(bound["tokens_per_s"]),
-            f"{speed / bound['tokens_per_s']:.0%}" + (f" ({where})" if where else ""))
+    bound = decode_bound(bound_bandwidth(bandwidth), info["weight_bytes"], kv, decode_context(bench))
+    share = m["decode_tokens_per_s_single"]["median"] / bound["tokens_per_s"]
+    beaten = (": above its bound, so the bound is wrong: the engine reads fewer bytes per token than counted, or "
+              "memory gives it more than the preflight measured" if share > 1 else "")
+    return fmt_number(bound["tokens_per_s"]), f"{share:.0%}{beaten}" + (f" ({where})" if where else "")
 
 
 def device_text(bench: dict) -> str:
@@ -493,7 +495,7 @@ def depth_bound(results: dict, host: dict, entry: dict) -> str:
         return f"not computed: {where}"
     if not info.get("weight_bytes") or bandwidth is None or entry.get("kv_cache") is None:
         return "not computed (weights, KV bytes or bandwidth unknown)"
-    return fmt_number(bandwidth["median"] * 1e9 / (info["weight_bytes"] + entry["kv_cache"]["bytes"]))
+    return fmt_number(bound_bandwidth(bandwidth) * 1e9 / (info["weight_bytes"] + entry["kv_cache"]["bytes"]))
 
 
 def depth_sections(results: dict[str, dict], host: dict) -> dict:
@@ -697,7 +699,13 @@ def preflight_lines(preflight: dict) -> list[str]:
     env, bw = preflight["environment"], preflight["bandwidth"]
 
     def rate(b: dict) -> str:
-        return f"{b['median']:.1f} GB/s ({b['min']:.1f}–{b['max']:.1f}, n={b['n']}; {b['method']})"
+        load = b.get("host_load")
+        idle = ("" if load is None or load["busy"] is None else
+                f"; measured while other processes used {load['other_share']:.0%} of the CPU, after "
+                f"{b['attempts']} attempts: the bounds below may be too low" if load["busy"] else
+                f"; idle host (others used {load['other_share']:.0%} of the CPU)")
+        return (f"{bound_bandwidth(b):.1f} GB/s, the best of n={b['n']} (median {b['median']:.1f}, "
+                f"min {b['min']:.1f}; {b['method']}){idle}")
 
     gpus = "; ".join(f"{g['name']}, {g['memory_bytes'] / 2**30:.0f} GiB, compute capability "
                      f"{g['compute_capability'][0]}.{g['compute_capability'][1]} (FP8: {'yes' if g['fp8'] else 'no'}), "

@@ -36,6 +36,12 @@ def decode_context(bench: dict) -> float:
     return sum(prompts) / len(prompts) + bench["spec"]["bench"]["max_new_tokens"] / 2
 
 
+def bound_bandwidth(measured: dict) -> float:
+    """GB/s a bound divides by: the best of the preflight's repetitions (a bound that an engine beats is
+    no bound; the slower repetitions measured interference, not the memory)."""
+    return measured["max"]
+
+
 def decode_bound(bandwidth_gb_s: float, weight_bytes: float, kv_per_token: float, context: float) -> dict:
     per_token = weight_bytes + kv_per_token * context
     return {"bytes_per_token": per_token, "tokens_per_s": bandwidth_gb_s * 1e9 / per_token}
