@@ -17,7 +17,7 @@ static addresses by transformers), the padding mask is one fixed [batch, max_cac
 positions a [batch, 1] tensor: every step replays one graph. The host queues the next step before it
 waits for the last one's tokens (copied to pinned memory), so the GPU does not idle while Python
 streams a token: on the H200 the 7B shape's decode went from 58.6 % of the bound (a sync per token) to
-64.7 % in the same probe, and the pipeline's bench measured 69 % (3 graphs captured for 3 batch sizes,
+64.7 % in the same probe, and the pipeline's bench measured 68 % (3 graphs captured for 3 batch sizes,
 none skipped). Whether graphs were captured, and every skip with torch's reason, is in `info()`.
 """
 
