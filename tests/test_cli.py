@@ -192,3 +192,48 @@ def test_hub_model_while_offline_is_a_clear_error(tmp_path, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert "Qwen/Qwen2.5-7B-Instruct@a09a3545 is not available offline" in err
     assert not Path(tmp_path / "snap").exists()
+
+
+def test_a_snapshot_too_big_for_the_free_disk_stops_before_any_work(tmp_path, tiny_model, capsys, monkeypatch):
+    """The snapshot stage checks its need (here: the local folder's files) against the free disk before it
+    copies anything, with one sentence naming need and free space; nothing is left behind."""
+    from collections import namedtuple
+
+    from enginebench import disk
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(disk.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))  # 1 MB free
+    spec = json.dumps({"source": {"kind": "local", "path": str(tiny_model)}, "trust_remote_code": False})
+    assert run_cli(snapshot_cli.main, ["--spec", spec, "--out", str(tmp_path / "snap")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"enginebench: error: disk: the snapshot of {tiny_model} needs about ")
+    assert err.count("\n") == 1
+    assert "MB (+20% headroom), only 1.0 MB free under" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_anywhere_is_one_sentence(tmp_path, capsys):
+    """An out-of-space error raised deep in a stage (an OSError, or safetensors' Rust error text) becomes
+    one line naming the disk, where the stage wrote and what is free there; other errors still raise."""
+    import errno
+
+    def full(argv):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "model.safetensors"))
+
+    def rust(argv):
+        try:
+            raise OSError(errno.EIO, "write failed")
+        except OSError as error:
+            raise RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+                               'message: "No space left on device" })') from error
+
+    def other(argv):
+        raise RuntimeError("a bug")
+
+    for main in (full, rust):
+        assert run_cli(main, ["--spec", "{}", "--out", str(tmp_path / "out" / "x.json")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("enginebench: error: disk full: ") and err.count("\n") == 1
+        assert f"GB free under {tmp_path}" in err and "run it again" in err
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_cli(other, [])

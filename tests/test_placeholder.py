@@ -41,6 +41,19 @@ def test_same_seed_same_weights_other_seed_other_weights(tiny_model, tmp_path):
     assert first["provenance"]["parameters"] == again["provenance"]["parameters"] > 0
 
 
+def test_a_placeholder_too_big_for_the_free_disk_stops_before_its_weights(tiny_model, tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    from enginebench import disk
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(disk.shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 10**6, 10**6))  # 1 MB free
+    with pytest.raises(EngineBenchError, match=r"^disk: the placeholder snapshot's weights needs about [\d.]+ MB "
+                                               r"\(\+20% headroom\), only 1.0 MB free under "):
+        import_snapshot(placeholder_spec(tiny_model), tmp_path / "p", threads=1)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_placeholder_weights_have_the_architecture_and_stay_finite_in_float16(tiny_model, tmp_path):
     import torch
     from safetensors.torch import load_file

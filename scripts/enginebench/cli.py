@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import faulthandler
 import json
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +29,33 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
     except EngineBenchError as error:
         print(f"enginebench: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # a full disk, wherever it struck (safetensors' Rust says "os error 28")
+        if not disk_full(error):
+            raise
+        print(f"enginebench: error: {disk_full_text(error, sys.argv if argv is None else argv)}", file=sys.stderr)
+        return 2
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether `error` (or one it was raised from) is the disk running out of space."""
+    while error is not None:
+        if getattr(error, "errno", None) == errno.ENOSPC or any(
+                text in str(error) for text in ("No space left on device", "os error 28")):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def disk_full_text(error: BaseException, argv: list[str]) -> str:
+    """One sentence: the disk is full, where the stage was writing, how much is free there now."""
+    script = Path(sys.argv[0]).stem
+    out = next((argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--out"), None)
+    where = Path(getattr(error, "filename", None) or out or ".")
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    return (f"disk full: {script} ran out of space writing {out or where} ({free / 1e9:.2f} GB free under {where} "
+            "now); nothing partial is kept: free some space and run it again")
 
 
 def parse_spec(text: str) -> dict:

@@ -37,13 +37,17 @@ def _existing(path: Path) -> Path:
     return path
 
 
+def _size(nbytes: float) -> str:
+    return f"{nbytes / 1e9:.1f} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.1f} MB"
+
+
 def check_free(out: Path, need_bytes: float, what: str) -> dict:
     """{"estimated_bytes", "free_bytes"} where `out` will be written; a clear error if it cannot fit."""
     where = _existing(Path(out).parent)
     free = shutil.disk_usage(where).free
     if need_bytes * HEADROOM > free:
-        raise EngineBenchError(f"disk: {what} needs about {need_bytes / 1e9:.1f} GB (+{HEADROOM - 1:.0%} headroom), "
-                               f"only {free / 1e9:.1f} GB free under {where}")
+        raise EngineBenchError(f"disk: {what} needs about {_size(need_bytes)} (+{HEADROOM - 1:.0%} headroom), "
+                               f"only {_size(free)} free under {where}")
     return {"estimated_bytes": need_bytes, "free_bytes": free}
 
 

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
+from .disk import check_free
 from .errors import EngineBenchError
 from .progress import progress
 
@@ -210,6 +211,7 @@ def write_weights(out: Path, seed: int, dtype: str, threads: int, trust_remote_c
     total = size * parameters
     progress(f"placeholder: {len(shapes)} tensors, {parameters:,} parameters, "
              f"{total / 1e9:.2f} GB of {dtype} in {len(shards)} file(s), seed {seed}, {threads} thread(s)")
+    check_free(out / "model.safetensors", total, "the placeholder snapshot's weights")
     torch.set_num_threads(1)  # parallel over tensors instead: one generator each
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         for i, (file, shard) in enumerate(zip(names, shards, strict=True)):

@@ -16,7 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .disk import parameter_count
+from .disk import check_free, parameter_count
 from .errors import EngineBenchError
 from .gguf_tokenizer import TOKENIZER_GGUF, gguf_parsed_once, write_tokenizer_gguf
 from .io import atomic_dir, sha256_file, write_json_atomic
@@ -144,6 +144,8 @@ def from_hub(source: dict, out: Path, patterns: list[str] = HUB_PATTERNS) -> dic
     offline = constants.HF_HUB_OFFLINE
     progress(f"{'copying' if offline else 'downloading'} {repo}@{revision} from the Hugging Face "
              f"{'cache' if offline else 'hub'}")
+    if not offline:
+        _check_hub_size(repo, revision, patterns, token, out)
     try:
         # Offline, snapshot_download with a local_dir looks only there, never in the cache: so the
         # cached snapshot is located first and copied.
@@ -154,22 +156,39 @@ def from_hub(source: dict, out: Path, patterns: list[str] = HUB_PATTERNS) -> dic
     except HfHubHTTPError as error:
         raise EngineBenchError(f"model {repo}@{revision}: hub download failed: {error}") from error
     if offline:  # the cached snapshot holds every file ever fetched for it: take ours only
-        for file in sorted(Path(path).rglob("*")):
+        files = [file for file in sorted(Path(path).rglob("*"))
+                 if file.is_file() and any(fnmatch.fnmatch(str(file.relative_to(path)), p) for p in patterns)]
+        check_free(out, sum(file.stat().st_size for file in files), f"the snapshot of {repo}@{revision}")
+        for file in files:
             relative = file.relative_to(path)
-            if file.is_file() and any(fnmatch.fnmatch(str(relative), p) for p in patterns):
-                (out / relative).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(file, out / relative)  # the cache's files link to its blobs: copy the content
+            (out / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, out / relative)  # the cache's files link to its blobs: copy the content
     shutil.rmtree(out / ".cache", ignore_errors=True)  # the download's own metadata
     return {"repo_id": repo, "revision": revision, "library": _version("huggingface-hub")}
+
+
+def _check_hub_size(repo: str, revision: str, patterns: list[str], token, out: Path) -> None:
+    """Before a download: the sizes the hub lists for the revision's files we take, against the free disk.
+    A hub that does not answer here is left to the download itself, which says why."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        info = HfApi(token=token).model_info(repo, revision=revision, files_metadata=True)
+    except (HfHubHTTPError, OSError, ValueError):
+        return
+    sizes = [f.size or 0 for f in info.siblings or [] if any(fnmatch.fnmatch(f.rfilename, p) for p in patterns)]
+    check_free(out, sum(sizes), f"the snapshot of {repo}@{revision}")
 
 
 def _from_local(source: dict, out: Path) -> dict:
     src = Path(source["path"]).expanduser()
     if not src.is_dir():
         raise EngineBenchError(f"local model folder not found: {src}")
-    for path in sorted(src.iterdir()):
-        if path.is_file() and path.suffix in LOCAL_SUFFIXES:
-            shutil.copy2(path, out / path.name)
+    files = [path for path in sorted(src.iterdir()) if path.is_file() and path.suffix in LOCAL_SUFFIXES]
+    check_free(out, sum(path.stat().st_size for path in files), f"the snapshot of {src}")
+    for path in files:
+        shutil.copy2(path, out / path.name)
     return {"path": str(src.resolve())}
 
 
@@ -197,8 +216,9 @@ def _from_package(source: dict, out: Path) -> dict:
     work = out / ".gguf"
     progress(f"assembling {module.MODEL_NAME} from {package}")
     gguf_path = module.assemble(work / module.MODEL_NAME)
-    progress("dequantizing the GGUF into a safetensors snapshot (about 30 s on 2 cores)")
-    with gguf_parsed_once():
+    with gguf_parsed_once():  # the size check's parse is the one the import then reuses
+        check_free(out, _gguf_parameters(gguf_path) * _dtype_bytes(source["dtype"]), f"the snapshot of {package}")
+        progress("dequantizing the GGUF into a safetensors snapshot (about 30 s on 2 cores)")
         _gguf_to_safetensors(gguf_path, out, source["dtype"])
         write_tokenizer_gguf(gguf_path, out / TOKENIZER_GGUF)  # for llama.cpp: see gguf_tokenizer.py
     shutil.rmtree(work)
@@ -210,6 +230,19 @@ def _from_package(source: dict, out: Path) -> dict:
         "dtype": source["dtype"],
         "note": note,
     }
+
+
+def _gguf_parameters(path: Path) -> int:
+    """Elements of every tensor a GGUF holds, from its header (no tensor is read)."""
+    import gguf
+
+    return sum(int(tensor.n_elements) for tensor in gguf.GGUFReader(path).tensors)
+
+
+def _dtype_bytes(dtype: str) -> int:
+    import torch
+
+    return torch.tensor([], dtype=getattr(torch, dtype)).element_size()
 
 
 def _gguf_to_safetensors(gguf_path: Path, out: Path, dtype: str) -> None:
