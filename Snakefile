@@ -51,3 +51,7 @@ rule all:
     input:
         rules.report.output.report,
         rules.gate.output.gate,
+
+
+onerror:
+    on_error()

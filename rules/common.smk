@@ -14,6 +14,7 @@ from enginebench.environment import put_interpreter_first_on_path
 from enginebench.errors import EngineBenchError
 from enginebench.figures import FIGURES
 from enginebench.plan import build_plan, spec_json, validate_config
+from enginebench.stale import set_aside_stale_report
 
 put_interpreter_first_on_path()  # rules call `python`: the one Snakemake runs under, venv activated or not
 
@@ -113,3 +114,9 @@ def trtllm_invocation(stage, engine_pattern=paths.ENGINE):
         return PLAN.container_invocation(stage, dict(wildcards.items()), engine_pattern, APPTAINER)
 
     return invocation
+
+
+def on_error():
+    """A failed run leaves no report that looks current (enginebench.stale)."""
+    if message := set_aside_stale_report(Path(".")):
+        print(f"enginebench: {message}", file=sys.stderr)

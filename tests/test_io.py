@@ -105,3 +105,25 @@ def test_killed_build_leaves_no_tmp_folder_after_the_rerun(tmp_path, tiny_model)
     assert checkpoint_cli.main(args) == 0
     assert json.loads((out / paths.MANIFEST).read_text())["status"] == "ok"
     assert [p.name for p in out.parent.iterdir()] == [out.name]
+
+
+def test_a_report_older_than_this_runs_results_is_set_aside_on_error(tmp_path):
+    """Snakemake's onerror (Snakefile) calls stale.set_aside_stale_report: a report that predates a result
+    file is moved to report.stale.md with a sentence; a report newer than every result stays."""
+    import os
+
+    from enginebench.stale import set_aside_stale_report
+
+    report = tmp_path / "results" / "report.md"
+    bench = tmp_path / "results" / "m" / "bench" / "v.json"
+    bench.parent.mkdir(parents=True)
+    bench.write_text("{}")
+    report.write_text("# old")
+    os.utime(bench, (1_000, 1_000))
+    os.utime(report, (2_000, 2_000))
+    assert set_aside_stale_report(tmp_path) is None and report.exists()  # current: left alone
+    os.utime(bench, (3_000, 3_000))  # this run wrote a result, then failed before the report
+    message = set_aside_stale_report(tmp_path)
+    assert message.startswith("results/report.md predates 1 result file(s) of this run (first: results/m/bench/v.json)")
+    assert not report.exists() and (tmp_path / "results" / "report.stale.md").read_text() == "# old"
+    assert set_aside_stale_report(tmp_path) is None  # no report: nothing to do
