@@ -231,3 +231,13 @@ def test_the_warm_up_feeds_every_prompt_shape_of_the_sweep_before_the_timed_runs
         assert (tuple(map(tuple, batches[0])), 5) in fed
         assert {(tuple(map(tuple, b)), 2) for b in batches[1:]} <= fed
     assert len(seen) == 3 + 2  # size 1: 3 batches; size 2: 2 batches (the second cycles back to the first)
+
+
+def test_other_processes_on_the_gpu_are_read_from_nvidia_smi():
+    from enginebench.environment import parse_gpu_processes
+
+    recorded = "4242, /usr/bin/python3, 15360\n777, ollama_llama_server, 8000\n5, [Not Found], [N/A]\n"
+    assert parse_gpu_processes(recorded, own_pid=4242) == [
+        {"pid": 777, "name": "ollama_llama_server", "memory_bytes": 8000 * 2**20},
+        {"pid": 5, "name": "[Not Found]", "memory_bytes": None}]
+    assert parse_gpu_processes("", own_pid=1) == []

@@ -118,3 +118,23 @@ def test_a_beaten_bound_says_so_and_the_bound_is_the_best_repetition():
     assert share == "50%"
     _, beaten = roofline_cells(bench(10.4), host)
     assert beaten.startswith("104%: above its bound, so the bound is wrong")
+
+
+def test_the_host_lines_say_how_each_bandwidth_was_measured():
+    """preflight_lines: the bound's figure (the best repetition), idle or busy, and other GPU processes."""
+    from enginebench.report import preflight_lines
+
+    def measured(**more):
+        return {"median": 9.0, "min": 8.0, "max": 10.0, "n": 5, "method": "m", **more}
+
+    idle = {"busy": False, "other_share": 0.01}
+    preflight = {"environment": {"host": "n1", "cpu": "x", "cpu_cores": 2, "ram_bytes": 0},
+                 "disk": {"path": "results/host", "free_bytes": 1e9}, "gpus": [],
+                 "bandwidth": {"host": measured(host_load=idle, attempts=1),
+                               "device": measured(gpu_processes=[{"pid": 7, "name": "ollama", "memory_bytes": 1}])}}
+    host, device = preflight_lines(preflight)[-2:]
+    assert host == "Memory bandwidth, host: 10.0 GB/s, the best of n=5 (median 9.0, min 8.0; m); idle host (others " \
+                   "used 1% of the CPU)"
+    assert device.endswith("other processes on the GPU: ollama (pid 7): the bounds below may be too low")
+    preflight["bandwidth"]["device"] = measured(gpu_processes=[])
+    assert preflight_lines(preflight)[-1].endswith("; no other process on the GPU")

@@ -115,3 +115,29 @@ def git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return head + ("-dirty" if dirty else "")
+
+
+def parse_gpu_processes(text: str, own_pid: int) -> list[dict]:
+    """Parse `nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv,noheader,nounits`:
+    the processes other than `own_pid` computing on a GPU."""
+    found = []
+    for line in text.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) != 3 or not parts[0].isdigit() or int(parts[0]) == own_pid:
+            continue
+        found.append({"pid": int(parts[0]), "name": parts[1],
+                      "memory_bytes": int(parts[2]) * 2**20 if parts[2].isdigit() else None})
+    return found
+
+
+def gpu_processes() -> list[dict] | None:
+    """Other processes computing on the GPUs now (nvidia-smi), or None where it cannot say."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,process_name,used_memory",
+                              "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return parse_gpu_processes(out, os.getpid())

@@ -6,7 +6,8 @@ by: host RAM read the way a CPU engine reads its weights (every core the benches
 far beyond the caches), device memory by a large copy where a GPU is present. A bound must not be
 beaten, so the roofline takes the best of the repetitions. Other processes' share of the
 CPU is sampled around the host measurement as around a bench: a busy host is measured again, up to
-three times, and the record says whether the kept measurement was busy.
+three times, and the record says whether the kept measurement was busy. The device measurement records
+the other processes computing on the GPU (nvidia-smi).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .environment import environment
+from .environment import environment, gpu_processes
 from .hostload import host_load, sample
 from .progress import progress
 from .stats import summarize
@@ -102,6 +103,8 @@ def run_preflight(results: Path, threads: int = 1) -> dict:
     host = idle_host_bandwidth(threads)
     progress("measuring device memory bandwidth" if env["gpus"] else "no GPU: no device bandwidth")
     device = device_bandwidth() if env["gpus"] else None
+    if device is not None:  # what else computed on the GPU just after: its bound may be low
+        device["gpu_processes"] = gpu_processes()
     disk = shutil.disk_usage(results)
     return {
         "stage": "preflight",

@@ -699,11 +699,16 @@ def preflight_lines(preflight: dict) -> list[str]:
     env, bw = preflight["environment"], preflight["bandwidth"]
 
     def rate(b: dict) -> str:
-        load = b.get("host_load")
+        load, others = b.get("host_load"), b.get("gpu_processes")
         idle = ("" if load is None or load["busy"] is None else
                 f"; measured while other processes used {load['other_share']:.0%} of the CPU, after "
                 f"{b['attempts']} attempts: the bounds below may be too low" if load["busy"] else
                 f"; idle host (others used {load['other_share']:.0%} of the CPU)")
+        if others:
+            named = ", ".join(f"{p['name']} (pid {p['pid']})" for p in others)
+            idle += f"; other processes on the GPU: {named}: the bounds below may be too low"
+        elif others == []:
+            idle += "; no other process on the GPU"
         return (f"{bound_bandwidth(b):.1f} GB/s, the best of n={b['n']} (median {b['median']:.1f}, "
                 f"min {b['min']:.1f}; {b['method']}){idle}")
 
