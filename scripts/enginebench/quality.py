@@ -218,6 +218,11 @@ def depth_quality(engine, long_windows: list[dict]) -> dict | None:
             "scored_tokens_late": int(late_kl.size)}
 
 
+def all_empty(samples: list[dict]) -> bool:
+    """Every greedy sample is empty (no token, or only whitespace): an engine that gives no output."""
+    return bool(samples) and all(not s["output_ids"] or not s["text"].strip() for s in samples)
+
+
 def _reference_or_problem(spec: dict, paths: dict):
     """(reference record, reference samples) or a result saying why there is no reference: a broken
     reference (non-finite logits, every sample empty) is status no_reference (verdict NO REFERENCE), a
@@ -232,7 +237,7 @@ def _reference_or_problem(spec: dict, paths: dict):
         return None, {"stage": "quality", "spec": spec, "status": "failed",
                       "reason": f"reference {spec['reference']!r} has no result ({problem['reason']})"}
     samples = read_json(paths["reference_samples"])["samples"]
-    if samples and all(not s["output_ids"] or not s["text"].strip() for s in samples):
+    if all_empty(samples):
         return None, {"stage": "quality", "spec": spec, "status": "no_reference",
                       "reason": f"the reference engine `{spec['reference']}` is broken: {EMPTY_SAMPLES}"}
     return (reference, samples), None
@@ -288,7 +293,7 @@ def measure(spec: dict, engine, samples: list[dict], reference: dict, ref_sample
         if logits is None:
             break
         per_window.append(compare_distribution(logits, window["ids"][1:], window))
-    if samples and all(not s["output_ids"] or not s["text"].strip() for s in samples):
+    if all_empty(samples):
         broken.append(EMPTY_SAMPLES)
     if broken:  # the gate fails these whatever the other figures say
         metrics["broken"] = broken
