@@ -78,8 +78,10 @@ def tiny(tiny_model, tmp_path_factory):
     ("int4-awq", ["--qformat", "int4_awq"]),
 ])
 def test_stage1_is_the_containers_quantize_py_never_a_host_export(tiny, variant, flags):
-    """Issue 11: the host-side ModelOpt export wrote a Qwen2 config without qwen_type, rotary_base and
-    seq_length (quantize.py patches them after export); stage 1 is now quantize.py in the container."""
+    """Issue 11: the host-side ModelOpt export wrote a Qwen2 config without the fields quantize.py patches
+    after export (qwen_type, norm_epsilon, rotary_base, intermediate_size: "Workaround for qwen version" in
+    tensorrt_llm/quantization/quantize_by_modelopt.py@585c756579dc4d01f21fc13c2f604cdb461ac4f0); stage 1
+    is now quantize.py in the container."""
     root, plan = tiny
     out = root / paths.CHECKPOINT.format(model="tiny", checkpoint=plan.engines[("tiny", variant)].checkpoint)
     manifest = json.loads((out / paths.MANIFEST).read_text())
@@ -361,6 +363,17 @@ def test_schema_rejects_a_context_only_kv_cache():
     config = load_config(QWEN)
     config["models"]["qwen2.5-7b"]["variants"]["trtllm-fp16"]["build"]["kv_cache_type"] = "disabled"
     with pytest.raises(EngineBenchError, match="kv_cache_type: 'disabled' is not one of"):
+        validate_config(config)
+
+
+def test_schema_rejects_a_continuous_kv_cache_with_the_reason():
+    """Issue 23: BUILD --kv_cache_type continuous builds, then the LLM API's executor cannot load it: in-flight
+    batching needs a paged (or disabled) cache for a transformer, ModelConfig::supportsInflightBatching() in
+    cpp/include/tensorrt_llm/runtime/modelConfig.h@585c756579dc4d01f21fc13c2f604cdb461ac4f0."""
+    config = load_config(QWEN)
+    config["models"]["qwen2.5-7b"]["variants"]["trtllm-fp16"]["build"]["kv_cache_type"] = "continuous"
+    with pytest.raises(EngineBenchError, match=r"kv_cache_type: 'continuous' is not one of \['paged', None\] "
+                                               r"\(.*batches in flight, which needs a paged cache"):
         validate_config(config)
 
 

@@ -50,7 +50,9 @@ def schema_error_line(error: Exception) -> str:
     cause = error.__cause__ or error.__context__
     if cause is not None and hasattr(cause, "absolute_path"):
         where = ".".join(str(p) for p in cause.absolute_path) or "(top level)"
-        return f"config key {where}: {cause.message}"
+        # a value outside a key's choices: the key's description says why they are the choices
+        why = cause.schema.get("description") if cause.validator == "enum" else None
+        return f"config key {where}: {cause.message}" + (f" ({why})" if why else "")
     return f"invalid config: {error}"
 
 

@@ -8,7 +8,8 @@ Every stage below runs inside the container, with the container's own libraries 
 - checkpoint (stage 1), on the GPU:
   - quantized formats (fp8, int8_sq, int4_awq, w4a8_awq; KV cache none/fp8/int8): the container's own
     examples/quantization/quantize.py, which also patches the fields ModelOpt's export leaves out
-    (Qwen's qwen_type, rotary_base, seq_length).
+    (Qwen's qwen_type, norm_epsilon, rotary_base and intermediate_size: "Workaround for qwen version" in
+    tensorrt_llm/quantization/quantize_by_modelopt.py@585c7565).
   - unquantized (qformat none): the model family's examples/models/core/<family>/convert_checkpoint.py.
 - engine (stage 2): `trtllm-build`, every option from config, `--logits_dtype float32`, a timing
   cache shared by builds. The timed engine is built without `--gather_context_logits`; the quality
