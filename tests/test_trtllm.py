@@ -11,8 +11,13 @@ pins TENSORRTLLM_REPO_TAG=release/1.2.1 for the same release):
   QWEN    = examples/models/core/qwen/convert_checkpoint.py@65b31db1b401d3752b8ebe7c29093cbfb6af04b7
   LLMAPI  = tensorrt_llm/llmapi/llm.py@4c05a74891e4df8066f08ed4ce14b0972abe4e25
   RESULT  = tensorrt_llm/executor/result.py@a678b91aafbeff265cd0b764abb59d7def624ac2
-  BUILDER = tensorrt_llm/builder.py@14e801da3632eb71367b847e335c4f2b09098651 (build(): the
-            "Logics to control paged_context_fmha and fp8_context_fmha" block and the SM>=100 refusals)
+  BUILDER = tensorrt_llm/builder.py@73c0d691ea936a348448e00b0a1fe1c428da1ab7 (build(): the
+            "Logics to control paged_context_fmha and fp8_context_fmha" block and, right after it, the
+            SM>=100 refusals; the builder.py the index lists, @14e801da, is an older one without either)
+  QUANTBY = tensorrt_llm/quantization/quantize_by_modelopt.py@585c756579dc4d01f21fc13c2f604cdb461ac4f0
+            (KV_CACHE_CFG, the kv_cache_dtype branch, the "Workaround for qwen version")
+  MODELCFG= cpp/include/tensorrt_llm/runtime/modelConfig.h@585c756579dc4d01f21fc13c2f604cdb461ac4f0
+            (ModelConfig::supportsInflightBatching())
   PLUGINS = tensorrt_llm/plugin/plugin.py, 1.x line: use_paged_context_fmha and use_fp8_context_fmha
             both default True
   LLMARGS = tensorrt_llm/llmapi/llm_args.py@fcd3f31682808ae56118ae43c1d7864a3a945e6f
@@ -525,11 +530,41 @@ def test_fake_quant_config_is_made_for_the_installed_modelopt(qformat, kv):
     if "awq" in qformat:
         weight = found["*weight_quantizer"]
         assert (weight[0] if isinstance(weight, list) else weight)["block_sizes"][-1] == 64
-    if kv != "none":
-        assert found["*[kv]_bmm_quantizer"]["num_bits"] == {"fp8": (4, 3), "int8": 8}[kv]
+    # quantize_by_modelopt.py@585c756579dc4d01f21fc13c2f604cdb461ac4f0: fp8 KV = ModelOpt's FP8_KV_CFG (the K/V
+    # BMM quantizers); int8 KV = its KV_CACHE_CFG (the K/V projections' output quantizers, K before RoPE)
+    if kv == "fp8":
+        assert found["*[kv]_bmm_quantizer"]["num_bits"] == (4, 3)
     else:
         assert "*[kv]_bmm_quantizer" not in found
+    if kv == "int8":
+        assert found["*.k_proj.output_quantizer"] == found["*.v_proj.output_quantizer"] == {
+            "num_bits": 8, "axis": None, "enable": True}
+    else:
+        assert "*.k_proj.output_quantizer" not in found
     assert type(cfg) is type(getattr(mtq, QFORMAT_CONFIGS[qformat])["quant_cfg"])  # ModelOpt's own layout
+
+
+def test_an_int8_kv_prediction_quantizes_the_projections_outputs_as_the_engine_will(tiny_model):
+    """Issue 23: quantize.py's INT8 KV cache quantizes the K and V projections' outputs (KV_CACHE_CFG), not
+    the attention's BMM inputs, so K is quantized before RoPE; the ModelOpt stand-in now does the same.
+    Real ModelOpt on the tiny model."""
+    import modelopt.torch.quantization as mtq
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from enginebench.modelopt_quant import quant_config
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    with torch.no_grad():
+        mtq.quantize(model, quant_config("int8_sq", "int8", 128),
+                     forward_loop=lambda m: m(input_ids=torch.tensor([[1, 400, 401, 402, 403]])))
+    attention = model.model.layers[0].self_attn
+    for projection in (attention.k_proj, attention.v_proj):
+        assert projection.output_quantizer.is_enabled and projection.output_quantizer.num_bits == 8
+        assert projection.output_quantizer.amax is not None  # calibrated
+    assert not attention.q_proj.output_quantizer.is_enabled
+    assert not [name for name, module in model.named_modules()
+                if name.endswith(("k_bmm_quantizer", "v_bmm_quantizer")) and module.is_enabled]
 
 
 def test_report_names_the_engine_the_logits_came_from():

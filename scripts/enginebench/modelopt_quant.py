@@ -25,8 +25,25 @@ from .progress import progress
 # qformat -> ModelOpt config name (quantize_by_modelopt.py's mapping)
 QFORMAT_CONFIGS = {"fp8": "FP8_DEFAULT_CFG", "int8_sq": "INT8_SMOOTHQUANT_CFG", "int4_awq": "INT4_AWQ_CFG",
                    "w4a8_awq": "W4A8_AWQ_BETA_CFG"}
-KV_NUM_BITS = {"fp8": (4, 3), "int8": 8}  # kv_cache_dtype -> quantizer num_bits (E4M3 for fp8)
 AWQ_MAX_CALIB_SIZE = 32  # quantize.py caps calib_size for AWQ formats (its search is expensive)
+# The KV cache as quantize.py quantizes it (tensorrt_llm/quantization/quantize_by_modelopt.py@585c7565, its
+# kv_cache_dtype branch): fp8 with ModelOpt's own FP8_KV_CFG (the attention's K and V BMM inputs, after
+# RoPE); int8 with its KV_CACHE_CFG, the output quantizers of the K and V projections (K before RoPE).
+INT8_KV_PATTERNS = ("*.query_key_value.output_quantizer", "*.Wqkv.output_quantizer", "*.W_pack.output_quantizer",
+                    "*.c_attn.output_quantizer", "*.k_proj.output_quantizer", "*.v_proj.output_quantizer",
+                    "*.k.output_quantizer", "*.v.output_quantizer")
+
+
+def kv_entries(kv_cache_dtype: str) -> list[tuple[str, dict]]:
+    """(quantizer pattern, cfg) pairs quantize.py adds for `kv_cache_dtype`."""
+    import modelopt.torch.quantization as mtq
+
+    if kv_cache_dtype == "none":
+        return []
+    if kv_cache_dtype == "fp8":
+        cfg = copy.deepcopy(mtq.FP8_KV_CFG["quant_cfg"])
+        return list(cfg.items()) if isinstance(cfg, dict) else [(e["quantizer_name"], e["cfg"]) for e in cfg]
+    return [(pattern, {"num_bits": 8, "axis": None, "enable": True}) for pattern in INT8_KV_PATTERNS]
 
 
 def quant_config(qformat: str, kv_cache_dtype: str, awq_block_size: int) -> dict:
@@ -34,16 +51,14 @@ def quant_config(qformat: str, kv_cache_dtype: str, awq_block_size: int) -> dict
     import modelopt.torch.quantization as mtq
 
     config = copy.deepcopy(getattr(mtq, QFORMAT_CONFIGS[qformat]))
-    kv = {"num_bits": KV_NUM_BITS[kv_cache_dtype], "axis": None} if kv_cache_dtype != "none" else None
+    kv = kv_entries(kv_cache_dtype)
     if isinstance(config["quant_cfg"], dict):  # ModelOpt <= 0.37 (the container's): {pattern: cfg}
         weight = config["quant_cfg"].get("*weight_quantizer")
-        if kv is not None:
-            config["quant_cfg"]["*[kv]_bmm_quantizer"] = kv
+        config["quant_cfg"].update(kv)
     else:  # later ModelOpt: [{"quantizer_name": pattern, "cfg": cfg}, ...]
         weight = next((e["cfg"] for e in config["quant_cfg"] if e.get("quantizer_name") == "*weight_quantizer"),
                       None)
-        if kv is not None:
-            config["quant_cfg"].append({"quantizer_name": "*[kv]_bmm_quantizer", "cfg": kv})
+        config["quant_cfg"].extend({"quantizer_name": pattern, "cfg": cfg} for pattern, cfg in kv)
     if "awq" in qformat:
         cfgs = weight if isinstance(weight, list) else [weight]
         cfgs[0]["block_sizes"][-1] = awq_block_size  # the 4-bit part; W4A8's second is FP8
