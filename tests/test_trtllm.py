@@ -247,6 +247,23 @@ def test_fp8_on_an_ampere_host_with_tensorrt_llm_stops_before_any_job(monkeypatc
         qwen_plan().check_host()
 
 
+def test_a_driver_older_than_the_containers_cuda_stops_before_any_job(monkeypatch):
+    """Issue 23: the 1.2.1 image is NVIDIA's PyTorch 25.12 base, CUDA 13.1.0 (its release notes); CUDA 13.x needs
+    a driver >= 580 (NVIDIA's CUDA Compatibility, Minor Version Compatibility, Table 1). On an older driver every
+    job would fail at its first CUDA call, after the image pull: the plan refuses it first, with both versions."""
+    from enginebench.backends import trtllm_backend
+
+    monkeypatch.setattr(trtllm_backend.TrtllmBackend, "availability", lambda self, stage, settings: None)
+    monkeypatch.setattr(trtllm_backend, "gpu_compute_capability", lambda: (8, 9))  # RTX 6000 Ada
+    monkeypatch.setattr(trtllm_backend, "gpu_driver", lambda: "570.86.15")
+    with pytest.raises(EngineBenchError, match=r"trtllm-fp16: the TensorRT-LLM container .*:1\.2\.1 is built on "
+                                               r"CUDA 13\.1 .* needs an NVIDIA driver >= 580; this host's driver is "
+                                               r"570\.86\.15"):
+        qwen_plan().check_host()
+    monkeypatch.setattr(trtllm_backend, "gpu_driver", lambda: "580.159.04")  # the lent H200's
+    qwen_plan().check_host()
+
+
 def test_kv_cache_dtype_needs_a_quantized_format():
     config = load_config(QWEN)
     config["models"]["qwen2.5-7b"]["variants"]["trtllm-fp16"]["kv_cache_dtype"] = "fp8"

@@ -59,6 +59,14 @@ def needs_fp8(settings: dict) -> bool:
     return settings["qformat"] in ("fp8", "w4a8_awq") or settings["kv_cache_dtype"] == "fp8"
 
 
+# The 1.2.1 image is built on NVIDIA's PyTorch 25.12 container, "based on CUDA 13.1.0" (PyTorch release notes,
+# docs.nvidia.com/deeplearning/frameworks/pytorch-release-notes/rel-25-12.html); CUDA 13.x applications need a
+# driver >= 580 (CUDA Compatibility, "Minor Version Compatibility", Table 1:
+# docs.nvidia.com/deploy/cuda-compatibility/minor-version-compatibility.html). Older data-center drivers may run it
+# through the forward-compatibility package; workstation GPUs (RTX 6000 Ada) have none, so none is assumed.
+MIN_DRIVER = 580
+
+
 @functools.cache
 def gpu_compute_capability() -> tuple[int, int] | None:
     """The first GPU's compute capability read from `nvidia-smi` (never guessed from its name)."""
@@ -66,6 +74,29 @@ def gpu_compute_capability() -> tuple[int, int] | None:
 
     found = gpus()
     return tuple(found[0]["compute_capability"]) if found else None
+
+
+@functools.cache
+def gpu_driver() -> str | None:
+    """The NVIDIA driver version `nvidia-smi` reports, or None without a GPU."""
+    from ..environment import gpus
+
+    found = gpus()
+    return found[0]["driver"] if found else None
+
+
+def check_driver(driver: str | None) -> None:
+    """Refuse, before a ~30 GB pull and a first CUDA call that fails, a driver too old for the container."""
+    if driver is None:
+        return
+    try:
+        major = int(driver.split(".")[0])
+    except ValueError:
+        return  # a driver string nvidia-smi does not give: let the container's own check speak
+    if major < MIN_DRIVER:
+        raise EngineBenchError(f"the TensorRT-LLM container {CONTAINER} is built on CUDA 13.1 (NVIDIA PyTorch 25.12), "
+                               f"which needs an NVIDIA driver >= {MIN_DRIVER}; this host's driver is {driver}: "
+                               "upgrade the driver, or leave the TensorRT-LLM variants out of the config")
 
 
 def needs_integer_kernels(settings: dict) -> bool:
@@ -296,6 +327,7 @@ class TrtllmBackend(Backend):
 
     def check_host(self, settings):
         if self.availability("engine", settings) is None:
+            check_driver(gpu_driver())
             check_hardware(settings, gpu_compute_capability())
 
     def host_identity(self):
