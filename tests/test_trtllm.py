@@ -472,6 +472,22 @@ def test_runs_never_reuse_kv_cache_blocks(monkeypatch):
     assert fake.llm_kwargs["kv_cache_config"].kwargs == {"enable_block_reuse": False}
 
 
+def test_the_logits_engine_keeps_its_kv_pool_to_one_window(monkeypatch, tmp_path):
+    """Issue 23: the quality stage's engine (built with --gather_context_logits) scores one window at a time;
+    with the default pool (90 % of free memory) its float32 context logits (0.6 GB per 1,024 tokens of a 152k
+    vocabulary) would not fit a 24-48 GB GPU. Its pool is capped at max_seq_len tokens (KvCacheConfig.max_tokens,
+    LLMARGS); the timed engine keeps the default. The engine's config.json as trtllm-build writes it."""
+    fake = _FakeTrtllm(monkeypatch)
+    for name, gather in (("logits", True), ("timed", False)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps(
+            {"build_config": {"max_seq_len": 4096, "gather_context_logits": gather}, "pretrained_config": {}}))
+    TrtllmEngine(tmp_path / "logits", Path("HF"), trust_remote_code=False)
+    assert fake.llm_kwargs["kv_cache_config"].kwargs == {"enable_block_reuse": False, "max_tokens": 4096}
+    TrtllmEngine(tmp_path / "timed", Path("HF"), trust_remote_code=False)
+    assert fake.llm_kwargs["kv_cache_config"].kwargs == {"enable_block_reuse": False}
+
+
 def test_generation_stops_on_every_stop_id_and_fixed_length_ignores_eos(monkeypatch):
     """Defect (issue 11): SamplingParams got end_id=stop_ids[0] only, so generation ran past the other
     stop ids (Qwen's <|im_end|> and <|endoftext|>), and fixed-length runs relied on end_id=-1 instead

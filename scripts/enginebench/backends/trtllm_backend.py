@@ -36,6 +36,7 @@ from pathlib import Path
 
 from ..errors import EngineBenchError, StageFailure
 from ..preflight import fp8_capable
+from ..progress import progress
 from ..tools import run_tool
 from .base import Backend, Engine
 
@@ -180,12 +181,27 @@ def runtime_call(engine: Path, snapshot: Path) -> str:
             "kv_cache_config=KvCacheConfig(enable_block_reuse=False))")
 
 
-def llm_kwargs() -> dict:
+def llm_kwargs(kv_tokens: int | None = None) -> dict:
     """LLM(...) options besides model and tokenizer: no KV-block reuse (on by default), or repeated
-    identical prompts would time a cached prefix (and FP8 KV + reuse breaks Qwen2.5 output, #2699)."""
+    identical prompts would time a cached prefix (and FP8 KV + reuse breaks Qwen2.5 output, #2699).
+    `kv_tokens` caps the KV pool (KvCacheConfig.max_tokens: the smaller of it and the free-memory
+    fraction, llm_args.py@fcd3f316): see logits_kv_tokens."""
     from tensorrt_llm.llmapi import KvCacheConfig
 
-    return {"kv_cache_config": KvCacheConfig(enable_block_reuse=False)}
+    cap = {} if kv_tokens is None else {"max_tokens": kv_tokens}
+    return {"kv_cache_config": KvCacheConfig(enable_block_reuse=False, **cap)}
+
+
+def logits_kv_tokens(engine: Path) -> int | None:
+    """For an engine built with --gather_context_logits (the quality stage's): its max_seq_len, the most
+    one scored window can hold. That engine scores one window at a time, and a KV pool of 90 % of the free
+    memory (the default) would leave no room for the window's float32 context logits (1,024 tokens of a
+    152k vocabulary: 0.6 GB) on a 24-48 GB GPU. None for the timed engine (its pool stays the default)."""
+    try:
+        build = json.loads((Path(engine) / "config.json").read_text())["build_config"]
+    except (OSError, KeyError, ValueError):
+        return None
+    return int(build["max_seq_len"]) if build.get("gather_context_logits") and build.get("max_seq_len") else None
 
 
 def sampling_kwargs(max_new_tokens: int, stop_ids: list[int], fixed_length: bool) -> dict:
@@ -208,8 +224,12 @@ class TrtllmEngine(Engine):
     def __init__(self, engine: Path, snapshot: Path, trust_remote_code: bool):
         from tensorrt_llm._tensorrt_engine import LLM
 
+        kv_tokens = logits_kv_tokens(engine)
+        if kv_tokens is not None:
+            progress(f"logits engine: KvCacheConfig(enable_block_reuse=False, max_tokens={kv_tokens}), the rest of "
+                     "the GPU's memory left to the context logits")
         self.llm = LLM(model=str(engine), tokenizer=str(snapshot), trust_remote_code=trust_remote_code,
-                       **llm_kwargs())
+                       **llm_kwargs(kv_tokens))
 
     def generate(self, batch, max_new_tokens, stop_ids, fixed_length, on_token=None):
         from tensorrt_llm import SamplingParams
