@@ -77,6 +77,13 @@ def checkpoint_of(wildcards):
     return paths.CHECKPOINT.format(model=wildcards.model, checkpoint=ckpt)
 
 
+def calibration_of(wildcards):
+    """The prepared calibration folder a TensorRT-LLM checkpoint's quantize.py reads, if it reads one."""
+    if (wildcards.model, wildcards.checkpoint) in PLAN.prepared_calibrations():
+        return [paths.CALIBRATION.format(model=wildcards.model, checkpoint=wildcards.checkpoint)]
+    return []
+
+
 def reference_artifact(pattern):
     """Input function: the model's reference engine's artifact named by `pattern` (engine, samples...)."""
 

@@ -9,12 +9,34 @@
 # (that line is a param: switching between the apptainer and the docker route reruns these jobs).
 
 
+# quantize.py's calibration data, prepared offline on the host from the configured text (unless
+# calibration.dataset names a dataset): the folder form it reads as --calib_dataset (enginebench.calibration).
+rule trtllm_calibration:
+    wildcard_constraints:
+        checkpoint=one_of_or_none([c for _, c in PLAN.prepared_calibrations()]),
+    input:
+        cli=cli_script("calibration"),
+        snapshot=rules.snapshot.output.snapshot,
+    output:
+        calibration=directory(paths.CALIBRATION),
+    params:
+        spec=lambda w: spec_json(PLAN.calibration_spec(w.model, w.checkpoint)),
+    conda:
+        CONDA_ENV
+    log:
+        log_path("calibration", "{checkpoint}"),
+    shell:
+        "python {input.cli:q} --spec {params.spec:q} --snapshot {input.snapshot:q}"
+        " --out {output.calibration:q} > {log:q} 2>&1"
+
+
 rule trtllm_checkpoint:
     wildcard_constraints:
         checkpoint=one_of_or_none(PLAN.checkpoint_slugs(in_container=True)),
     input:
         cli=cli_script("checkpoint"),
         snapshot=rules.snapshot.output.snapshot,
+        calibration=calibration_of,  # the prepared folder quantize.py reads, where it reads one
     output:
         checkpoint=directory(paths.CHECKPOINT),
     params:

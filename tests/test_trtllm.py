@@ -93,19 +93,23 @@ def test_stage1_is_the_containers_quantize_py_never_a_host_export(tiny, variant,
     assert manifest["status"] == "unavailable"
     assert "not built on this host: TensorRT-LLM not available" in manifest["reason"]
     snapshot = root / paths.SNAPSHOT.format(model="tiny")
-    quantize = f"python {EXAMPLES}/quantization/quantize.py --model_dir {snapshot} --output_dir {out} --dtype float16"
-    assert manifest["would_run"].startswith(f"{quantize} {' '.join(flags)} --calib_dataset cnn_dailymail")
+    quantize = (f"HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 python {EXAMPLES}/quantization/quantize.py "
+                f"--model_dir {snapshot} --output_dir {out} --dtype float16")
+    calibration = paths.CALIBRATION.format(model="tiny", checkpoint=out.name)  # prepared offline (issue 23)
+    assert manifest["would_run"].startswith(f"{quantize} {' '.join(flags)} --calib_dataset {calibration} ")
     assert [p.name for p in out.iterdir()] == [paths.MANIFEST]  # no config.json, no rank0.safetensors
 
 
 def test_quantize_py_command_matches_its_cli():
-    settings = qwen_plan().engines[("qwen2.5-7b", "trtllm-int4-awq")].settings
+    plan = qwen_plan()
+    settings = plan.checkpoints[("qwen2.5-7b", plan.engines[("qwen2.5-7b", "trtllm-int4-awq")].checkpoint)]["settings"]
     # QUANTPY: --model_dir, --output_dir, --dtype choices auto|float16|bfloat16|float32, --qformat choices
     # (fp8, int8_sq, int4_awq, w4a8_awq, ...), --calib_dataset (a hub name or a local folder), --calib_size,
     # --calib_max_seq_length, --batch_size, --seed, --awq_block_size; --kv_cache_dtype only when set
     assert quantize_command(Path("HF"), Path("CKPT"), settings) == [
         "python", str(EXAMPLES / "quantization/quantize.py"), "--model_dir", "HF", "--output_dir", "CKPT",
-        "--dtype", "float16", "--qformat", "int4_awq", "--calib_dataset", "cnn_dailymail", "--calib_size", "512",
+        "--dtype", "float16", "--qformat", "int4_awq",
+        "--calib_dataset", "results/qwen2.5-7b/calibration/trtllm-int4_awq-float16", "--calib_size", "512",
         "--calib_max_seq_length", "512", "--batch_size", "1", "--seed", "1234", "--awq_block_size", "128"]
 
 
@@ -140,7 +144,8 @@ def test_report_lists_what_was_not_built_and_the_predicted_rows(tiny):
     root, _ = tiny
     report = (root / paths.REPORT).read_text()
     assert "- `int4-awq` (unavailable): checkpoint: not built on this host: TensorRT-LLM not available" in report
-    assert f"  would have run, checkpoint: `python {EXAMPLES}/quantization/quantize.py --model_dir " in report
+    assert ("  would have run, checkpoint: `HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 "
+            f"python {EXAMPLES}/quantization/quantize.py --model_dir ") in report
     assert "  would have run, engine: `trtllm-build --checkpoint_dir " in report
     assert report.count("not built on this host: TensorRT-LLM not available") == 3  # each variant once
     assert "| fp8-kv-fp8, predicted by ModelOpt fake-quant |" in report  # a row of the quality table
@@ -190,7 +195,7 @@ def test_qwen_stage1_and_runtime_invocations():
     # QUANT:97-104 --calib_size 512 / --calib_max_seq_length 512, :82-87 --seed 1234, :109 --awq_block_size 128
     fp8_kv = plan.engines[("qwen2.5-7b", "trtllm-fp8-kv-fp8")].settings
     assert fp8_kv["calibration"] == {"size": 1024, "max_seq_length": 512, "batch_size": 1, "seed": 1234,
-                                     "dataset": "cnn_dailymail", "text": None}  # QUANTPY: --calib_dataset default
+                                     "dataset": None, "text": None}  # prepared offline, not QUANTPY's cnn_dailymail
     assert (fp8_kv["qformat"], fp8_kv["kv_cache_dtype"]) == ("fp8", "fp8")  # QUANT:66-81, :110-113 choices
     assert plan.engines[("qwen2.5-7b", "trtllm-int4-awq")].settings["awq_block_size"] == 128
     # LLMAPI: __init__(self, model, tokenizer=None, ...); an engine folder as model loads it with TrtLlmArgs
@@ -321,7 +326,8 @@ def test_every_trtllm_job_runs_in_the_container_with_the_gpu(profile_dry_run):
     out = profile_dry_run
     assert f"Singularity image docker://{CONTAINER} will be pulled" in out
     blocks = job_blocks(out)
-    trtllm_jobs = [(rule, block) for rule, block in blocks if rule.startswith("trtllm_")]
+    trtllm_jobs = [(rule, block) for rule, block in blocks  # the container's jobs (calibration: on the host)
+                   if rule.startswith("trtllm_") and rule != "trtllm_calibration"]
     assert sorted({rule for rule, _ in trtllm_jobs}) == ["trtllm_bench", "trtllm_checkpoint", "trtllm_engine",
                                                           "trtllm_logits_engine", "trtllm_quality", "trtllm_samples"]
     assert len(trtllm_jobs) == 6 * 4
@@ -335,10 +341,52 @@ def test_every_trtllm_job_runs_in_the_container_with_the_gpu(profile_dry_run):
             assert not any(v in block.split("output:", 1)[-1].split("\n", 1)[0] for v in TRTLLM_VARIANTS), block
             assert "apptainer exec" not in block
     commands = "\n".join(block for _, block in trtllm_jobs)
-    assert commands.count(f"command: python {EXAMPLES}/quantization/quantize.py --model_dir ") == 3
-    assert "--qformat fp8 --kv_cache_dtype fp8 --calib_dataset cnn_dailymail --calib_size 1024" in commands
+    offline = "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1"
+    assert commands.count(f"command: {offline} python {EXAMPLES}/quantization/quantize.py --model_dir ") == 3
+    assert ("--qformat fp8 --kv_cache_dtype fp8 --calib_dataset results/qwen2.5-7b/calibration/"
+            "trtllm-fp8-kv-fp8-float16 --calib_size 1024") in commands
     assert commands.count("command: trtllm-build --checkpoint_dir ") == 8  # timed + logits engine per variant
     assert "/convert_checkpoint.py --model_dir results/qwen2.5-7b/snapshot" in commands
+
+
+def test_calibration_is_a_rule_that_feeds_quantize_py_a_local_folder_and_no_job_needs_the_network(profile_dry_run):
+    """Issue 23: quantize.py read cnn_dailymail from the hub (the whole train split). Each quantized checkpoint
+    now has a trtllm_calibration job on the host (no container, no GPU) whose folder is the checkpoint job's
+    input and its --calib_dataset, with the hub offline in the container; no dataset name is left."""
+    blocks = job_blocks(profile_dry_run)
+    calibrations = [block for rule, block in blocks if rule == "trtllm_calibration"]
+    assert len(calibrations) == 3  # fp8, fp8 + FP8 KV, int4 AWQ
+    for block in calibrations:
+        assert "apptainer" not in block and "gpu=1" not in block
+    for rule, block in blocks:
+        if rule == "trtllm_checkpoint" and "quantize.py" in block:
+            folder = block.split("--calib_dataset ", 1)[1].split()[0]
+            assert folder.startswith("results/qwen2.5-7b/calibration/") and folder in block.split("output:")[0]
+    assert "cnn_dailymail" not in profile_dry_run
+
+
+def test_prepared_calibration_is_the_folder_form_quantize_py_reads(tiny_model, tmp_path):
+    """The calibration CLI on the tiny model: train.jsonl with one {"text"} per sample, the prediction's own
+    samples (same text, count, length and seeded order). Where the container's `datasets` (3.1.0, the
+    1.2.1 requirements) is installed -- the parity environment -- it loads the folder exactly as
+    quantize_by_modelopt.py@585c7565 does: load_dataset(folder, split="train", trust_remote_code=True)["text"]."""
+    import calibration as calibration_cli
+    from transformers import AutoTokenizer
+
+    from enginebench.modelopt_quant import calibration_batches
+    from enginebench.quality import eval_text
+
+    spec = {"text": None, "size": 6, "max_seq_length": 32, "seed": 1234, "trust_remote_code": False}
+    out = tmp_path / "calibration"
+    assert calibration_cli.main(["--spec", json.dumps(spec), "--snapshot", str(tiny_model), "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    expected = calibration_batches(tokenizer, eval_text(None)[0], 6, 32, 1234)
+    assert [row["text"] for row in rows] == [tokenizer.decode(ids, skip_special_tokens=True) for ids in expected]
+    assert json.loads((out / paths.MANIFEST).read_text())["samples"] == len(rows) == 6
+    datasets = pytest.importorskip("datasets")
+    loaded = datasets.load_dataset(str(out), split="train", trust_remote_code=True)
+    assert loaded["text"][:6] == [row["text"] for row in rows]
 
 
 def test_unquantized_convert_job_declares_the_gpu(profile_dry_run):

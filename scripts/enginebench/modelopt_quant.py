@@ -26,6 +26,13 @@ from .progress import progress
 QFORMAT_CONFIGS = {"fp8": "FP8_DEFAULT_CFG", "int8_sq": "INT8_SMOOTHQUANT_CFG", "int4_awq": "INT4_AWQ_CFG",
                    "w4a8_awq": "W4A8_AWQ_BETA_CFG"}
 AWQ_MAX_CALIB_SIZE = 32  # quantize.py caps calib_size for AWQ formats (its search is expensive)
+
+
+def calibration_size(qformat: str, size: int) -> int:
+    """Calibration samples quantize.py takes for a format: at most AWQ_MAX_CALIB_SIZE for the AWQ ones."""
+    return min(size, AWQ_MAX_CALIB_SIZE) if "awq" in qformat else size
+
+
 # The KV cache as quantize.py quantizes it (tensorrt_llm/quantization/quantize_by_modelopt.py@585c7565, its
 # kv_cache_dtype branch): fp8 with ModelOpt's own FP8_KV_CFG (the attention's K and V BMM inputs, after
 # RoPE); int8 with its KV_CACHE_CFG, the output quantizers of the K and V projections (K before RoPE).
@@ -91,7 +98,7 @@ def fake_quantize(snapshot: Path, settings: dict, *, trust_remote_code: bool, de
     model = AutoModelForCausalLM.from_pretrained(snapshot, dtype=torch.float32, use_safetensors=True,
                                                  trust_remote_code=trust_remote_code).to(device).eval()
     text, source = eval_text(calib["text"], key="calibration.text")
-    size = min(calib["size"], AWQ_MAX_CALIB_SIZE) if "awq" in settings["qformat"] else calib["size"]
+    size = calibration_size(settings["qformat"], calib["size"])
     samples = calibration_batches(tokenizer, text, size, calib["max_seq_length"], calib["seed"])
 
     def forward_loop(m):

@@ -3,6 +3,7 @@
     results/host/preflight.json                   this host: CPU, RAM, disk, GPUs, memory bandwidth
     results/{model}/snapshot/                     model files + manifest.json
     results/{model}/checkpoints/{checkpoint}/     backend checkpoint + manifest.json (shared by engines)
+    results/{model}/calibration/{checkpoint}/     TensorRT-LLM: quantize.py's calibration data, prepared offline
     results/{model}/engines/{variant}/            engine files + manifest.json
     results/{model}/logits-engines/{variant}/     the quality stage's engine, where the timed one returns no logits
     results/{model}/bench/{variant}.json          load time, tokens/s, memory, environment
@@ -20,6 +21,7 @@
 PREFLIGHT = "results/host/preflight.json"
 SNAPSHOT = "results/{model}/snapshot"
 CHECKPOINT = "results/{model}/checkpoints/{checkpoint}"
+CALIBRATION = "results/{model}/calibration/{checkpoint}"
 ENGINE = "results/{model}/engines/{variant}"
 LOGITS_ENGINE = "results/{model}/logits-engines/{variant}"
 BENCH = "results/{model}/bench/{variant}.json"

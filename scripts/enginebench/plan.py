@@ -115,6 +115,21 @@ class Plan:
     def checkpoint_spec(self, model: str, checkpoint: str) -> dict:
         return with_availability("checkpoint", self.checkpoints[(model, checkpoint)])
 
+    def prepared_calibrations(self) -> list[tuple[str, str]]:
+        """(model, checkpoint) of the checkpoints whose calibration data the pipeline prepares."""
+        return [key for key, spec in self.checkpoints.items()
+                if key[0] in self.models_to_measure and spec["settings"].get("calibration", {}).get("prepared")]
+
+    def calibration_spec(self, model: str, checkpoint: str) -> dict:
+        """What defines a prepared calibration folder: the text, the samples' count, length and order."""
+        from .modelopt_quant import calibration_size
+
+        settings = self.checkpoints[(model, checkpoint)]["settings"]
+        calib = settings["calibration"]
+        return {"text": calib["text"], "size": calibration_size(settings["qformat"], calib["size"]),
+                "max_seq_length": calib["max_seq_length"],
+                "seed": calib["seed"], "trust_remote_code": self.config["models"][model]["trust_remote_code"]}
+
     def engine_spec(self, model: str, variant: str) -> dict:
         engine = self.engines[(model, variant)]
         spec = {"backend": engine.backend, "settings": engine.settings, "checkpoint": engine.checkpoint}
@@ -329,6 +344,10 @@ def build_plan(config: dict) -> Plan:
                 raise EngineBenchError(f"config key models.{model}.variants.{variant}: {problem}")
             ckpt_settings = backend.checkpoint_settings(settings)
             ckpt = backend.checkpoint_slug(ckpt_settings)
+            calibration = ckpt_settings.get("calibration")
+            if calibration is not None and calibration["dataset"] is None:  # prepared offline (rule calibration)
+                dataset = paths.CALIBRATION.format(model=model, checkpoint=ckpt)
+                ckpt_settings = {**ckpt_settings, "calibration": {**calibration, "dataset": dataset, "prepared": True}}
             spec = {"backend": backend.name, "settings": ckpt_settings}
             if plan.checkpoints.setdefault((model, ckpt), spec) != spec:
                 raise EngineBenchError(

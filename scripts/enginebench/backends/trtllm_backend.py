@@ -34,6 +34,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ..calibration import OFFLINE_ENV
 from ..errors import EngineBenchError, StageFailure
 from ..preflight import fp8_capable
 from ..progress import progress
@@ -372,10 +373,16 @@ class TrtllmBackend(Backend):
             return quantize_command(snapshot, out, settings)
         return convert_command(snapshot, out, settings, _architecture(snapshot) if read_snapshot else None)
 
+    @staticmethod
+    def stage1_env(settings) -> dict[str, str]:
+        """quantize.py's added environment: the hub offline where it reads prepared calibration data."""
+        return OFFLINE_ENV if settings.get("calibration", {}).get("prepared") else {}
+
     def planned(self, stage, snapshot, checkpoint, engine, settings, read_snapshot=True):
         if stage == "checkpoint":
             try:
-                return " ".join(self.stage1_command(snapshot, checkpoint, settings, read_snapshot))
+                env = [f"{k}={v}" for k, v in self.stage1_env(settings).items()]
+                return " ".join(env + self.stage1_command(snapshot, checkpoint, settings, read_snapshot))
             except StageFailure as refusal:
                 return f"nothing: {refusal}"
         if stage == "engine":
@@ -390,7 +397,7 @@ class TrtllmBackend(Backend):
         check_hardware(settings, gpu_compute_capability())
         tool = "quantize.py" if settings["qformat"] != "none" else "convert_checkpoint.py"
         started = time.perf_counter()
-        run_tool(self.stage1_command(snapshot, out, settings), tool)
+        run_tool(self.stage1_command(snapshot, out, settings), tool, self.stage1_env(settings))
         return {"timings": {f"{tool.split('.')[0]}_s": time.perf_counter() - started}}
 
     def build(self, snapshot, checkpoint, settings, out):
