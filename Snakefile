@@ -4,6 +4,7 @@
 #   results/host/preflight.json                  this host: CPU, RAM, disk, GPUs, memory bandwidth
 #   results/{model}/snapshot/                    model files + manifest.json
 #   results/{model}/checkpoints/{checkpoint}/    backend checkpoint + manifest.json (shared by engines)
+#   results/{model}/calibration/{checkpoint}/    TensorRT-LLM: quantize.py's calibration data, prepared offline
 #   results/{model}/engines/{variant}/           engine files + manifest.json
 #   results/{model}/logits-engines/{variant}/    TensorRT-LLM: the same engine built with context logits (quality)
 #   results/{model}/bench/{variant}.json         load time, tokens/s, memory, environment
