@@ -78,8 +78,11 @@ def checkpoint_of(wildcards):
 
 
 def calibration_of(wildcards):
-    """The prepared calibration folder a TensorRT-LLM checkpoint's quantize.py reads, if it reads one."""
-    if (wildcards.model, wildcards.checkpoint) in PLAN.prepared_calibrations():
+    """The prepared calibration folder a TensorRT-LLM checkpoint's quantize.py reads, if it reads one and this
+    run can run quantize.py (in the containers Snakemake starts, or with TensorRT-LLM here); elsewhere the
+    checkpoint job only records that it was not built, and needs no data (the default CPU run)."""
+    key = (wildcards.model, wildcards.checkpoint)
+    if key in PLAN.prepared_calibrations() and (APPTAINER is not None or PLAN.checkpoint_runs_here(*key)):
         return [paths.CALIBRATION.format(model=wildcards.model, checkpoint=wildcards.checkpoint)]
     return []
 

@@ -51,6 +51,18 @@ def test_dry_run_plans_every_stage(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_a_run_that_cannot_quantize_with_tensorrt_llm_prepares_no_calibration_data(tmp_path):
+    """Issue 23's calibration rule feeds quantize.py only where it can run (profiles/trtllm's containers, or
+    TensorRT-LLM on the host: tests/test_trtllm.py's dry run); the default CPU run, whose TensorRT-LLM
+    checkpoint jobs only record that they were not built, plans no calibration job."""
+    config = tiny_config("/nonexistent/tiny")
+    config["models"]["tiny"]["variants"]["trt-fp8"] = {"backend": "trtllm", "qformat": "fp8"}
+    done = snakemake(tmp_path, "-n", config=write_config(tmp_path, config))
+    assert done.returncode == 0, done.stderr
+    rules = [r for r, _ in planned_jobs(done.stdout)]
+    assert "trtllm_checkpoint" in rules and "trtllm_calibration" not in rules
+
+
 @pytest.mark.parametrize("mutate, words", [
     (lambda c: c["bench"].update(repetitons=3), ["config key bench", "repetitons"]),
     (lambda c: c["models"]["tiny"]["variants"]["bf16"].update(dtype="bf16"), ["models.tiny.variants.bf16.dtype"]),

@@ -120,6 +120,11 @@ class Plan:
         return [key for key, spec in self.checkpoints.items()
                 if key[0] in self.models_to_measure and spec["settings"].get("calibration", {}).get("prepared")]
 
+    def checkpoint_runs_here(self, model: str, checkpoint: str) -> bool:
+        """Whether the checkpoint's backend can run on this host (not: only in a container)."""
+        spec = self.checkpoints[(model, checkpoint)]
+        return get_backend(spec["backend"]).availability("checkpoint", spec["settings"]) is None
+
     def calibration_spec(self, model: str, checkpoint: str) -> dict:
         """What defines a prepared calibration folder: the text, the samples' count, length and order."""
         from .modelopt_quant import calibration_size
