@@ -26,12 +26,16 @@ CONFIG = {
 }
 
 
-@pytest.fixture(scope="module")
-def run(tiny_model, tmp_path_factory):
-    root = tmp_path_factory.mktemp("broken")
-    plan = run_pipeline(CONFIG, tiny_model, root,
+def run_with_an_overflowing_engine(config, tiny_model, root):
+    """The pipeline of `config`, its fp16-overflow variant loading an overflowing copy of the snapshot."""
+    plan = run_pipeline(config, tiny_model, root,
                         snapshot_of={"fp16-overflow": lambda snap: overflow(snap, root / "overflow-snapshot")})
     return root, plan
+
+
+@pytest.fixture(scope="module")
+def run(tiny_model, tmp_path_factory):
+    return run_with_an_overflowing_engine(CONFIG, tiny_model, tmp_path_factory.mktemp("broken"))
 
 
 def test_non_finite_logits_fail_with_that_reason(run):
@@ -73,10 +77,7 @@ BROKEN_REFERENCE = {**CONFIG, "models": {"tiny": {
 
 @pytest.fixture(scope="module")
 def broken_reference(tiny_model, tmp_path_factory):
-    root = tmp_path_factory.mktemp("broken-reference")
-    plan = run_pipeline(BROKEN_REFERENCE, tiny_model, root,
-                        snapshot_of={"fp16-overflow": lambda snap: overflow(snap, root / "overflow-snapshot")})
-    return root, plan
+    return run_with_an_overflowing_engine(BROKEN_REFERENCE, tiny_model, tmp_path_factory.mktemp("broken-reference"))
 
 
 def test_a_broken_reference_is_the_finding_not_a_crash(broken_reference):

@@ -70,21 +70,24 @@ MIN_DRIVER = 580
 
 
 @functools.cache
+def _first_gpu() -> dict | None:
+    """The first GPU as `nvidia-smi` reports it (one call for every check of this process)."""
+    from ..environment import gpus
+
+    found = gpus()
+    return found[0] if found else None
+
+
 def gpu_compute_capability() -> tuple[int, int] | None:
     """The first GPU's compute capability read from `nvidia-smi` (never guessed from its name)."""
-    from ..environment import gpus
-
-    found = gpus()
-    return tuple(found[0]["compute_capability"]) if found else None
+    gpu = _first_gpu()
+    return tuple(gpu["compute_capability"]) if gpu else None
 
 
-@functools.cache
 def gpu_driver() -> str | None:
     """The NVIDIA driver version `nvidia-smi` reports, or None without a GPU."""
-    from ..environment import gpus
-
-    found = gpus()
-    return found[0]["driver"] if found else None
+    gpu = _first_gpu()
+    return gpu["driver"] if gpu else None
 
 
 def check_driver(driver: str | None) -> None:
