@@ -53,6 +53,9 @@ wildcard_constraints:
 # the run's cores, so that two of them run side by side (their imports and Python overhead are single-
 # threaded). The bench and the preflight take every core, so that nothing competes with their timings.
 UNTIMED_THREADS = max(1, workflow.cores // 2)
+# The reference takes every core: every quality job waits for it, and on a 2-core CPU without native
+# bfloat16 it ran 3 min beside one 1-core job at most (the samples), the other core idle for 2 of them.
+REFERENCE_THREADS = workflow.cores
 
 CONDA_ENV = "../envs/enginebench.yaml"  # for `--sdm conda`; `make setup` uses envs/*.txt instead
 

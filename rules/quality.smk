@@ -1,6 +1,7 @@
 # Stage 6: output quality. The reference engine scores the eval text once per model; every engine
 # (the reference included, as a self-check) is then measured against it and gated.
-# Nothing here is timed: the jobs take half the cores (UNTIMED_THREADS), so that two run side by side.
+# Nothing here is timed: the jobs take half the cores (UNTIMED_THREADS), so that two run side by side;
+# the reference, which every other job here waits for, takes them all.
 
 
 rule reference:
@@ -16,7 +17,7 @@ rule reference:
         # Reference engine + eval text, windows and top-k define the stored distributions; the gate
         # thresholds do not, so changing one re-runs the quality jobs only.
         spec=lambda w: spec_json(PLAN.reference_spec(w.model)),
-    threads: UNTIMED_THREADS
+    threads: REFERENCE_THREADS
     conda:
         CONDA_ENV
     log:

@@ -117,13 +117,21 @@ rule trtllm_bench:
         " --out {output.result:q} >> {log:q} 2>&1"
 
 
+# The bench's container, GPU and shell, with the samples CLI and no eval text (a use rule's input is
+# replaced whole: the bench's cli= would otherwise stay, and bench the engine into the samples file).
 use rule trtllm_bench as trtllm_samples with:
+    input:
+        cli=cli_script("samples"),
+        snapshot=rules.snapshot.output.snapshot,
+        checkpoint=checkpoint_of,
+        engine=rules.trtllm_engine.output.engine,
     output:
         result=report(paths.SAMPLES, category="Samples", subcategory="{model}",
                        labels={"model": "{model}", "engine": "{variant}", "file": "samples (JSON)"}),
     params:
         spec=lambda w: spec_json(PLAN.runtime_spec(w.model, w.variant, "samples")),
         runs=trtllm_invocation("samples"),
+    threads: UNTIMED_THREADS
     log:
         log_path("samples", "{variant}"),
 

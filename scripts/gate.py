@@ -8,8 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from enginebench import results
 from enginebench.cli import parse_spec, run_cli
-from enginebench.io import write_json_atomic
 from enginebench.quality import gate_summary
 
 
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"enginebench: model {model} was not measured (the report lists it): {reason}", file=sys.stderr)
     if (args.fail_on_gate and summary["failed"]) or spec["unfetchable"]:
         return 1
-    write_json_atomic(args.out, summary)
+    results.write(args.out, summary)
     return 0
 
 

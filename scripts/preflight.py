@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from enginebench import results
 from enginebench.cli import run_cli
-from enginebench.io import write_json_atomic
 from enginebench.preflight import run_preflight
 
 
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="preflight JSON to write")
     parser.add_argument("--threads", type=int, default=1, help="threads reading host memory (the benches' cores)")
     args = parser.parse_args(argv)
-    write_json_atomic(args.out, run_preflight(args.out.parent, args.threads))
+    results.write(args.out, run_preflight(args.out.parent, args.threads))
     return 0
 
 

@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from enginebench import results
 from enginebench.cli import parse_spec, run_cli
-from enginebench.io import write_json_atomic
 from enginebench.scheduler import job_record
 from enginebench.stages import upstream_problem
 
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     spec = parse_spec(args.spec)
     status = upstream_problem(args.engine) or {"status": "not_applicable", "reason": spec["reason"]}
-    write_json_atomic(args.out, {"stage": "quality", "spec": spec, **status, "job": job_record()})
+    results.write(args.out, {"stage": "quality", "spec": spec, **status, "job": job_record()})
     return 0
 
 

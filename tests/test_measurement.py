@@ -170,7 +170,7 @@ def test_parameter_count_reads_safetensors_headers(tmp_path):
 
 
 def test_the_reports_disk_estimate_reads_the_snapshot_manifest_when_the_weights_are_gone(tmp_path):
-    """A report re-rendered from kept result files (docs/gpu-report-7b/session/rerender.py) has the snapshot's
+    """A report re-rendered from kept result files (scripts/rerender_report.py) has the snapshot's
     manifest but not its weights: the parameter count comes from the manifest, and without it the report
     says the estimate is not known (once it read 0 parameters and printed a need of 0.00 GB)."""
     import torch

@@ -121,7 +121,8 @@ def test_gate_cli_fails_the_run_only_when_asked(run, tmp_path, capsys):
 def test_reference_without_a_result_gives_no_verdict(run, tmp_path):
     root, plan = run
     failed_ref = tmp_path / "reference.json"
-    failed_ref.write_text(json.dumps({"stage": "reference", "status": "failed", "reason": "engine: it broke"}))
+    failed_ref.write_text(json.dumps({"stage": "reference", "spec": {}, "status": "failed",
+                                      "reason": "engine: it broke"}))
     f = ["--snapshot", str(root / paths.SNAPSHOT.format(model="tiny")), "--checkpoint", "unused",
          "--engine", str(root / paths.ENGINE.format(model="tiny", variant="llama-f16"))]
     out = tmp_path / "quality.json"

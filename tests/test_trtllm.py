@@ -349,6 +349,22 @@ def test_every_trtllm_job_runs_in_the_container_with_the_gpu(profile_dry_run):
     assert "/convert_checkpoint.py --model_dir results/qwen2.5-7b/snapshot" in commands
 
 
+def test_each_trtllm_job_runs_its_own_stage_cli(profile_dry_run):
+    """trtllm_samples, declared as `use rule trtllm_bench as trtllm_samples`, kept the bench's input
+    `cli=scripts/bench.py`: it benched the engine and wrote a bench record as the samples file (found by
+    the results layer's check of every committed record's stage). Each job runs its stage's CLI."""
+    clis = {"trtllm_checkpoint": "checkpoint", "trtllm_engine": "engine", "trtllm_logits_engine": "engine",
+            "trtllm_bench": "bench", "trtllm_samples": "samples", "trtllm_quality": "quality",
+            "trtllm_calibration": "calibration"}
+    seen = set()
+    for rule, block in job_blocks(profile_dry_run):
+        if rule in clis:
+            seen.add(rule)
+            assert f"python {REPO}/scripts/{clis[rule]}.py --spec " in block or \
+                   f"python scripts/{clis[rule]}.py --spec " in block, (rule, block[-1500:])
+    assert seen == set(clis)
+
+
 def test_calibration_is_a_rule_that_feeds_quantize_py_a_local_folder_and_no_job_needs_the_network(profile_dry_run):
     """Issue 23: quantize.py read cnn_dailymail from the hub (the whole train split). Each quantized checkpoint
     now has a trtllm_calibration job on the host (no container, no GPU) whose folder is the checkpoint job's
@@ -697,7 +713,8 @@ def test_a_logits_engine_build_keeps_its_own_history(tmp_path, monkeypatch):
     model = tmp_path / "results" / "m"
     checkpoint = tmp_path / "ckpt"
     checkpoint.mkdir()
-    (checkpoint / paths.MANIFEST).write_text('{"status": "ok"}')
+    (checkpoint / paths.MANIFEST).write_text(
+        '{"stage": "checkpoint", "backend": "stub", "settings": {}, "status": "ok"}')
     for folder, spec in (("engines", {}), ("logits-engines", {"purpose": "logits for the quality stage"})):
         stages.build_engine({"backend": "stub", "settings": {}, **spec}, tmp_path, checkpoint, model / folder / "v")
     assert sorted(p.name.split("-v-")[0] for p in (model / "history").iterdir()) == ["engine", "logits-engine"]

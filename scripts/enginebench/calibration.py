@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .io import atomic_dir, write_json_atomic
+from . import results
+from .io import atomic_dir
 from .modelopt_quant import calibration_batches
 from .paths import MANIFEST
 from .progress import progress
@@ -39,5 +40,5 @@ def prepare_calibration(spec: dict, snapshot: Path, out: Path) -> dict:
                                         encoding="utf-8")
         manifest = {"stage": "calibration", "status": "ok", "spec": spec, "text": source, "samples": len(texts),
                     "tokens": sum(map(len, samples)), "file": SAMPLES_FILE, "job": job_record()}
-        write_json_atomic(tmp / MANIFEST, manifest)
+        results.write(tmp / MANIFEST, manifest)
     return manifest

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from . import results
 from .errors import EngineBenchError
-from .io import write_json_atomic
 from .scheduler import job_record, job_text
 
 
@@ -89,7 +89,7 @@ def runtime_main(stage: str, description: str, run, argv: list[str] | None, inpu
     paths = {name: getattr(args, name) for name in (*artifacts, *inputs)}
     spec = parse_spec(args.spec)
     result = {**(skipped_result(stage, spec, paths) or run(spec, paths, args.threads)), "job": job_record()}
-    write_json_atomic(args.out, result)
+    results.write(args.out, result)
     if record is not None:
         record(result, args.out)
     return 0

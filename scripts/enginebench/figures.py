@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import paths
-from .io import read_json
+from . import paths, results
 
 FIGURES = {
     "quality_vs_speed": "Quality loss (mean KL divergence from the reference) against single-stream tokens/s",
@@ -30,11 +29,11 @@ def engine_points(root: Path, model: str, variants: list[dict], thresholds: dict
 
     ran, missing = [], []
     for spec in variants:
-        bench = read_json(Path(root) / paths.BENCH.format(model=model, variant=spec["slug"]))
+        bench = results.read(Path(root) / paths.BENCH.format(model=model, variant=spec["slug"]), "bench")
         if bench.get("status", "ok") != "ok":
             missing.append(spec["slug"])
             continue
-        quality = read_json(Path(root) / paths.QUALITY.format(model=model, variant=spec["slug"]))
+        quality = results.read(Path(root) / paths.QUALITY.format(model=model, variant=spec["slug"]), "quality")
         ran.append({"slug": spec["slug"], "verdict": verdict(quality, thresholds)["verdict"],
                     "metrics": bench["metrics"], "kl": quality.get("metrics", {}).get("kl_divergence_mean")})
     return ran, missing

@@ -227,16 +227,16 @@ def _reference_or_problem(spec: dict, paths: dict):
     """(reference record, reference samples) or a result saying why there is no reference: a broken
     reference (non-finite logits, every sample empty) is status no_reference (verdict NO REFERENCE), a
     reference that was not built or failed is status failed (NO VERDICT)."""
-    from .io import read_json
+    from . import results
 
-    reference = read_json(paths["reference"])
+    reference = results.read(paths["reference"], "reference")
     if reference.get("status") == "broken":
         return None, {"stage": "quality", "spec": spec, "status": "no_reference", "reason": reference["reason"]}
     problem = upstream_problem(paths["reference"], paths["reference_samples"])
     if problem is not None:
         return None, {"stage": "quality", "spec": spec, "status": "failed",
                       "reason": f"reference {spec['reference']!r} has no result ({problem['reason']})"}
-    samples = read_json(paths["reference_samples"])["samples"]
+    samples = results.read(paths["reference_samples"], "samples")["samples"]
     if all_empty(samples):
         return None, {"stage": "quality", "spec": spec, "status": "no_reference",
                       "reason": f"the reference engine `{spec['reference']}` is broken: {EMPTY_SAMPLES}"}
@@ -245,13 +245,13 @@ def _reference_or_problem(spec: dict, paths: dict):
 
 def run_quality(spec: dict, paths: dict, threads: int) -> dict:
     """Measure one engine against the reference (paths: reference, reference_samples, samples)."""
-    from .io import read_json
+    from . import results
 
     reference, failure = _reference_or_problem(spec, paths)
     if failure is not None:
         return failure
     backend, _, engine = open_engine(spec, paths, threads)
-    result = measure(spec, engine, read_json(paths["samples"])["samples"], *reference)
+    result = measure(spec, engine, results.read(paths["samples"], "samples")["samples"], *reference)
     if backend.separate_logits_engine:  # the logits came from an engine built for them, not the timed one
         result["logits_engine"] = str(paths["engine"])
     return result
@@ -266,7 +266,7 @@ def run_predicted_quality(spec: dict, paths: dict, threads: int) -> dict:
 
     reference, failure = _reference_or_problem(spec, paths)
     if failure is not None:
-        return failure
+        return {**failure, "stage": "predicted_quality"}
     backend = get_backend(spec["backend"])
     encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"],
                             trust_remote_code=spec["trust_remote_code"])
@@ -380,15 +380,15 @@ def gate_summary(spec: dict, root: Path) -> dict:
     """Every engine's verdict (and its predicted one) from the quality results; `failed` lists each
     FAIL, NO VERDICT or NO REFERENCE. NOT RUN (not built on this host) and NOT APPLICABLE (placeholder weights) are
     listed but do not fail the gate."""
-    from . import paths
-    from .io import read_json
+    from . import paths, results
 
     engines, failed = [], []
     for model in spec["models"]:
         for variant in model["variants"]:
             kinds = [("engine", paths.QUALITY)] + ([("predicted", paths.PREDICTED)] if variant["predicted_by"] else [])
             for kind, pattern in kinds:
-                record = read_json(Path(root) / pattern.format(model=model["slug"], variant=variant["slug"]))
+                record = results.read(Path(root) / pattern.format(model=model["slug"], variant=variant["slug"]),
+                                      "quality" if kind == "engine" else "predicted_quality")
                 result = verdict(record, spec["quality"]["gate"])
                 engines.append({"model": model["slug"], "variant": variant["slug"], "kind": kind, **result})
                 if result["verdict"] in GATE_FAILS:

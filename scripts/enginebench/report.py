@@ -16,6 +16,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from . import history, paths
+from . import results as results_io
 from .bench import at_batch
 from .disk import configured_need, parameter_count
 from .figures import FIGURES
@@ -100,17 +101,19 @@ def load_results(root: Path, model: str, variants: list[dict], thresholds: dict)
         ckpt_dir = root / paths.CHECKPOINT.format(model=model, checkpoint=spec["checkpoint"])
         results[variant] = {
             "spec": spec,
-            "checkpoint": read_json(ckpt_dir / paths.MANIFEST),
+            "checkpoint": results_io.read(ckpt_dir / paths.MANIFEST, "checkpoint"),
             "checkpoint_shared": checkpoints.count(spec["checkpoint"]) > 1,
-            "engine": read_json(root / paths.ENGINE.format(model=model, variant=variant) / paths.MANIFEST),
-            "bench": read_json(root / paths.BENCH.format(model=model, variant=variant)),
-            "samples": read_json(root / paths.SAMPLES.format(model=model, variant=variant)),
-            "quality": read_json(root / paths.QUALITY.format(model=model, variant=variant)),
+            "engine": results_io.read(root / paths.ENGINE.format(model=model, variant=variant) / paths.MANIFEST,
+                                      "engine"),
+            "bench": results_io.read(root / paths.BENCH.format(model=model, variant=variant), "bench"),
+            "samples": results_io.read(root / paths.SAMPLES.format(model=model, variant=variant), "samples"),
+            "quality": results_io.read(root / paths.QUALITY.format(model=model, variant=variant), "quality"),
         }
         results[variant]["verdict"] = verdict(results[variant]["quality"], thresholds)
         results[variant]["status"] = status_of(results[variant])
         if spec["predicted_by"]:
-            predicted = read_json(root / paths.PREDICTED.format(model=model, variant=variant))
+            predicted = results_io.read(root / paths.PREDICTED.format(model=model, variant=variant),
+                                        "predicted_quality")
             results[variant]["predicted"] = {"by": spec["predicted_by"], "record": predicted,
                                              "verdict": verdict(predicted, thresholds)}
     return results
@@ -726,7 +729,7 @@ def preflight_lines(preflight: dict) -> list[str]:
 
 def render_report(layout: dict, root: Path) -> str:
     root = Path(root)
-    preflight = read_json(root / paths.PREFLIGHT)
+    preflight = results_io.read(root / paths.PREFLIGHT, "preflight")
     largest = max(layout["bench"]["batch_sizes"])
     models, unfetchable = [], []
     for mcfg in layout["models"]:
@@ -735,7 +738,7 @@ def render_report(layout: dict, root: Path) -> str:
             unfetchable.append({"slug": model, "reason": mcfg["unfetchable"]})
             continue
         model_dir = root / "results" / model
-        snapshot = read_json(root / paths.SNAPSHOT.format(model=model) / paths.MANIFEST)
+        snapshot = results_io.read(root / paths.SNAPSHOT.format(model=model) / paths.MANIFEST, "snapshot")
         model_config = read_json(root / paths.SNAPSHOT.format(model=model) / "config.json")
         results = load_results(root, model, mcfg["variants"], layout["quality"]["gate"])
         host = {**preflight, "model_config": model_config}

@@ -16,10 +16,11 @@ import shutil
 import time
 from pathlib import Path
 
+from . import results
 from .disk import check_free, parameter_count
 from .errors import EngineBenchError
 from .gguf_tokenizer import TOKENIZER_GGUF, gguf_parsed_once, write_tokenizer_gguf
-from .io import atomic_dir, sha256_file, write_json_atomic
+from .io import atomic_dir, sha256_file
 from .paths import MANIFEST
 from .placeholder import make_placeholder
 from .progress import progress
@@ -66,7 +67,7 @@ def import_snapshot(spec: dict, out: Path, threads: int = 1) -> dict:
             "parameters": parameter_count(tmp),  # from the safetensors headers: the report's disk estimate
             "timings": {"import_s": time.perf_counter() - started},
         }
-        write_json_atomic(tmp / MANIFEST, manifest)
+        results.write(tmp / MANIFEST, manifest)
     return manifest
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from . import results
 from .backends import get_backend
 from .disk import check_free, parameter_count
 from .errors import StageFailure
 from .history import append as append_history
 from .history import fingerprint
-from .io import atomic_dir, read_json, tree_bytes, write_json_atomic
+from .io import atomic_dir, tree_bytes
 from .paths import MANIFEST
 from .progress import progress
 from .scheduler import job_record
@@ -27,7 +28,7 @@ def upstream_problem(*artifacts: Path) -> dict | None:
     """{"status", "reason"} of the first upstream artifact (folder or result JSON) that is not ok."""
     for artifact in artifacts:
         artifact = Path(artifact)
-        record = read_json(artifact / MANIFEST if artifact.is_dir() else artifact)
+        record = results.read(artifact / MANIFEST if artifact.is_dir() else artifact)
         status = record.get("status", "ok")
         if status != "ok":
             return {"status": status, "reason": f"{record.get('stage', artifact.name)}: {record['reason']}"}
@@ -64,7 +65,7 @@ def _run_stage(stage: str, spec: dict, snapshot: Path, out: Path, work, upstream
                     manifest["artifact_bytes"] = tree_bytes(tmp)
         if manifest["status"] != "ok":
             progress(f"{stage}: {manifest['status']}: {manifest['reason']}")
-        write_json_atomic(tmp / MANIFEST, manifest)
+        results.write(tmp / MANIFEST, manifest)
     if manifest["status"] == "ok" and manifest.get("work", True):  # a build that ran: keep its time
         # a TensorRT-LLM logits engine (Plan.logits_engine_spec) keeps its own series, apart from the timed one
         history_stage = "logits-engine" if spec.get("purpose") else stage

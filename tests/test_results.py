@@ -1,0 +1,96 @@
+"""The results layer (enginebench.results): every result file is read and written through one declared
+layout per stage, and a file that does not match is one error naming the file and the field."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from enginebench import results
+from enginebench.errors import EngineBenchError
+from enginebench.plan import build_plan, load_config
+from enginebench.report import render_report
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = REPO / "docs"
+
+# path pattern under a results folder -> the stage whose layout its files have
+RESULT_FILES = {
+    "host/preflight.json": "preflight", "*/snapshot/manifest.json": "snapshot",
+    "*/checkpoints/*/manifest.json": "checkpoint", "*/engines/*/manifest.json": "engine",
+    "*/logits-engines/*/manifest.json": "engine", "*/bench/*.json": "bench", "*/samples/*.json": "samples",
+    "*/quality/*.json": "quality", "*/predicted/*.json": "predicted_quality", "quality-gate.json": "gate",
+}
+
+
+def committed_records() -> list[tuple[Path, str]]:
+    found = []
+    for folder in (DOCS / "default-report", DOCS / "gpu-report", DOCS / "gpu-report" / "depth-run",
+                   DOCS / "gpu-report-7b"):
+        for pattern, stage in RESULT_FILES.items():
+            found += [(path, stage) for path in sorted(folder.glob(pattern))]
+    return found
+
+
+def test_every_committed_result_file_reads_through_its_layout():
+    """The reports under docs/ were written before the layer: each of their result files matches its
+    stage's declared layout (the samples records of unbuilt TensorRT-LLM engines, written by the bench
+    CLI before record version 1, through the one declared migration)."""
+    records = committed_records()
+    stages = {stage for _, stage in records}
+    assert {"preflight", "bench", "samples", "quality", "predicted_quality", "gate"} <= stages
+    for path, stage in records:
+        record = results.read(path, stage)
+        assert record["stage"] == stage, path
+
+
+def test_a_hand_edited_bench_file_stops_the_report_with_one_error_naming_file_and_field(tmp_path):
+    """The 7B H200 report's files (docs/gpu-report-7b, which scripts/rerender_report.py renders), one
+    bench file without its figures: the renderer stops before it lays anything
+    out, with one sentence naming the file, the field and the rule that re-makes it."""
+    root = tmp_path / "run"
+    for name in ("host", "qwen2.5-7b"):
+        shutil.copytree(DOCS / "gpu-report-7b" / name, root / "results" / name)
+    layout = build_plan(load_config(REPO / "config" / "qwen2.5-7b-gpu.yaml")).report_layout()  # as the rule
+    assert "## qwen2.5-7b" in render_report(layout, root)  # the files as committed render
+    bench = root / "results" / "qwen2.5-7b" / "bench" / "llamacpp-q8_0.json"
+    record = json.loads(bench.read_text())
+    del record["metrics"]
+    bench.write_text(json.dumps(record))
+    with pytest.raises(results.RecordError) as error:
+        render_report(layout, root)
+    message = str(error.value)
+    assert message.startswith(f"{bench}: this bench result has no field 'metrics'")
+    assert "snakemake --forcerun bench" in message
+
+
+def test_writers_refuse_a_record_their_readers_would_refuse(tmp_path):
+    out = tmp_path / "quality.json"
+    with pytest.raises(results.RecordError, match="has no field 'metrics'"):
+        results.write(out, {"stage": "quality", "spec": {}, "status": "ok", "is_reference": False})
+    with pytest.raises(results.RecordError, match="field 'status' is 'done'"):
+        results.write(out, {"stage": "quality", "spec": {}, "status": "done"})
+    assert not out.exists()
+    results.write(out, {"stage": "quality", "spec": {}, "status": "failed", "reason": "why"})
+    written = json.loads(out.read_text())
+    assert written["record_version"] == results.VERSION
+    assert results.read(out, "quality") == written
+
+
+def test_a_newer_or_foreign_record_is_named(tmp_path):
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"stage": "bench", "spec": {}, "status": "failed", "reason": "x",
+                                "record_version": results.VERSION + 1}))
+    with pytest.raises(EngineBenchError, match=f"record_version {results.VERSION + 1}"):
+        results.read(path, "bench")
+    path.write_text(json.dumps({"stage": "samples", "spec": {}, "status": "failed", "reason": "x"}))
+    with pytest.raises(EngineBenchError, match="is a 'samples' record, not a 'bench' one"):
+        results.read(path, "bench")
+    path.write_text("{not json")
+    with pytest.raises(EngineBenchError, match="is not JSON"):
+        results.read(path, "bench")
+    with pytest.raises(EngineBenchError, match="no bench result there"):
+        results.read(tmp_path / "missing.json", "bench")
