@@ -10,7 +10,7 @@ from pathlib import Path
 
 from enginebench import results
 from enginebench.cli import parse_spec, run_cli
-from enginebench.quality import gate_summary
+from enginebench.verdicts import gate_summary
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,8 @@ from cliflow import run_pipeline
 from tinymodel import overflow
 
 from enginebench import paths
-from enginebench.quality import EMPTY_SAMPLES, NON_FINITE, gate, verdict
+from enginebench.quality import EMPTY_SAMPLES, NON_FINITE
+from enginebench.verdicts import gate, verdict
 
 CONFIG = {
     "models": {"tiny": {"source": {"kind": "local", "path": "?"}, "baseline": "fp32", "reference": "fp32",
@@ -84,7 +85,7 @@ def test_a_broken_reference_is_the_finding_not_a_crash(broken_reference):
     """The reference job records its non-finite logits (the pipeline goes on); every engine of the model,
     the reference's self-check included, gets NO REFERENCE with that reason, never PASS or FAIL; the
     gate fails on it; the report renders, its answer says so first and calls no winner."""
-    from enginebench.quality import gate_summary
+    from enginebench.verdicts import gate_summary
 
     root, plan = broken_reference
     reference = json.loads((root / paths.REFERENCE.format(model="tiny")).read_text())

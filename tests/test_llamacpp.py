@@ -155,7 +155,8 @@ def test_kv_bytes_per_token_are_read_from_the_engine(built, tiny_model):
 
 def test_quality_at_depth_catches_a_quantized_kv_cache(built, tiny_model):
     """Late in a long window a q4_0 KV cache strays further from the reference than an f16 one."""
-    from enginebench.quality import depth_quality, eval_text, eval_windows, reference_distribution, window_logits
+    from enginebench.quality import depth_quality, eval_text, eval_windows, window_logits
+    from enginebench.quality_metrics import reference_distribution
 
     root, _, engines = built
     encoder = PromptEncoder(tiny_model, chat_template=False)

@@ -15,7 +15,7 @@ from tinymodel import damage
 from enginebench import paths
 from enginebench.errors import EngineBenchError
 from enginebench.plan import build_plan, spec_json, validate_config
-from enginebench.quality import CHECKS, gate, verdict
+from enginebench.verdicts import CHECKS, gate, verdict
 
 CONFIG = {
     "models": {"tiny": {"source": {"kind": "local", "path": "?"}, "baseline": "fp32", "reference": "fp32",

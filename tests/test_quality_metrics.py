@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from enginebench.quality import compare_distribution, degeneration, greedy_agreement, reference_distribution
+from enginebench.quality_metrics import compare_distribution, degeneration, greedy_agreement, reference_distribution
 
 
 def kl(p, q):

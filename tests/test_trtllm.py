@@ -49,7 +49,7 @@ from enginebench.backends.trtllm_backend import (
 )
 from enginebench.errors import EngineBenchError
 from enginebench.plan import build_plan, load_config, validate_config
-from enginebench.quality import verdict
+from enginebench.verdicts import verdict
 from enginebench.workflow import REPO, snakemake
 
 QWEN = REPO / "config" / "qwen2.5-7b-trtllm.yaml"

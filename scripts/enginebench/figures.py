@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from . import paths, results
+from .verdicts import SPEED_SHOWN, verdict
 
 FIGURES = {
     "quality_vs_speed": "Quality loss (mean KL divergence from the reference) against single-stream tokens/s",
@@ -25,8 +26,6 @@ KL_FLOOR = 1e-4  # the reference's own KL is 0: drawn at this floor of the log a
 
 def engine_points(root: Path, model: str, variants: list[dict], thresholds: dict) -> tuple[list[dict], list[str]]:
     """The engines that ran (slug, verdict, bench metrics, mean KL), and those that did not."""
-    from .quality import verdict  # numpy: kept out of Snakemake's start-up, which imports FIGURES
-
     ran, missing = [], []
     for spec in variants:
         bench = results.read(Path(root) / paths.BENCH.format(model=model, variant=spec["slug"]), "bench")
@@ -111,8 +110,6 @@ def latency_figure(model: str, ran: list[dict], missing: list[str], thresholds: 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(10, 5.5))
-    from .quality import SPEED_SHOWN
-
     passing = [p for p in ran if p["verdict"] in SPEED_SHOWN]
     sizes = sorted({s["batch_size"] for p in passing for s in _sweep(p)})
     for i, point in enumerate(ran):

@@ -1,4 +1,5 @@
-"""Quality stage: every engine measured against the model's reference engine, and a PASS/FAIL gate.
+"""Quality stage: every engine measured against the model's reference engine (the metrics:
+enginebench.quality_metrics; the verdicts: enginebench.verdicts).
 
 Two steps, both written once against the backend interface:
 - `run_reference`: the reference engine scores fixed windows of an offline eval text and keeps, for
@@ -6,13 +7,7 @@ Two steps, both written once against the backend interface:
 - `run_quality`: an engine scores the same windows (perplexity, KL divergence against the
   reference's distribution, top-1 agreement) where it exposes logits, and its greedy samples are
   compared with the reference's (token agreement, first divergence) and checked for degeneration
-  (repeated n-grams), which catches token salad even without logits. `gate` turns the figures into a
-  verdict against the configured thresholds.
-
-KL divergence from top-k: KL(P‖Q) is summed over the reference's top-k tokens plus one bucket for
-the rest of the vocabulary (P's and Q's remaining mass). Merging outcomes never increases a KL
-divergence, so the figure is a lower bound of the full-vocabulary KL, tight when P's mass sits in
-its top-k (llama.cpp's --kl-divergence keeps the whole distribution instead).
+  (repeated n-grams), which catches token salad even without logits.
 """
 
 from __future__ import annotations
@@ -25,28 +20,18 @@ from typing import TYPE_CHECKING
 
 from .errors import EngineBenchError, StageFailure
 from .progress import progress
+from .quality_metrics import REPEAT_N, compare_distribution, degeneration, greedy_agreement, reference_distribution
 from .stages import open_engine, upstream_problem
 
 if TYPE_CHECKING:  # numpy is imported where it is used, after the engine loads: on the H200, a
     import numpy as np  # CUDA llama.cpp loaded after numpy segfaulted (docs/gpu-report/README.md)
 
-CHUNK_ROWS = 64  # rows of a (positions × vocabulary) logits array turned into log-probabilities at a time
-REPEAT_N = 4  # n of the repeated n-gram share (seq-rep-4 of Welleck et al., "Neural text degeneration…")
 NON_FINITE = "engine returned non-finite logits (inf or NaN)"
 EMPTY_SAMPLES = "every greedy sample is empty"
 
 
 class BrokenEngine(StageFailure):
     """An engine that runs but whose output is no output (non-finite logits): a FAIL, not a crash."""
-
-# gate key -> (metric key in the quality record, comparison, label, unit)
-CHECKS = {
-    "max_perplexity_ratio": ("perplexity_ratio", "<=", "perplexity ratio", "×"),
-    "max_kl_divergence": ("kl_divergence_mean", "<=", "mean KL divergence", " nats"),
-    "min_top1_agreement": ("top1_agreement", ">=", "top-1 agreement", ""),
-    "min_greedy_agreement": ("greedy_agreement", ">=", "greedy token agreement", ""),
-    "max_repetition_increase": ("repetition_increase", "<=", f"repeated {REPEAT_N}-gram share increase", ""),
-}
 
 
 def eval_text(path: str | None, key: str = "quality.eval_text") -> tuple[str, str]:
@@ -79,18 +64,6 @@ def eval_windows(tokenizer, text: str, windows: int, window_tokens: int) -> list
     return [bos + ids[i * stride:i * stride + body] for i in range(windows)]
 
 
-def normalized_rows(logits: np.ndarray):
-    """Yield (row offset, logits shifted by their row maximum in float64, log of each row's sum of
-    exponentials) chunks of a (positions × vocabulary) logits array: log-probabilities are
-    shifted − log-sum, taken only where needed (a full log-probability array is a vocabulary-wide
-    pass more per row; Gemma 3's vocabulary has 262,144 entries)."""
-    import numpy as np
-    for start in range(0, len(logits), CHUNK_ROWS):
-        shifted = logits[start:start + CHUNK_ROWS].astype(np.float64)
-        shifted -= shifted.max(axis=1, keepdims=True)  # each row's maximum is now exactly 0
-        yield start, shifted, np.log(np.exp(shifted).sum(axis=1))
-
-
 def window_logits(engine, ids: list[int]) -> np.ndarray | None:
     import numpy as np
 
@@ -102,66 +75,6 @@ def window_logits(engine, ids: list[int]) -> np.ndarray | None:
     if not np.isfinite(logits).all():
         raise BrokenEngine(NON_FINITE)
     return logits[:-1]  # the last position predicts a token past the window
-
-
-def reference_distribution(logits: np.ndarray, targets: list[int], top_k: int) -> dict:
-    """The reference's top-k next-token ids and log-probabilities, and the true token's log-probability."""
-    import numpy as np
-    top_ids, top_lp, target_lp = [], [], []
-    for start, shifted, log_sum in normalized_rows(logits):
-        rows = np.arange(len(shifted))
-        k = min(top_k, shifted.shape[1])
-        raw = logits[start:start + len(shifted)]  # the same order as the log-probabilities, half the bytes
-        ids = np.argpartition(-raw, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(raw, ids, axis=1), axis=1)
-        ids = np.take_along_axis(ids, order, axis=1)
-        top_ids += ids.tolist()
-        top_lp += np.round(np.take_along_axis(shifted, ids, axis=1) - log_sum[:, None], 7).tolist()
-        target_lp += np.round(shifted[rows, targets[start:start + len(shifted)]] - log_sum, 7).tolist()
-    return {"top_ids": top_ids, "top_logprobs": top_lp, "target_logprobs": target_lp}
-
-
-def compare_distribution(logits: np.ndarray, targets: list[int], reference: dict) -> dict:
-    """Per-position target log-probability, KL(reference ‖ engine) over top-k + rest, and top-1 match."""
-    import numpy as np
-    ref_ids = np.asarray(reference["top_ids"])
-    ref_lp = np.asarray(reference["top_logprobs"], dtype=np.float64)
-    if ref_ids.max() >= logits.shape[1]:
-        raise StageFailure(f"engine vocabulary has {logits.shape[1]} entries; the reference predicts token "
-                           f"{int(ref_ids.max())}")
-    target_lp, kl, top1 = [], [], []
-    for start, shifted, log_sum in normalized_rows(logits):
-        rows = np.arange(len(shifted))
-        ids, p_lp = ref_ids[start:start + len(shifted)], ref_lp[start:start + len(shifted)]
-        q_shifted = np.take_along_axis(shifted, ids, axis=1)
-        q_lp = q_shifted - log_sum[:, None]
-        p, q = np.exp(p_lp), np.exp(q_lp)
-        p_rest = np.clip(1 - p.sum(axis=1), 1e-12, None)
-        q_rest = np.clip(1 - q.sum(axis=1), 1e-12, None)
-        kl += np.clip((p * (p_lp - q_lp)).sum(axis=1) + p_rest * np.log(p_rest / q_rest), 0, None).tolist()
-        # the reference's top token is also the engine's: its logit is the row's maximum (ties count:
-        # bf16 logits often tie)
-        top1 += (q_shifted[:, 0] >= 0).tolist()
-        target_lp += (shifted[rows, targets[start:start + len(shifted)]] - log_sum).tolist()
-    return {"target_logprobs": target_lp, "kl": kl, "top1": top1}
-
-
-def greedy_agreement(reference: list[int], output: list[int]) -> dict:
-    """Share of positions where two greedy continuations hold the same token (over the longer one),
-    and the first position where they differ (None if identical)."""
-    longest = max(len(reference), len(output))
-    same = [a == b for a, b in zip(reference, output, strict=False)]
-    first = next((i for i, eq in enumerate(same) if not eq), None)
-    if first is None and len(reference) != len(output):
-        first = len(same)
-    return {"agreement": sum(same) / longest if longest else 1.0, "first_divergence": first}
-
-
-def degeneration(ids: list[int]) -> dict:
-    """Repeated n-gram share (1 − distinct/total n-grams, n=REPEAT_N) and distinct-token share."""
-    grams = [tuple(ids[i:i + REPEAT_N]) for i in range(len(ids) - REPEAT_N + 1)]
-    return {f"repeated_{REPEAT_N}gram_share": 1 - len(set(grams)) / len(grams) if grams else 0.0,
-            "distinct_token_share": len(set(ids)) / len(ids) if ids else 1.0, "tokens": len(ids)}
 
 
 def text_sha256(text: str) -> str:
@@ -340,58 +253,3 @@ def measure(spec: dict, engine, samples: list[dict], reference: dict, ref_sample
             "metrics": metrics}
 
 
-def gate(metrics: dict, thresholds: dict) -> dict:
-    """PASS when every measured metric with a configured threshold is within it; FAIL names each miss,
-    after the reasons an engine is broken (non-finite logits, empty samples), which no threshold lifts.
-    Applied when reading quality results (report, gate), so thresholds can change without re-measuring."""
-    checks, failures = [], list(metrics.get("broken", []))
-    for key, (metric, op, label, unit) in CHECKS.items():
-        limit = thresholds.get(key)
-        if limit is None or metric not in metrics:
-            continue
-        value = metrics[metric]
-        passed = value <= limit if op == "<=" else value >= limit
-        checks.append({"metric": metric, "value": value, "op": op, "threshold": limit, "passed": passed})
-        if not passed:
-            failures.append(f"{label} {value:.3g}{unit} {'>' if op == '<=' else '<'} {limit:g}{unit}")
-    return {"verdict": "FAIL" if failures else "PASS", "reasons": failures, "checks": checks}
-
-
-# Verdicts whose engines' speed is shown and ranked: a pass, or a placeholder model's engine, whose
-# quality means nothing (its report says "speed only")
-SPEED_SHOWN = ("PASS", "NOT APPLICABLE")
-# Verdicts that fail the gate (and the run, with quality.fail_on_gate)
-GATE_FAILS = ("FAIL", "NO VERDICT", "NO REFERENCE")
-
-
-def verdict(record: dict, thresholds: dict) -> dict:
-    """{"verdict", "reasons", "checks"} of one engine's quality result. PASS or FAIL; NOT RUN when the
-    engine could not be built on this host; NOT APPLICABLE for a placeholder model's engine (random
-    weights: speed only); NO REFERENCE when the model's reference engine is broken (nothing can be judged
-    against it); NO VERDICT when it or its reference failed."""
-    if record.get("status") != "ok":
-        verdict = {"unavailable": "NOT RUN", "not_applicable": "NOT APPLICABLE",
-                   "no_reference": "NO REFERENCE"}.get(record.get("status"), "NO VERDICT")
-        return {"verdict": verdict, "reasons": [record.get("reason", "no quality result")], "checks": []}
-    return gate(record["metrics"], thresholds)
-
-
-def gate_summary(spec: dict, root: Path) -> dict:
-    """Every engine's verdict (and its predicted one) from the quality results; `failed` lists each
-    FAIL, NO VERDICT or NO REFERENCE. NOT RUN (not built on this host) and NOT APPLICABLE (placeholder weights) are
-    listed but do not fail the gate."""
-    from . import paths, results
-
-    engines, failed = [], []
-    for model in spec["models"]:
-        for variant in model["variants"]:
-            kinds = [("engine", paths.QUALITY)] + ([("predicted", paths.PREDICTED)] if variant["predicted_by"] else [])
-            for kind, pattern in kinds:
-                record = results.read(Path(root) / pattern.format(model=model["slug"], variant=variant["slug"]),
-                                      "quality" if kind == "engine" else "predicted_quality")
-                result = verdict(record, spec["quality"]["gate"])
-                engines.append({"model": model["slug"], "variant": variant["slug"], "kind": kind, **result})
-                if result["verdict"] in GATE_FAILS:
-                    name = f"{model['slug']}/{variant['slug']}{' (predicted)' if kind == 'predicted' else ''}"
-                    failed.append(f"{name}: {result['verdict']} ({'; '.join(result['reasons'])})")
-    return {"stage": "gate", "thresholds": spec["quality"]["gate"], "engines": engines, "failed": failed}

@@ -21,9 +21,9 @@ from .bench import at_batch
 from .disk import configured_need, parameter_count
 from .figures import FIGURES
 from .io import read_json
-from .quality import CHECKS, SPEED_SHOWN, verdict
 from .roofline import bound_bandwidth
 from .scheduler import bandwidth_source, node_text
+from .verdicts import CHECKS, SPEED_SHOWN, verdict
 
 MB = 1e6
 

@@ -1,13 +1,15 @@
 """Result records: the layout of every result file, declared once, and the one way to write and read them.
 
 Every stage writes its record through `write` and every reader (report, figures, gate, the quality
-stage, the tests) reads it through `read`, which checks the file against its declared layout: a file
-that does not match (an older enginebench's, a hand-edited one, another stage's) is one error naming
-the file, the field and the rule that re-makes it, never a KeyError deep in the renderer.
+stage, the stages' upstream checks) reads it through `read`, which checks the file against its
+declared layout: a file that does not match (an older enginebench's, a hand-edited one, another
+stage's) is one error naming the file, the field and the rule that re-makes it, never a KeyError deep
+in the renderer.
 
 A record's `stage` names its layout; `record_version` its version (a file without one predates
 versioned records and is read when its fields match). The fields declared here are the ones readers
-rely on; a record may hold more.
+rely on; a record may hold more. Not here yet: the run-history records (enginebench.history), whose
+`stage` names the stage they time.
 """
 
 from __future__ import annotations
