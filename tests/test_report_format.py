@@ -2,17 +2,15 @@ import pandas as pd
 import pytest
 
 from enginebench import history
+from enginebench.findings import history_spread, ranked, tie_reason
 from enginebench.report import (
     compile_text,
     fmt_number,
-    history_spread,
     markdown_table,
     pick_text,
-    ranked,
     speedup_text,
     summary_cell,
     table,
-    tie_reason,
 )
 from enginebench.stats import summarize
 

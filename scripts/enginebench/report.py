@@ -15,15 +15,16 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from . import history, paths
-from . import results as results_io
+from . import findings, history, paths
+from . import results as records
 from .bench import at_batch
 from .disk import configured_need, parameter_count
 from .figures import FIGURES
+from .findings import busy_host, history_conditions, load_results, passed, peak_bytes, ran, would_run
 from .io import read_json
 from .roofline import bound_bandwidth
 from .scheduler import bandwidth_source, node_text
-from .verdicts import CHECKS, SPEED_SHOWN, verdict
+from .verdicts import CHECKS
 
 MB = 1e6
 
@@ -64,12 +65,6 @@ def speedup_text(value: float | None, baseline: float | None) -> str:
     return f"{value / baseline:.2f}×"
 
 
-def passed(results: dict) -> bool:
-    """Whether the engine's speed may be shown and ranked: it passes the gate, or its model is a
-    placeholder whose quality means nothing (NOT APPLICABLE: the report says "speed only")."""
-    return results["verdict"]["verdict"] in SPEED_SHOWN
-
-
 def markdown_table(frame: pd.DataFrame) -> str:
     def esc(value) -> str:
         return str(value).replace("|", "\\|").replace("\n", "<br>")
@@ -93,97 +88,7 @@ def table(rows: list[dict], keep: tuple[str, ...] = ("Engine",)) -> dict | None:
 
 # --- loading ---------------------------------------------------------------------------------------
 
-def load_results(root: Path, model: str, variants: list[dict], thresholds: dict) -> dict[str, dict]:
-    checkpoints = [spec["checkpoint"] for spec in variants]
-    results = {}
-    for spec in variants:
-        variant = spec["slug"]
-        ckpt_dir = root / paths.CHECKPOINT.format(model=model, checkpoint=spec["checkpoint"])
-        results[variant] = {
-            "spec": spec,
-            "checkpoint": results_io.read(ckpt_dir / paths.MANIFEST, "checkpoint"),
-            "checkpoint_shared": checkpoints.count(spec["checkpoint"]) > 1,
-            "engine": results_io.read(root / paths.ENGINE.format(model=model, variant=variant) / paths.MANIFEST,
-                                      "engine"),
-            "bench": results_io.read(root / paths.BENCH.format(model=model, variant=variant), "bench"),
-            "samples": results_io.read(root / paths.SAMPLES.format(model=model, variant=variant), "samples"),
-            "quality": results_io.read(root / paths.QUALITY.format(model=model, variant=variant), "quality"),
-        }
-        results[variant]["verdict"] = verdict(results[variant]["quality"], thresholds)
-        results[variant]["status"] = status_of(results[variant])
-        if spec["predicted_by"]:
-            predicted = results_io.read(root / paths.PREDICTED.format(model=model, variant=variant),
-                                        "predicted_quality")
-            results[variant]["predicted"] = {"by": spec["predicted_by"], "record": predicted,
-                                             "verdict": verdict(predicted, thresholds)}
-    return results
-
-
-def status_of(results: dict) -> tuple[str, str]:
-    """("ok", "") or the status and reason of the first stage that did not produce its artifact."""
-    for key in ("checkpoint", "engine", "bench", "samples"):
-        record = results[key]
-        if record.get("status", "ok") != "ok":
-            return record["status"], f"{key}: {record['reason']}"
-    return "ok", ""
-
-
-def ran(results: dict) -> bool:
-    return results["status"][0] == "ok"
-
-
-def would_run(results: dict) -> list[str]:
-    """The commands recorded by the stages that could not run on this host."""
-    return [f"{key}: {results[key]['would_run']}" for key in ("checkpoint", "engine") if results[key].get("would_run")]
-
-
-def busy_host(bench: dict) -> float | None:
-    """The share of the host's CPU other processes used while this bench measured, where that made the
-    host busy (enginebench.hostload), else None."""
-    load = bench.get("host_load")
-    return load["other_share"] if load and load["busy"] else None
-
-
 # --- the answer -----------------------------------------------------------------------------------
-
-def history_conditions(result: dict, stage: str) -> str | None:
-    """The fingerprint of the conditions this engine's `stage` artifact was made under (see history)."""
-    if stage == "bench":
-        return history.fingerprint(result["bench"]["spec"])
-    return result[stage].get("conditions")  # a build manifest keeps it (None from before it did)
-
-
-def history_spread(model_dir: Path, variant: str, result: dict, key: str) -> float | None:
-    """The spread of one bench figure across this engine's runs recorded under the same conditions as
-    this one (None below two runs)."""
-    return history.spread([r["figures"][key] for r in history.records(model_dir, "bench", variant,
-                                                                      history_conditions(result, "bench"))
-                           if key in r["figures"]])
-
-
-def tie_reason(leader: dict, other: dict, spreads: tuple[float | None, float | None]) -> str | None:
-    """Why the runs cannot tell `other` from the faster `leader` (both bench summaries), or None:
-    their min–max ranges overlap, or the figure's spread across recorded runs exceeds the difference."""
-    if other["max"] >= leader["min"]:
-        return "ranges overlap"
-    difference = (leader["median"] - other["median"]) / leader["median"]
-    spread = max((s for s in spreads if s is not None), default=None)
-    if spread is not None and spread > difference:
-        return f"run-history spread {spread:.1%} exceeds the {difference:.1%} difference"
-    return None
-
-
-def ranked(candidates: dict[str, dict], spreads: dict[str, float | None]) -> list[dict]:
-    """Engines by median, fastest first; each after the first carries why it ties with the fastest
-    (`tie`, None where the runs tell them apart)."""
-    order = sorted(candidates, key=lambda v: -candidates[v]["median"])
-    leader = order[0] if order else None
-
-    def tie(v: str) -> str | None:
-        return None if v == leader else tie_reason(candidates[leader], candidates[v], (spreads[leader], spreads[v]))
-
-    return [{"variant": v, "summary": candidates[v], "tie": tie(v)} for v in order]
-
 
 def figure_text(summary: dict, unit: str) -> str:
     """'89.5 tokens/s (86.0–89.9, n=3)': the median with its unit, then its range and n."""
@@ -203,62 +108,49 @@ def pick_text(what: str, ranking: list[dict], unit: str) -> str:
     return text + "."
 
 
-def avoid_text(variant: str, results: dict) -> str:
+def avoid_text(found: dict) -> str:
     """Why an engine that ran is not recommended, in one phrase (the full reasons are in the quality table)."""
-    result = results["verdict"]
-    if result["verdict"] == "FAIL":
-        metrics = results["quality"]["metrics"]
-        if metrics.get("broken"):
-            return f"`{variant}` (broken: {metrics['broken'][0]})"
-        ratio = (f": perplexity {metrics['perplexity_ratio']:.2f}× the reference's"
-                 if "perplexity_ratio" in metrics else "")
-        failed = sum(not c["passed"] for c in result["checks"])
+    variant = found["variant"]
+    if found["verdict"] == "FAIL":
+        if found["broken"]:
+            return f"`{variant}` (broken: {found['broken']})"
+        ratio = (f": perplexity {found['perplexity_ratio']:.2f}× the reference's"
+                 if found["perplexity_ratio"] is not None else "")
+        failed = found["failed_checks"]
         return f"`{variant}` (fails {failed} quality check{'s' if failed > 1 else ''}{ratio})"
-    return f"`{variant}` ({result['verdict']}: {'; '.join(result['reasons'])})"
+    return f"`{variant}` ({found['verdict']}: {'; '.join(found['reasons'])})"
 
 
-def answer_lines(results: dict[str, dict], model_dir: Path, batch_size: int,
-                 speed_only: str | None = None) -> list[str]:
-    """The model's answer, one line each: one request at a time, many at once, the smallest engine
-    that passes, what to avoid, what was not built; for a placeholder model, first that it is speed only."""
-    passing = {v: r for v, r in results.items() if ran(r) and passed(r)}
+def answer_lines(found: dict, batch_size: int, speed_only: str | None = None) -> list[str]:
+    """The model's answer (findings.answer), one line each: one request at a time, many at once, the
+    smallest engine that passes, what to avoid, what was not built; for a placeholder model, first that
+    it is speed only."""
     lines = []
-    unjudged = {r["verdict"]["reasons"][0] for r in results.values() if r["verdict"]["verdict"] == "NO REFERENCE"}
-    if unjudged:  # the finding of this model: nothing below ranks its engines
-        lines.append(f"**No reference**: {'; '.join(sorted(unjudged))}. No engine of this model is judged (verdict "
-                     "NO REFERENCE) and no winner is called; mend the reference engine or choose another "
+    if found["no_reference"]:  # the finding of this model: nothing below ranks its engines
+        lines.append(f"**No reference**: {'; '.join(found['no_reference'])}. No engine of this model is judged "
+                     "(verdict NO REFERENCE) and no winner is called; mend the reference engine or choose another "
                      "(`models.<name>.reference`).")
-        passing = {}
     if speed_only:
         lines.append(f"**Speed only**: {speed_only}. Every engine's quality verdict is NOT APPLICABLE; the picks "
                      "below rank speed and size alone, and say nothing of which engine keeps quality.")
-    busy = [f"`{v}` ({busy_host(r['bench']):.0%} of the CPU)" for v, r in passing.items() if busy_host(r["bench"])]
-    if busy:
-        lines.append(f"**No winner called**: other processes were using the host while {', '.join(busy)} measured, "
+    if found["busy"]:
+        busy = ", ".join(f"`{v}` ({share:.0%} of the CPU)" for v, share in found["busy"].items())
+        lines.append(f"**No winner called**: other processes were using the host while {busy} measured, "
                      "so these speeds cannot be ranked; re-measure on an idle host (`snakemake --forcerun bench`).")
-    elif not unjudged:
-        for what, size in (("One request at a time", 1), (f"Many at once (batch {batch_size})", batch_size)):
-            figures = {v: at_batch(r["bench"]["metrics"], size)["tokens_per_s"] for v, r in passing.items()}
-            spreads = {v: history_spread(model_dir, v, r, f"tokens_per_s_batch{size}") for v, r in passing.items()}
-            lines.append(pick_text(what, ranked(figures, spreads), "tokens/s"))
-    sized = {v: r["bench"]["engine_info"]["weight_bytes"] for v, r in passing.items()
-             if r["bench"]["engine_info"].get("weight_bytes")}
-    if sized:
-        smallest = min(sized, key=sized.get)
-        peak = peak_bytes(passing[smallest]["bench"]["metrics"])
-        lines.append(f"Smallest{'' if speed_only else ' that passes'}: **`{smallest}`**, "
-                     f"{fmt_number(sized[smallest] / MB)} MB of weights in "
-                     f"memory ({fmt_number(peak / MB)} MB peak).")
-    avoid = [avoid_text(v, r) for v, r in results.items()
-             if ran(r) and not passed(r) and r["verdict"]["verdict"] != "NO REFERENCE"]
-    if avoid:
-        lines.append(f"Avoid, whatever their speed: {', '.join(avoid)}.")
-    not_built = [v for v, r in results.items() if not ran(r)]
-    if not_built:
-        predicted = [f"`{v}` {results[v]['predicted']['verdict']['verdict']}" for v in not_built
-                     if "predicted" in results[v]]
-        lines.append(f"Not built here: {', '.join(f'`{v}`' for v in not_built)} (why: \"Not built\" below)"
-                     + (f"; predicted quality: {', '.join(predicted)}." if predicted else "."))
+    for i, pick in enumerate(found["picks"]):
+        what = "One request at a time" if i == 0 else f"Many at once (batch {batch_size})"
+        lines.append(pick_text(what, pick["ranking"], "tokens/s"))
+    if smallest := found["smallest"]:
+        lines.append(f"Smallest{'' if speed_only else ' that passes'}: **`{smallest['variant']}`**, "
+                     f"{fmt_number(smallest['weight_bytes'] / MB)} MB of weights in "
+                     f"memory ({fmt_number(smallest['peak_bytes'] / MB)} MB peak).")
+    if found["avoid"]:
+        lines.append(f"Avoid, whatever their speed: {', '.join(avoid_text(a) for a in found['avoid'])}.")
+    if found["not_built"]:
+        names = ", ".join(f"`{n['variant']}`" for n in found["not_built"])
+        predicted = ", ".join(f"`{n['variant']}` {n['predicted']}" for n in found["not_built"] if n["predicted"])
+        lines.append(f"Not built here: {names} (why: \"Not built\" below)"
+                     + (f"; predicted quality: {predicted}." if predicted else "."))
     return lines
 
 
@@ -413,10 +305,6 @@ def speed_sections(model: dict, results: dict[str, dict], host: dict, batch_size
 
 
 # --- cost -------------------------------------------------------------------------------------------
-
-def peak_bytes(metrics: dict) -> float:
-    return metrics["peak_device_bytes"]["value"] or metrics["peak_rss_bytes"]["value"]
-
 
 def build_text(results: dict) -> str:
     """Checkpoint conversion + engine build, once per build ('1 run'); a shared checkpoint says so."""
@@ -729,7 +617,7 @@ def preflight_lines(preflight: dict) -> list[str]:
 
 def render_report(layout: dict, root: Path) -> str:
     root = Path(root)
-    preflight = results_io.read(root / paths.PREFLIGHT, "preflight")
+    preflight = records.read(root / paths.PREFLIGHT, "preflight")
     largest = max(layout["bench"]["batch_sizes"])
     models, unfetchable = [], []
     for mcfg in layout["models"]:
@@ -738,14 +626,14 @@ def render_report(layout: dict, root: Path) -> str:
             unfetchable.append({"slug": model, "reason": mcfg["unfetchable"]})
             continue
         model_dir = root / "results" / model
-        snapshot = results_io.read(root / paths.SNAPSHOT.format(model=model) / paths.MANIFEST, "snapshot")
+        snapshot = records.read(root / paths.SNAPSHOT.format(model=model) / paths.MANIFEST, "snapshot")
         model_config = read_json(root / paths.SNAPSHOT.format(model=model) / "config.json")
         results = load_results(root, model, mcfg["variants"], layout["quality"]["gate"])
         host = {**preflight, "model_config": model_config}
         benches = [r["bench"] for r in results.values() if ran(r)]
         models.append({
             "slug": model,
-            "answer": answer_lines(results, model_dir, largest, mcfg["speed_only"]),
+            "answer": answer_lines(findings.answer(results, model_dir, largest), largest, mcfg["speed_only"]),
             "speed_only": mcfg["speed_only"],
             "source": snapshot["source"],
             "provenance": snapshot["provenance"],

@@ -1,0 +1,154 @@
+"""What the report says, decided from the result records and nothing else: which engines ran and
+passed, how they rank and where they tie, the answer per model. No Markdown here: enginebench.report
+lays these findings out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import history, paths
+from . import results as records
+from .bench import at_batch
+from .verdicts import SPEED_SHOWN, verdict
+
+
+def passed(results: dict) -> bool:
+    """Whether the engine's speed may be shown and ranked: it passes the gate, or its model is a
+    placeholder whose quality means nothing (NOT APPLICABLE: the report says "speed only")."""
+    return results["verdict"]["verdict"] in SPEED_SHOWN
+
+
+def load_results(root: Path, model: str, variants: list[dict], thresholds: dict) -> dict[str, dict]:
+    checkpoints = [spec["checkpoint"] for spec in variants]
+    results = {}
+    for spec in variants:
+        variant = spec["slug"]
+        ckpt_dir = root / paths.CHECKPOINT.format(model=model, checkpoint=spec["checkpoint"])
+        results[variant] = {
+            "spec": spec,
+            "checkpoint": records.read(ckpt_dir / paths.MANIFEST, "checkpoint"),
+            "checkpoint_shared": checkpoints.count(spec["checkpoint"]) > 1,
+            "engine": records.read(root / paths.ENGINE.format(model=model, variant=variant) / paths.MANIFEST,
+                                      "engine"),
+            "bench": records.read(root / paths.BENCH.format(model=model, variant=variant), "bench"),
+            "samples": records.read(root / paths.SAMPLES.format(model=model, variant=variant), "samples"),
+            "quality": records.read(root / paths.QUALITY.format(model=model, variant=variant), "quality"),
+        }
+        results[variant]["verdict"] = verdict(results[variant]["quality"], thresholds)
+        results[variant]["status"] = status_of(results[variant])
+        if spec["predicted_by"]:
+            predicted = records.read(root / paths.PREDICTED.format(model=model, variant=variant),
+                                        "predicted_quality")
+            results[variant]["predicted"] = {"by": spec["predicted_by"], "record": predicted,
+                                             "verdict": verdict(predicted, thresholds)}
+    return results
+
+
+def status_of(results: dict) -> tuple[str, str]:
+    """("ok", "") or the status and reason of the first stage that did not produce its artifact."""
+    for key in ("checkpoint", "engine", "bench", "samples"):
+        record = results[key]
+        if record.get("status", "ok") != "ok":
+            return record["status"], f"{key}: {record['reason']}"
+    return "ok", ""
+
+
+def ran(results: dict) -> bool:
+    return results["status"][0] == "ok"
+
+
+def would_run(results: dict) -> list[str]:
+    """The commands recorded by the stages that could not run on this host."""
+    return [f"{key}: {results[key]['would_run']}" for key in ("checkpoint", "engine") if results[key].get("would_run")]
+
+
+def busy_host(bench: dict) -> float | None:
+    """The share of the host's CPU other processes used while this bench measured, where that made the
+    host busy (enginebench.hostload), else None."""
+    load = bench.get("host_load")
+    return load["other_share"] if load and load["busy"] else None
+
+
+def history_conditions(result: dict, stage: str) -> str | None:
+    """The fingerprint of the conditions this engine's `stage` artifact was made under (see history)."""
+    if stage == "bench":
+        return history.fingerprint(result["bench"]["spec"])
+    return result[stage].get("conditions")  # a build manifest keeps it (None from before it did)
+
+
+def history_spread(model_dir: Path, variant: str, result: dict, key: str) -> float | None:
+    """The spread of one bench figure across this engine's runs recorded under the same conditions as
+    this one (None below two runs)."""
+    return history.spread([r["figures"][key] for r in history.records(model_dir, "bench", variant,
+                                                                      history_conditions(result, "bench"))
+                           if key in r["figures"]])
+
+
+def tie_reason(leader: dict, other: dict, spreads: tuple[float | None, float | None]) -> str | None:
+    """Why the runs cannot tell `other` from the faster `leader` (both bench summaries), or None:
+    their min–max ranges overlap, or the figure's spread across recorded runs exceeds the difference."""
+    if other["max"] >= leader["min"]:
+        return "ranges overlap"
+    difference = (leader["median"] - other["median"]) / leader["median"]
+    spread = max((s for s in spreads if s is not None), default=None)
+    if spread is not None and spread > difference:
+        return f"run-history spread {spread:.1%} exceeds the {difference:.1%} difference"
+    return None
+
+
+def ranked(candidates: dict[str, dict], spreads: dict[str, float | None]) -> list[dict]:
+    """Engines by median, fastest first; each after the first carries why it ties with the fastest
+    (`tie`, None where the runs tell them apart)."""
+    order = sorted(candidates, key=lambda v: -candidates[v]["median"])
+    leader = order[0] if order else None
+
+    def tie(v: str) -> str | None:
+        return None if v == leader else tie_reason(candidates[leader], candidates[v], (spreads[leader], spreads[v]))
+
+    return [{"variant": v, "summary": candidates[v], "tie": tie(v)} for v in order]
+
+
+def peak_bytes(metrics: dict) -> float:
+    return metrics["peak_device_bytes"]["value"] or metrics["peak_rss_bytes"]["value"]
+
+
+def avoid_finding(variant: str, result: dict) -> dict:
+    """Why an engine that ran is not recommended: its verdict and reasons, and for a FAIL the first
+    reason it is broken, its perplexity ratio and how many checks it failed."""
+    found = {"variant": variant, "verdict": result["verdict"]["verdict"], "reasons": result["verdict"]["reasons"]}
+    if found["verdict"] == "FAIL":
+        metrics = result["quality"]["metrics"]
+        found.update(broken=(metrics.get("broken") or [None])[0], perplexity_ratio=metrics.get("perplexity_ratio"),
+                     failed_checks=sum(not c["passed"] for c in result["verdict"]["checks"]))
+    return found
+
+
+def answer(results: dict[str, dict], model_dir: Path, batch_size: int) -> dict:
+    """The model's answer: the reference's breakage (nothing is judged or ranked then), the engines
+    measured on a busy host (nothing is ranked then), the speed rankings one request at a time and at
+    `batch_size`, the smallest passing engine, what to avoid and what was not built."""
+    passing = {v: r for v, r in results.items() if ran(r) and passed(r)}
+    no_reference = sorted({r["verdict"]["reasons"][0] for r in results.values()
+                           if r["verdict"]["verdict"] == "NO REFERENCE"})
+    if no_reference:
+        passing = {}
+    busy = {v: busy_host(r["bench"]) for v, r in passing.items() if busy_host(r["bench"])}
+    picks = []
+    if not busy and not no_reference:
+        for size in (1, batch_size):
+            figures = {v: at_batch(r["bench"]["metrics"], size)["tokens_per_s"] for v, r in passing.items()}
+            spreads = {v: history_spread(model_dir, v, r, f"tokens_per_s_batch{size}") for v, r in passing.items()}
+            picks.append({"batch_size": size, "ranking": ranked(figures, spreads)})
+    sized = {v: r["bench"]["engine_info"]["weight_bytes"] for v, r in passing.items()
+             if r["bench"]["engine_info"].get("weight_bytes")}
+    smallest = min(sized, key=sized.get) if sized else None
+    return {
+        "no_reference": no_reference, "busy": busy, "picks": picks,
+        "smallest": None if smallest is None else {
+            "variant": smallest, "weight_bytes": sized[smallest],
+            "peak_bytes": peak_bytes(passing[smallest]["bench"]["metrics"])},
+        "avoid": [avoid_finding(v, r) for v, r in results.items()
+                  if ran(r) and not passed(r) and r["verdict"]["verdict"] != "NO REFERENCE"],
+        "not_built": [{"variant": v, "predicted": results[v]["predicted"]["verdict"]["verdict"]
+                       if "predicted" in results[v] else None} for v, r in results.items() if not ran(r)],
+    }
