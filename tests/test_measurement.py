@@ -176,7 +176,7 @@ def test_the_reports_disk_estimate_reads_the_snapshot_manifest_when_the_weights_
     import torch
     from safetensors.torch import save_file
 
-    from enginebench.report import disk_summary
+    from enginebench.report_appendix import disk_summary
 
     variants = [{"slug": "t", "backend": "torch", "checkpoint": "torch", "settings": {"dtype": "float32"}}]
     results = {"t": {"checkpoint": {"status": "ok"}, "engine": {"status": "ok", "artifact_bytes": 0}}}

@@ -3,15 +3,8 @@ import pytest
 
 from enginebench import history
 from enginebench.findings import history_spread, ranked, tie_reason
-from enginebench.report import (
-    compile_text,
-    fmt_number,
-    markdown_table,
-    pick_text,
-    speedup_text,
-    summary_cell,
-    table,
-)
+from enginebench.report_cells import fmt_number, markdown_table, pick_text, speedup_text, summary_cell, table
+from enginebench.report_speed import compile_text
 from enginebench.stats import summarize
 
 
@@ -98,7 +91,7 @@ def test_compile_cell_says_whether_cuda_graphs_were_captured():
 def test_a_beaten_bound_says_so_and_the_bound_is_the_best_repetition():
     """The roofline divides by the best of the preflight's repetitions (preflight.measured_rate); an
     engine above its bound gets the sentence that the bound is wrong, never a bare share above 100 %."""
-    from enginebench.report import roofline_cells
+    from enginebench.report_speed import roofline_cells
 
     env = {"host": "n1", "job": {"node": "n1"}, "cpu": "x", "gpus": []}
     llama = {"num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "hidden_size": 64}
@@ -120,7 +113,7 @@ def test_a_beaten_bound_says_so_and_the_bound_is_the_best_repetition():
 
 def test_the_host_lines_say_how_each_bandwidth_was_measured():
     """preflight_lines: the bound's figure (the best repetition), idle or busy, and other GPU processes."""
-    from enginebench.report import preflight_lines
+    from enginebench.report_appendix import preflight_lines
 
     def measured(**more):
         return {"median": 9.0, "min": 8.0, "max": 10.0, "n": 5, "method": "m", **more}

@@ -666,7 +666,7 @@ def test_an_int8_kv_prediction_quantizes_the_projections_outputs_as_the_engine_w
 
 def test_report_names_the_engine_the_logits_came_from():
     """Issue 11: the report says which engine each quality figure came from."""
-    from enginebench.report import quality_settings
+    from enginebench.report_appendix import quality_settings
 
     results = {"trtllm-fp8": {"quality": {"status": "ok", "eval_text": "pydoc topics",
                                           "logits_engine": "results/m/logits-engines/trtllm-fp8"}},
