@@ -82,15 +82,16 @@ PARITY_TESTS ?= tests/test_trtllm.py tests/test_container_env.py tests/test_cli.
                 tests/test_quality_metrics.py tests/test_stats.py tests/test_io.py tests/test_report_format.py \
                 tests/test_environment.py tests/test_benchmarks.py
 
-$(PARITY)/.setup-done: envs/torch.txt envs/parity.txt envs/container.txt
+$(PARITY)/.setup-done: envs/torch.txt envs/parity.txt envs/container.txt envs/container-snakemake.txt
 	test -x $(PARITY)/bin/python || $(PYTHON) -m venv $(PARITY)
 	$(PARITY)/bin/pip install --quiet -r envs/torch.txt
 	$(PARITY)/bin/pip install --quiet -c envs/torch.txt -r envs/parity.txt
-	$(PARITY)/bin/python scripts/container_install.py -r envs/container.txt
+	$(PARITY)/bin/python scripts/container_install.py -r envs/container.txt --snakemake-env $(PARITY)-snakemake
 	touch $@
 
+# Snakemake from its own environment, as the docker route runs it
 parity-test: $(PARITY)/.setup-done
-	$(PARITY)/bin/python -m pytest -m "not slow" $(PARITY_TESTS)
+	ENGINEBENCH_SNAKEMAKE=$(abspath $(PARITY)-snakemake/bin/snakemake) $(PARITY)/bin/python -m pytest -m "not slow" $(PARITY_TESTS)
 
 # The whole workflow in the TensorRT-LLM container (NVIDIA GPU host with docker): see scripts/trtllm_docker.sh.
 TRTLLM_CONFIG ?= config/qwen2.5-7b-trtllm.yaml

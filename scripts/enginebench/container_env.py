@@ -6,6 +6,7 @@ requirements pin newer ones, so a plain `pip install -r envs/requirements.txt` r
 every package already installed is pinned to its installed version (a constraints file taken from
 the interpreter's own freeze at run time), pip installs only what is missing, and the freeze is
 compared afterwards: a changed or removed package is an error, never a silent replacement.
+Snakemake itself, whose caps the image need not meet, gets an environment of its own (snakemake_env).
 """
 
 from __future__ import annotations
@@ -69,3 +70,43 @@ def install(python: str, requirements: list[Path], constraints: Path,
     if lost := changed(before, after):
         raise EngineBenchError("the install changed packages of the container: " + "; ".join(lost))
     return before, after
+
+
+def site_paths(python: str) -> list[str]:
+    """Where `python` finds its installed packages (site-packages, dist-packages)."""
+    code = ("import site, sysconfig; paths = site.getsitepackages() + [sysconfig.get_paths()[k] for k in "
+            "('purelib', 'platlib')]; print('\\n'.join(dict.fromkeys(paths)))")
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if line]
+
+
+def snakemake_env(python: str, env: Path, requirements: list[Path], pip_args: tuple[str, ...] = ()) -> dict:
+    """Give Snakemake an environment of its own beside the container's Python: a venv at `env` made by
+    `python` without pip (an image may lack ensurepip) and filled by `python`'s pip (`--python`), with
+    Snakemake's exact requirements, conflicting with nothing: snakemake 9.27.1 caps packaging < 26,
+    pulp < 3.4, docutils < 0.23, tenacity < 10 and sqlmodel < 0.0.38, and the image's own versions never
+    have to meet those caps. Then a .pth file puts the image's packages behind the venv's own, so the
+    Snakefile's parse sees what the jobs will (which backends are installed) while Snakemake's own
+    dependencies shadow the image's in that one process. The jobs run `python` from PATH: the image's,
+    untouched (its freeze is compared before and after). Returns {"snakemake": version, "python": path}."""
+    env = Path(env)
+    before = freeze(python)
+    env_python = env / "bin" / "python"
+    if not env_python.exists():
+        subprocess.run([python, "-m", "venv", "--without-pip", str(env)], check=True)
+    own_site = Path(subprocess.run([str(env_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                   capture_output=True, text=True, check=True).stdout.strip())  # where pip installs
+    image_pth = own_site / "_container_packages.pth"
+    image_pth.unlink(missing_ok=True)  # pip below sees the venv alone
+    cmd = [python, "-m", "pip", "--python", str(env_python), "install", "--disable-pip-version-check", *pip_args]
+    for requirement in requirements:
+        cmd += ["-r", str(requirement)]
+    if subprocess.run(cmd).returncode != 0:
+        raise EngineBenchError(f"pip could not install {', '.join(map(str, requirements))} into Snakemake's "
+                               f"environment {env}; see pip's message above")
+    image_pth.write_text("".join(f"{path}\n" for path in site_paths(python)))
+    if lost := changed(before, freeze(python)):
+        raise EngineBenchError("making Snakemake's environment changed packages of the container: " + "; ".join(lost))
+    version = subprocess.run([str(env_python), "-c", "import snakemake; print(snakemake.__version__)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    return {"snakemake": version, "python": str(env_python)}

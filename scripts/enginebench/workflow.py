@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import subprocess
 import sys
@@ -11,7 +12,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+# This interpreter's snakemake, or another one (make parity-test: Snakemake's own environment beside the
+# container-like one, as the docker route runs it)
+SNAKEMAKE = os.environ.get("ENGINEBENCH_SNAKEMAKE") or str(Path(sys.executable).parent / "snakemake")
 
 
 def write_config(workdir: Path, config: dict) -> Path:
