@@ -29,7 +29,7 @@ def load_results(root: Path, model: str, variants: list[dict], thresholds: dict)
             "checkpoint": records.read(ckpt_dir / paths.MANIFEST, "checkpoint"),
             "checkpoint_shared": checkpoints.count(spec["checkpoint"]) > 1,
             "engine": records.read(root / paths.ENGINE.format(model=model, variant=variant) / paths.MANIFEST,
-                                      "engine"),
+                                   "engine"),
             "bench": records.read(root / paths.BENCH.format(model=model, variant=variant), "bench"),
             "samples": records.read(root / paths.SAMPLES.format(model=model, variant=variant), "samples"),
             "quality": records.read(root / paths.QUALITY.format(model=model, variant=variant), "quality"),
@@ -38,7 +38,7 @@ def load_results(root: Path, model: str, variants: list[dict], thresholds: dict)
         results[variant]["status"] = status_of(results[variant])
         if spec["predicted_by"]:
             predicted = records.read(root / paths.PREDICTED.format(model=model, variant=variant),
-                                        "predicted_quality")
+                                     "predicted_quality")
             results[variant]["predicted"] = {"by": spec["predicted_by"], "record": predicted,
                                              "verdict": verdict(predicted, thresholds)}
     return results
