@@ -23,6 +23,7 @@ RESULT_FILES = {
     "*/checkpoints/*/manifest.json": "checkpoint", "*/engines/*/manifest.json": "engine",
     "*/logits-engines/*/manifest.json": "engine", "*/bench/*.json": "bench", "*/samples/*.json": "samples",
     "*/quality/*.json": "quality", "*/predicted/*.json": "predicted_quality", "quality-gate.json": "gate",
+    "*/history/*.json": "history",
 }
 
 
@@ -41,10 +42,10 @@ def test_every_committed_result_file_reads_through_its_layout():
     CLI before record version 1, through the one declared migration)."""
     records = committed_records()
     stages = {stage for _, stage in records}
-    assert {"preflight", "bench", "samples", "quality", "predicted_quality", "gate"} <= stages
+    assert {"preflight", "bench", "samples", "quality", "predicted_quality", "gate", "history"} <= stages
     for path, stage in records:
         record = results.read(path, stage)
-        assert record["stage"] == stage, path
+        assert record["stage"] == stage or stage == "history", path
 
 
 def test_a_hand_edited_bench_file_stops_the_report_with_one_error_naming_file_and_field(tmp_path):
@@ -71,7 +72,7 @@ def test_writers_refuse_a_record_their_readers_would_refuse(tmp_path):
     out = tmp_path / "quality.json"
     with pytest.raises(results.RecordError, match="has no field 'metrics'"):
         results.write(out, {"stage": "quality", "spec": {}, "status": "ok", "is_reference": False})
-    with pytest.raises(results.RecordError, match="field 'status' is 'done'"):
+    with pytest.raises(results.RecordError, match="has field 'status' = 'done', not one of ok"):
         results.write(out, {"stage": "quality", "spec": {}, "status": "done"})
     assert not out.exists()
     results.write(out, {"stage": "quality", "spec": {}, "status": "failed", "reason": "why"})
@@ -94,3 +95,18 @@ def test_a_newer_or_foreign_record_is_named(tmp_path):
         results.read(path, "bench")
     with pytest.raises(EngineBenchError, match="no bench result there"):
         results.read(tmp_path / "missing.json", "bench")
+
+
+def test_a_run_history_record_is_written_and_read_through_its_layout(tmp_path):
+    from enginebench import history
+
+    path = history.append(tmp_path, "bench", "v", {"tokens_per_s_batch1": 1.0}, "abc")
+    record = results.read(path, "history")
+    assert record["record_version"] == results.VERSION and record["stage"] == "bench"
+    assert history.records(tmp_path, "bench", "v", "abc") == [record]
+    broken = tmp_path / "history" / "bench-v-20000101T000000000000Z-1.json"
+    broken.write_text(json.dumps({**record, "figures": None}))
+    with pytest.raises(results.RecordError, match="'figures' = 'None', which is not an object: .*move it out"):
+        history.records(tmp_path, "bench", "v", "abc")
+    with pytest.raises(results.RecordError, match="refusing to write a run-history record that has field 'figures'"):
+        history.append(tmp_path, "bench", "v", None, "abc")

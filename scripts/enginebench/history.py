@@ -20,6 +20,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from . import results
 from .environment import git_commit
 from .scheduler import job_record
 
@@ -43,7 +44,9 @@ def append(model_dir: Path, stage: str, name: str, figures: dict, conditions: st
     now = datetime.datetime.now(datetime.UTC)
     record = {"time": now.isoformat(timespec="microseconds"), "host": platform.node(), "commit": git_commit(),
               "job": job_record(), "stage": stage, "name": name, "conditions": conditions,
-              "figures": figures}
+              "figures": figures, "record_version": results.VERSION}
+    if (what := results.problem(record, "history")) is not None:
+        raise results.RecordError(f"{folder}: refusing to write a run-history record that {what}")
     fd, tmp = tempfile.mkstemp(prefix=".record.", suffix=".tmp", dir=folder)
     final = folder / f"{stage}-{name}-{now.strftime('%Y%m%dT%H%M%S%fZ')}-{os.getpid()}.json"
     try:
@@ -62,7 +65,7 @@ def records(model_dir: Path, stage: str, name: str, conditions: str | None) -> l
     folder = history_dir(model_dir)
     if conditions is None or not folder.is_dir():
         return []
-    found = [json.loads(p.read_text()) for p in folder.glob(f"{stage}-{name}-*.json")]
+    found = [results.read(p, "history") for p in folder.glob(f"{stage}-{name}-*.json")]
     return sorted((r for r in found if r["name"] == name and r.get("conditions") == conditions),
                   key=lambda r: r["time"])
 

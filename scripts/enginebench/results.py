@@ -8,8 +8,8 @@ in the renderer.
 
 A record's `stage` names its layout; `record_version` its version (a file without one predates
 versioned records and is read when its fields match). The fields declared here are the ones readers
-rely on; a record may hold more. Not here yet: the run-history records (enginebench.history), whose
-`stage` names the stage they time.
+rely on; a record may hold more. A run-history record's `stage` names the stage it times: it is read
+as "history" (enginebench.history writes it, with its own never-overwrite rename).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ class Layout:
     ok: dict[str, type | tuple[type, ...]] = field(default_factory=dict)
     not_ok: dict[str, type | tuple[type, ...]] = field(default_factory=lambda: {"reason": str})
     has_status: bool = True
+    # False where the record's `stage` names the stage it times, not its layout (the run history)
+    stage_names_layout: bool = True
 
 
 _RUNTIME = {"spec": dict, "status": str}
@@ -62,6 +64,10 @@ LAYOUTS: dict[str, Layout] = {
                                 ok={"metrics": dict, "predicted_by": str, "samples": list}),
     "gate": Layout("quality gate summary", "gate", {"thresholds": dict, "engines": list, "failed": list},
                    has_status=False),
+    # one build or bench run (enginebench.history); `conditions` is missing from the oldest records
+    "history": Layout("run-history record", "the stage it times", {"time": str, "stage": str, "name": str,
+                                                                  "figures": dict},
+                      has_status=False, stage_names_layout=False),
 }
 
 
@@ -79,7 +85,7 @@ def problem(record: Any, stage: str) -> str | None:
     layout = LAYOUTS[stage]
     if not isinstance(record, dict):
         return f"is not a JSON object (a {type(record).__name__})"
-    if record.get("stage") != stage:
+    if layout.stage_names_layout and record.get("stage") != stage:
         return f"is a {record.get('stage')!r} record, not a {stage!r} one (field 'stage')"
     version = record.get("record_version", VERSION)
     if not isinstance(version, int) or version > VERSION:
@@ -88,7 +94,7 @@ def problem(record: Any, stage: str) -> str | None:
     if layout.has_status:
         status = record.get("status")
         if status not in STATUSES:
-            return f"field 'status' is {status!r}, not one of {', '.join(STATUSES)}"
+            return f"has field 'status' = {status!r}, not one of {', '.join(STATUSES)}"
         fields.update(layout.ok if status == "ok" else layout.not_ok)
     else:
         fields.update(layout.ok)
@@ -98,7 +104,7 @@ def problem(record: Any, stage: str) -> str | None:
         value = record[name]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):  # True is an int
-            return f"field {name!r} is {type(value).__name__} {str(value)[:40]!r}, not {_type_name(kinds)}"
+            return f"has field {name!r} = {str(value)[:40]!r}, which is not {_type_name(kinds)}"
     return None
 
 
@@ -116,8 +122,10 @@ def _error(path: Path, stage: str | None, what: str) -> RecordError:
     if stage is None:
         return RecordError(f"{path}: this result file {what}: it is not one enginebench writes")
     layout = LAYOUTS[stage]
+    fix = (f"re-make it (snakemake --forcerun {layout.rule} …)" if layout.stage_names_layout
+           else "move it out of the folder (a run-history record is never re-made)")
     return RecordError(f"{path}: this {layout.what} {what}: it was written by another enginebench version or "
-                       f"edited by hand; re-make it (snakemake --forcerun {layout.rule} …)")
+                       f"edited by hand; {fix}")
 
 
 def read(path: Path, stage: str | None = None) -> dict:
