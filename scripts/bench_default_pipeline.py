@@ -17,8 +17,9 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from snakemake_run import REPO, job_times, snakemake
+
 from enginebench.hostload import host_load, sample
-from enginebench.workflow import REPO, job_times, snakemake
 
 
 def minutes(seconds: float) -> str:

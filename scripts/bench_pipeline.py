@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from enginebench.workflow import REPO, snakemake, write_config
+from snakemake_run import REPO, snakemake, write_config
 
 
 def generated_config(engines: int) -> dict:

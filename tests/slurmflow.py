@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from enginebench.workflow import REPO, SNAKEMAKE
+from snakemake_run import REPO, SNAKEMAKE
 
 PROFILE = REPO / "profiles" / "slurm"
 REQUIRED = os.environ.get("ENGINEBENCH_SLURM") == "1"

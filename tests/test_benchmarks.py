@@ -6,10 +6,10 @@ import bench_default_pipeline
 import bench_gpu_peers
 import bench_harness_overhead
 import bench_pipeline
+from snakemake_run import job_times
 
 from enginebench.plan import build_plan, validate_config
 from enginebench.stats import summarize
-from enginebench.workflow import job_times
 
 
 def test_generated_config_has_the_requested_engines():

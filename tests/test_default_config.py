@@ -5,9 +5,9 @@ import re
 
 import pytest
 import reportparse
+from snakemake_run import REPO, snakemake
 
 from enginebench.plan import build_plan, load_config
-from enginebench.workflow import REPO, snakemake
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,10 @@ import json
 import os
 import subprocess
 
+from snakemake_run import REPO, SNAKEMAKE, write_config
 from test_workflow import tiny_config
 
 from enginebench import paths
-from enginebench.workflow import REPO, SNAKEMAKE, write_config
 
 HIDE_LLAMA_CPP = '''
 import importlib.abc, importlib.machinery, sys

@@ -9,13 +9,13 @@ import json
 import pytest
 import reportparse
 from gguf_tokenizer import main as gguf_tokenizer_main
+from snakemake_run import planned_jobs, snakemake, write_config
 
 from enginebench.errors import EngineBenchError
 from enginebench.io import read_json, sha256_file
 from enginebench.placeholder import gguf_without_tensors
 from enginebench.plan import build_plan, validate_config
 from enginebench.snapshot import import_snapshot
-from enginebench.workflow import planned_jobs, snakemake, write_config
 
 
 def placeholder_spec(config, seed=0, dtype="float32", **more) -> dict:

@@ -7,9 +7,8 @@ import shlex
 import subprocess
 
 import yaml
+from snakemake_run import REPO, SNAKEMAKE
 from test_workflow import tiny_config
-
-from enginebench.workflow import REPO, SNAKEMAKE
 
 
 def readme_commands() -> list[list[str]]:

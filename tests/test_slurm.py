@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import reportparse
 from slurmflow import cluster_or_skip, log_heads, measuring_cpus, running_job, slurm_job, start_on_slurm, submitted_jobs
+from snakemake_run import planned_jobs, snakemake, write_config
 
 from enginebench.io import read_json
-from enginebench.workflow import planned_jobs, snakemake, write_config
 
 
 def gpu_jobs(dry_run: str) -> set[str]:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pytest
 from cliflow import run_pipeline
+from snakemake_run import REPO, snakemake
 
 from enginebench import paths
 from enginebench.backends.trtllm_backend import (
@@ -50,7 +51,6 @@ from enginebench.backends.trtllm_backend import (
 from enginebench.errors import EngineBenchError
 from enginebench.plan import build_plan, load_config, validate_config
 from enginebench.verdicts import verdict
-from enginebench.workflow import REPO, snakemake
 
 QWEN = REPO / "config" / "qwen2.5-7b-trtllm.yaml"
 CALIBRATION = {"size": 4, "max_seq_length": 64}

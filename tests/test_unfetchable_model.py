@@ -12,11 +12,11 @@ import sys
 import threading
 
 import pytest
+from snakemake_run import REPO, planned_jobs, snakemake, write_config
 
 from enginebench import paths
 from enginebench.plan import build_plan, validate_config
 from enginebench.snapshot import LOCAL_SUFFIXES
-from enginebench.workflow import REPO, planned_jobs, snakemake, write_config
 
 REPO_ID, REVISION = "enginebench-test/not-cached", "0123456789abcdef0123456789abcdef01234567"
 MISSING = f"model {REPO_ID}@{REVISION} is not available offline"

@@ -5,11 +5,11 @@ import copy
 import pytest
 import report as report_cli
 import reportparse
+from snakemake_run import REPO, planned_jobs, snakemake, write_config
 from tinymodel import unsupported_copy
 
 from enginebench.figures import FIGURES
 from enginebench.plan import build_plan, spec_json, validate_config
-from enginebench.workflow import REPO, planned_jobs, snakemake, write_config
 
 
 def tiny_config(model_path, unsupported_path=None) -> dict:

@@ -1,4 +1,5 @@
-"""Run the real Snakemake workflow from Python (tests and the pipeline benchmark)."""
+"""Run the real Snakemake workflow from Python: tooling of the tests and the pipeline benchmarks
+(scripts/bench_pipeline.py, scripts/bench_default_pipeline.py), kept out of the enginebench library."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 # This interpreter's snakemake, or another one (make parity-test: Snakemake's own environment beside the
 # container-like one, as the docker route runs it)
 SNAKEMAKE = os.environ.get("ENGINEBENCH_SNAKEMAKE") or str(Path(sys.executable).parent / "snakemake")
