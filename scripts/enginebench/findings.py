@@ -57,9 +57,10 @@ def ran(results: dict) -> bool:
     return results["status"][0] == "ok"
 
 
-def would_run(results: dict) -> list[str]:
-    """The commands recorded by the stages that could not run on this host."""
-    return [f"{key}: {results[key]['would_run']}" for key in ("checkpoint", "engine") if results[key].get("would_run")]
+def would_run(results: dict) -> list[dict]:
+    """{"stage", "command"} of each stage that could not run on this host and recorded what it would run."""
+    return [{"stage": key, "command": results[key]["would_run"]} for key in ("checkpoint", "engine")
+            if results[key].get("would_run")]
 
 
 def busy_host(bench: dict) -> float | None:
