@@ -10,8 +10,9 @@
 # TensorRT-LLM 1.2.1 runs on; it stops if it would have to. Snakemake gets an environment of its own
 # (.venv-container-snakemake in this checkout, kept between runs; envs/container-snakemake.txt), so its
 # caps (packaging < 26, pulp < 3.4, ...) never meet the image's versions. Snakemake runs from there,
-# and every job with the container's own `python` (PATH is left as the image has it). The run options are NVIDIA's for TensorRT-LLM containers (shared memory for
-# the runtime's MPI and IPC, unlimited locked memory, a 64 MiB stack).
+# and every job with the container's own `python` (PATH is left as the image has it). The run options
+# are NVIDIA's for TensorRT-LLM containers (shared memory for the runtime's MPI and IPC, unlimited
+# locked memory, a 64 MiB stack).
 #
 # Host side needs: docker with the NVIDIA container toolkit, this checkout (mounted at /enginebench,
 # results/ are written there), llama.cpp's converter fetched (`make setup` did it; vendor/ is mounted
