@@ -133,7 +133,7 @@ def answer(results: dict[str, dict], model_dir: Path, batch_size: int) -> dict:
                            if r["verdict"]["verdict"] == "NO REFERENCE"})
     if no_reference:
         passing = {}
-    busy = {v: busy_host(r["bench"]) for v, r in passing.items() if busy_host(r["bench"])}
+    busy = {v: share for v, r in passing.items() if (share := busy_host(r["bench"]))}
     picks = []
     if not busy and not no_reference:
         for size in (1, batch_size):
