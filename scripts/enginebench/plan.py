@@ -6,6 +6,7 @@ The Snakemake rules ask this module for every wildcard value and for the JSON sp
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from dataclasses import dataclass, field
@@ -35,25 +36,41 @@ def load_config(path: Path) -> dict:
 
 
 def validate_config(config: dict) -> None:
-    """Validate against the JSON Schema (filling defaults) with a message naming the key."""
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
-
-    try:
-        validate(config, str(SCHEMA_PATH))
-    except WorkflowError as error:
-        raise EngineBenchError(schema_error_line(error)) from error
+    """Validate against the JSON Schema, filling its defaults, with a message naming the key. jsonschema
+    directly (Snakemake's `validate` does the same, and the default filling is jsonschema's FAQ recipe):
+    planning code also runs where Snakemake is not importable, e.g. the container's parity tests."""
+    error = next(_default_filling_validator()(_schema()).iter_errors(config), None)  # the first, as .validate
+    if error is not None:
+        raise EngineBenchError(schema_error_line(error))
 
 
-def schema_error_line(error: Exception) -> str:
-    """One line out of Snakemake's validation error: the failing key path and what is wrong."""
-    cause = error.__cause__ or error.__context__
-    if cause is not None and hasattr(cause, "absolute_path"):
-        where = ".".join(str(p) for p in cause.absolute_path) or "(top level)"
-        # a value outside a key's choices: the key's description says why they are the choices
-        why = cause.schema.get("description") if cause.validator == "enum" else None
-        return f"config key {where}: {cause.message}" + (f" ({why})" if why else "")
-    return f"invalid config: {error}"
+@functools.cache
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def _default_filling_validator():
+    from jsonschema import Draft202012Validator, validators
+
+    check_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def properties(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))  # not shared
+        yield from check_properties(validator, properties, instance, schema)
+
+    return validators.extend(Draft202012Validator, {"properties": properties})
+
+
+def schema_error_line(error) -> str:
+    """One line out of a jsonschema ValidationError: the failing key path and what is wrong."""
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    # a value outside a key's choices: the key's description says why they are the choices
+    why = error.schema.get("description") if error.validator == "enum" else None
+    return f"config key {where}: {error.message}" + (f" ({why})" if why else "")
 
 
 def spec_json(spec: dict) -> str:
