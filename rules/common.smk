@@ -119,14 +119,21 @@ def figure_targets():
     return [paths.FIGURE.format(model=m, figure=f) for m in PLAN.models_to_measure for f in FIGURES]
 
 
-def trtllm_invocation(stage, engine_pattern=paths.ENGINE):
-    """params: the command a TensorRT-LLM job runs (quantize.py / convert_checkpoint.py, trtllm-build,
-    the LLM API) and the container invocation Snakemake wraps it in, from enginebench.plan."""
+def container_spec(stage, spec_of, engine_pattern=paths.ENGINE):
+    """params: a containerized job's spec (spec_of(wildcards)) plus what it runs: the command (quantize.py /
+    convert_checkpoint.py, trtllm-build, the LLM API) and the container invocation Snakemake wraps it in
+    (enginebench.plan). Its CLI prints that first to the job's log; `snakemake -n -p` shows it in --spec."""
 
-    def invocation(wildcards):
-        return PLAN.container_invocation(stage, dict(wildcards.items()), engine_pattern, APPTAINER)
+    def spec(wildcards):
+        runs = PLAN.container_invocation(stage, dict(wildcards.items()), engine_pattern, APPTAINER)
+        return spec_json({**spec_of(wildcards), "invocation": runs})
 
-    return invocation
+    return spec
+
+
+def no_conda(wildcards):
+    """conda: for a job in the image: its packages only, never an environment of ours."""
+    return None
 
 
 def on_error():

@@ -1,12 +1,14 @@
 # Every TensorRT-LLM job (stage 1 checkpoint, trtllm-build of the timed and the logits engine, bench,
-# samples, quality) runs in the pinned NGC container with the GPU: the rules declare `container:`
-# and `gpu=1`; profiles/trtllm runs them through `apptainer exec --nv`. The container tag is part of
-# every spec (params), so upgrading it marks the artifacts stale. The generic rules of these stages
-# take the other backends' variants only (their wildcard constraints).
+# samples, quality) runs in the pinned NGC container with the GPU: these are the generic stage rules
+# (`use rule ... with:`) taking the containerized variants (their wildcard constraints; the generic
+# rules take the others), declaring `container:` and no conda environment of ours; a GPU job declares
+# gpu=1 through the generic rules' `gpus`. profiles/trtllm runs them through `apptainer exec --nv`.
+# The container tag is part of every spec (params), so upgrading it marks the artifacts stale.
 #
-# Each job first writes to its log, and shows in `snakemake -n -p`, the tool command it runs and
-# where: `apptainer exec <apptainer-args> docker://<image>` when Snakemake starts the container
-# (that line is a param: switching between the apptainer and the docker route reruns these jobs).
+# Each job's spec also says what it runs and where (container_spec: the tool command, and
+# `apptainer exec <apptainer-args> docker://<image>` when Snakemake starts the container); its CLI
+# prints that first to the log, and `snakemake -n -p` shows it. It is a param: switching between the
+# apptainer and the docker route reruns these jobs.
 
 
 # quantize.py's calibration data, prepared offline on the host from the configured text (unless
@@ -30,50 +32,34 @@ rule trtllm_calibration:
         " --out {output.calibration:q} > {log:q} 2>&1"
 
 
-rule trtllm_checkpoint:
+use rule checkpoint as trtllm_checkpoint with:
     wildcard_constraints:
         checkpoint=one_of_or_none(PLAN.checkpoint_slugs(in_container=True)),
     input:
         cli=cli_script("checkpoint"),
         snapshot=rules.snapshot.output.snapshot,
         calibration=calibration_of,  # the prepared folder quantize.py reads, where it reads one
-    output:
-        checkpoint=directory(paths.CHECKPOINT),
     params:
-        spec=lambda w: spec_json(PLAN.checkpoint_spec(w.model, w.checkpoint)),
-        runs=trtllm_invocation("checkpoint"),
+        spec=container_spec("checkpoint", lambda w: PLAN.checkpoint_spec(w.model, w.checkpoint)),
     container:
         CONTAINER
+    conda:
+        no_conda
     resources:
         gpu=1,  # quantize.py calibrates on the GPU; convert_checkpoint.py loads the model onto it
-    log:
-        log_path("checkpoint", "{checkpoint}"),
-    shell:
-        "echo {params.runs:q} > {log:q}; python {input.cli:q} --spec {params.spec:q} --snapshot {input.snapshot:q}"
-        " --out {output.checkpoint:q} >> {log:q} 2>&1"
 
 
-rule trtllm_engine:
+use rule engine as trtllm_engine with:
     wildcard_constraints:
         variant=one_of_or_none(PLAN.engine_slugs(in_container=True)),
-    input:
-        cli=cli_script("engine"),
-        snapshot=rules.snapshot.output.snapshot,
-        checkpoint=checkpoint_of,
-    output:
-        engine=directory(paths.ENGINE),
     params:
-        spec=lambda w: spec_json(PLAN.engine_spec(w.model, w.variant)),
-        runs=trtllm_invocation("engine"),
+        spec=container_spec("engine", lambda w: PLAN.engine_spec(w.model, w.variant)),
     container:
         CONTAINER
+    conda:
+        no_conda
     resources:
         gpu=1,
-    log:
-        log_path("engine", "{variant}"),
-    shell:
-        "echo {params.runs:q} > {log:q}; python {input.cli:q} --spec {params.spec:q} --snapshot {input.snapshot:q}"
-        " --checkpoint {input.checkpoint:q} --out {output.engine:q} >> {log:q} 2>&1"
 
 
 use rule trtllm_engine as trtllm_logits_engine with:
@@ -83,60 +69,35 @@ use rule trtllm_engine as trtllm_logits_engine with:
         engine=directory(paths.LOGITS_ENGINE),
     params:
         # The timed engine's spec plus --gather_context_logits: same checkpoint, same settings.
-        spec=lambda w: spec_json(PLAN.logits_engine_spec(w.model, w.variant)),
-        runs=trtllm_invocation("logits_engine", paths.LOGITS_ENGINE),
+        spec=container_spec("logits_engine", lambda w: PLAN.logits_engine_spec(w.model, w.variant),
+                            paths.LOGITS_ENGINE),
     log:
         log_path("logits-engine", "{variant}"),
 
 
-rule trtllm_bench:
+use rule bench as trtllm_bench with:
     wildcard_constraints:
         variant=one_of_or_none(PLAN.engine_slugs(in_container=True)),
-    input:
-        cli=cli_script("bench"),
-        snapshot=rules.snapshot.output.snapshot,
-        checkpoint=checkpoint_of,
-        engine=rules.trtllm_engine.output.engine,
-        eval_text=eval_text_input,  # the context of the context-depth runs
-    output:
-        result=report(paths.BENCH, category="Bench", subcategory="{model}",
-                     labels={"model": "{model}", "engine": "{variant}", "file": "bench (JSON)"}),
     params:
-        spec=lambda w: spec_json(PLAN.runtime_spec(w.model, w.variant, "bench")),
-        runs=trtllm_invocation("bench"),
-    threads: workflow.cores
+        spec=container_spec("bench", lambda w: PLAN.runtime_spec(w.model, w.variant, "bench")),
     container:
         CONTAINER
-    resources:
-        gpu=1,
-    log:
-        log_path("bench", "{variant}"),
-    shell:
-        "echo {params.runs:q} > {log:q}; python {input.cli:q} --spec {params.spec:q} --snapshot {input.snapshot:q}"
-        " --checkpoint {input.checkpoint:q} --engine {input.engine:q} --threads {threads}"
-        " --out {output.result:q} >> {log:q} 2>&1"
+    conda:
+        no_conda
 
 
-# The bench's container, GPU and shell, with the samples CLI and no eval text (a use rule's input is
-# replaced whole: the bench's cli= would otherwise stay, and bench the engine into the samples file).
-use rule trtllm_bench as trtllm_samples with:
-    input:
-        cli=cli_script("samples"),
-        snapshot=rules.snapshot.output.snapshot,
-        checkpoint=checkpoint_of,
-        engine=rules.trtllm_engine.output.engine,
-    output:
-        result=report(paths.SAMPLES, category="Samples", subcategory="{model}",
-                       labels={"model": "{model}", "engine": "{variant}", "file": "samples (JSON)"}),
+use rule samples as trtllm_samples with:
+    wildcard_constraints:
+        variant=one_of_or_none(PLAN.engine_slugs(in_container=True)),
     params:
-        spec=lambda w: spec_json(PLAN.runtime_spec(w.model, w.variant, "samples")),
-        runs=trtllm_invocation("samples"),
-    threads: UNTIMED_THREADS
-    log:
-        log_path("samples", "{variant}"),
+        spec=container_spec("samples", lambda w: PLAN.runtime_spec(w.model, w.variant, "samples")),
+    container:
+        CONTAINER
+    conda:
+        no_conda
 
 
-rule trtllm_quality:
+use rule quality as trtllm_quality with:
     wildcard_constraints:
         model=one_of_or_none(PLAN.quality_models),  # placeholder models: quality_not_applicable
         variant=one_of_or_none(PLAN.engine_slugs(in_container=True)),
@@ -146,24 +107,13 @@ rule trtllm_quality:
         checkpoint=checkpoint_of,
         # Logits from the engine built for them; the samples (rule input) from the timed engine.
         engine=rules.trtllm_logits_engine.output.engine,
-        samples=rules.trtllm_samples.output.result,
+        samples=rules.samples.output.samples,
         reference=rules.reference.output.reference,
         reference_samples=reference_artifact(paths.SAMPLES),
-    output:
-        quality=report(paths.QUALITY, category="Quality", subcategory="{model}",
-                       labels={"model": "{model}", "engine": "{variant}", "file": "quality figures (JSON)"}),
     params:
-        spec=lambda w: spec_json(PLAN.quality_spec(w.model, w.variant)),
-        runs=trtllm_invocation("quality", paths.LOGITS_ENGINE),
+        spec=container_spec("quality", lambda w: PLAN.quality_spec(w.model, w.variant), paths.LOGITS_ENGINE),
     threads: workflow.cores
     container:
         CONTAINER
-    resources:
-        gpu=1,
-    log:
-        log_path("quality", "{variant}"),
-    shell:
-        "echo {params.runs:q} > {log:q}; python {input.cli:q} --spec {params.spec:q} --snapshot {input.snapshot:q}"
-        " --checkpoint {input.checkpoint:q} --engine {input.engine:q} --samples {input.samples:q}"
-        " --reference {input.reference:q} --reference-samples {input.reference_samples:q}"
-        " --threads {threads} --out {output.quality:q} >> {log:q} 2>&1"
+    conda:
+        no_conda

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import checkpoint as checkpoint_cli
 import pytest
 import reportparse
 import snapshot as snapshot_cli
@@ -52,6 +53,21 @@ def test_torch_stages_write_a_manifest_and_no_copy(run):
     manifest = json.loads((ckpt_dir / "manifest.json").read_text())
     assert manifest["work"] is False and "no checkpoint stage" in manifest["reason"]
     assert "timings" not in manifest
+
+
+def test_a_containerized_jobs_invocation_goes_to_its_log_not_its_record(run, tmp_path, capsys):
+    """rules/common.smk container_spec adds what a TensorRT-LLM job runs to its spec; the CLI prints it
+    first (the job's log) and the stage never sees it, so it is in no record."""
+    root, plan = run
+    spec = plan.checkpoint_spec("tiny", "torch")
+    invocation = "runs in: apptainer exec --nv docker://image; command: quantize.py"
+    argv = ["--spec", json.dumps({**spec, "invocation": invocation}), "--snapshot",
+            str(root / paths.SNAPSHOT.format(model="tiny")), "--out", str(tmp_path / "ckpt")]
+    assert run_cli(checkpoint_cli.main, argv) == 0
+    assert capsys.readouterr().out.splitlines()[0] == invocation
+    manifest = (tmp_path / "ckpt" / "manifest.json").read_text()
+    assert "invocation" not in manifest and "apptainer" not in manifest
+    assert json.loads(manifest) == load(root, paths.CHECKPOINT + "/manifest.json", model="tiny", checkpoint="torch")
 
 
 def test_bench_counts_tokens_and_keeps_raw_values(run):

@@ -59,13 +59,16 @@ def disk_full_text(error: BaseException, argv: list[str]) -> str:
 
 
 def parse_spec(text: str) -> dict:
-    """Parse the JSON spec a rule passes through `params:`."""
+    """Parse the JSON spec a rule passes through `params:`; a containerized job's `invocation` (rules/common.smk
+    container_spec) is printed, to the job's log, not passed on."""
     try:
         spec = json.loads(text)
     except json.JSONDecodeError as error:
         raise EngineBenchError(f"--spec is not valid JSON: {error}") from error
     if not isinstance(spec, dict):
         raise EngineBenchError("--spec must be a JSON object")
+    if invocation := spec.pop("invocation", None):  # a containerized job's: what it runs, and where
+        print(invocation, flush=True)
     return spec
 
 
