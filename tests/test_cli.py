@@ -99,6 +99,15 @@ def test_bench_counts_tokens_and_keeps_raw_values(run):
     assert m["peak_rss_bytes"]["value"] > 0
     assert result["environment"]["cpu_cores"] >= 1
     assert result["uses_chat_template"] is True
+    # Energy: per token at every batch size from the host's counter, or why there is none (no GPU here,
+    # and RAPL unreadable or absent on most CI hosts)
+    counted = m["energy"]["counter"]
+    assert counted or m["energy"]["reason"]
+    for summary, entry in zip(m["sweep"], raw["sweep"], strict=True):
+        assert ("energy_j_per_token" in summary) == bool(counted)
+        if counted:
+            assert summary["energy_j_per_token"]["values"] == pytest.approx(
+                [rep["energy_j"] / rep["tokens"] for rep in entry["repetitions"]])
 
 
 def test_samples_use_the_chat_template_and_stop_in_time(run, tiny_model):

@@ -2,9 +2,9 @@ import pandas as pd
 import pytest
 
 from enginebench import history
+from enginebench.columns import compile_text
 from enginebench.findings import history_spread, ranked, tie_reason
 from enginebench.report_cells import fmt_number, markdown_table, pick_text, speedup_text, summary_cell, table
-from enginebench.report_speed import compile_text
 from enginebench.stats import summarize
 
 
@@ -91,7 +91,7 @@ def test_compile_cell_says_whether_cuda_graphs_were_captured():
 def test_a_beaten_bound_says_so_and_the_bound_is_the_best_repetition():
     """The roofline divides by the best of the preflight's repetitions (preflight.measured_rate); an
     engine above its bound gets the sentence that the bound is wrong, never a bare share above 100 %."""
-    from enginebench.report_speed import roofline_cells
+    from enginebench.columns import roofline_cells
 
     env = {"host": "n1", "job": {"node": "n1"}, "cpu": "x", "gpus": []}
     llama = {"num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "hidden_size": 64}
@@ -129,3 +129,22 @@ def test_the_host_lines_say_how_each_bandwidth_was_measured():
     assert device.endswith("other processes on the GPU: ollama (pid 7): the bounds below may be too low")
     preflight["bandwidth"]["device"] = measured(gpu_processes=[])
     assert preflight_lines(preflight)[-1].endswith("; no other process on the GPU")
+
+
+def test_every_table_is_made_of_declared_columns_and_a_new_one_shows_in_each_table_that_lists_it():
+    """columns.TABLES names only columns of the vocabulary; the energy column, added by its entry and
+    its name in two tables (the sweep's shows batch 1), shows a figure where the bench measured one and the reason where not."""
+    from enginebench.columns import COLUMNS, TABLES, Row, row
+
+    assert {name for names in TABLES.values() for name in names} <= set(COLUMNS)
+    assert [t for t, names in TABLES.items() if "energy" in names] == ["batch", "sweep"]
+    measured = {"tokens_per_s": summarize([10.0], "tokens/s"), "energy_j_per_token": summarize([0.5, 0.4], "J/token")}
+    bench = {"metrics": {"energy": {"counter": "GPU 0 alone"}}, "host_load": None}
+    assert COLUMNS["energy"].cell(Row("a", {"bench": bench}, point=measured)) == "0.45 (0.40–0.50, n=2)"
+    why = {"counter": None, "reason": "no GPU, and no RAPL energy counter on this host"}
+    point = {"batch_size": 1, "tokens_per_s": summarize([10.0], "tokens/s"), "ttft_s": summarize([0.1], "s"),
+             "itl_s": summarize([0.01], "s")}
+    cells = row("sweep", Row("b", {"bench": {"metrics": {"energy": why}, "host_load": None}}, point=point,
+                             batch1=point))
+    assert list(cells) == [COLUMNS[name].header for name in TABLES["sweep"]]
+    assert cells["Energy (J/token)"] == "not measured: no GPU, and no RAPL energy counter on this host"

@@ -43,7 +43,7 @@ def test_roofline_divides_only_by_a_bandwidth_of_the_same_hardware(bench, prefli
 
 
 def test_report_computes_no_roofline_across_hardware():
-    from enginebench.report_speed import roofline_cells
+    from enginebench.columns import roofline_cells
 
     bench = {"metrics": {}, "engine_info": {}, "environment": env_of("n2", gpus=("NVIDIA L40S",))}
     host = {"bandwidth": {"host": None, "device": None}, "environment": env_of("n1")}

@@ -192,8 +192,10 @@ def _mark(site: Path, step: str, key: dict) -> None:
     write_json_atomic(Path(site) / f".{step}.json", key)
 
 
-def install(bundle: Path, site: Path, repo: Path, *, gpu: str = "auto", with_model: bool = True) -> None:
-    """Install the bundle into SITE (idempotent: each step is skipped once done with the same files)."""
+def install(bundle: Path, site: Path, repo: Path, *, gpu: str = "auto", with_model: bool = True,
+            with_llamacpp: bool = True) -> None:
+    """Install the bundle into SITE (idempotent: each step is skipped once done with the same files);
+    without llama.cpp, no build (minutes) and no converter: for a run that loads no llama.cpp engine."""
     from .progress import progress
 
     bundle, site = Path(bundle).resolve(), Path(site).resolve()
@@ -209,7 +211,7 @@ def install(bundle: Path, site: Path, repo: Path, *, gpu: str = "auto", with_mod
     build = decide(gpu)
     sdist = next(bundle.glob("sdist/llama_cpp_python-*.tar.gz"))
     key = {"sdist": manifest["files"][f"sdist/{sdist.name}"]["sha256"], "cmake_args": build["cmake_args"]}
-    if not _done(site, "llamacpp", key):
+    if with_llamacpp and not _done(site, "llamacpp", key):
         progress(f"building llama-cpp-python, {build['flavour']} ({build['reason']}): minutes")
         built = site / "built"
         shutil.rmtree(built, ignore_errors=True)
@@ -219,7 +221,7 @@ def install(bundle: Path, site: Path, repo: Path, *, gpu: str = "auto", with_mod
         _pip(*pip_install, *map(str, built.glob("*.whl")))
         _mark(site, "llamacpp", key)
     converter = repo / CONVERTER_MEMBERS[0]
-    if not converter.exists():
+    if with_llamacpp and not converter.exists():
         progress(f"extracting llama.cpp's converter into {repo / 'vendor/llama.cpp'}")
         with tarfile.open(sdist) as tar:
             top = tar.getmembers()[0].name.split("/")[0]

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from .energy import counter
 from .environment import environment
 from .errors import EngineBenchError
 from .hostload import host_load, sample
@@ -143,6 +144,9 @@ def sweep_metrics(batch_size: int, repetitions: list[dict]) -> dict:
         "tokens_per_s": summarize([r["tokens"] / r["seconds"] for r in repetitions], "tokens/s"),
         "ttft_s": summarize([t for r in repetitions for b in r["batches"] for t in b["ttft_s"]], "s"),
         "itl_s": summarize([t for r in repetitions for b in r["batches"] for t in b["itl_s"]], "s"),
+        # the device's energy over each repetition's runs, per token generated (metrics.energy says whose)
+        **({"energy_j_per_token": summarize([r["energy_j"] / r["tokens"] for r in repetitions], "J/token")}
+           if all("energy_j" in r for r in repetitions) else {}),
     }
 
 
@@ -207,14 +211,16 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
     warmups = max(settings["warmup"], 1) if engine.compiles else settings["warmup"]
     first_runs = warm_up(engine, prompts, sizes, n, encoder.stop_ids, warmups)
 
+    read_energy, energy_counter = counter(engine.info().get("device", "cpu"))
     raw = {size: [] for size in sizes}
     for i in range(settings["repetitions"]):
         for size in sizes:
             batches = sweep_batches(prompts, size)
             progress(f"repetition {i + 1}/{settings['repetitions']}: batch size {size} ({len(batches)} batches)")
+            joules = read_energy() if read_energy else None
             runs = [timed_generate(engine, batch, n, encoder.stop_ids) for batch in batches]
             raw[size].append({"seconds": sum(r["seconds"] for r in runs), "tokens": sum(r["tokens"] for r in runs),
-                              "batches": runs})
+                              "batches": runs, **({"energy_j": read_energy() - joules} if read_energy else {})})
 
     contexts, context_source = depth_contexts(encoder, spec["eval_text"], prompts[0],
                                                sorted(settings["context_depths"]))
@@ -237,6 +243,8 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
         "depths": [{k: v for k, v in d.items() if k != "raw"} for d in depths],
         "peak_rss_bytes": {"unit": "bytes", "value": peak_rss},
         "peak_device_bytes": {"unit": "bytes", "value": engine.peak_device_memory_bytes()},
+        # what the sweep's energy figures count, or why there are none
+        "energy": {"counter": energy_counter} if read_energy else {"counter": None, "reason": energy_counter},
     }
     if engine.compiles:  # wall time of each size's first (compiling) run, and their sum
         metrics["compile_s"] = {"unit": "s", "value": sum(first_runs.values()),

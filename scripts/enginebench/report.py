@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from . import findings, paths
 from . import results as records
+from .columns import Row, row
 from .figures import FIGURES
 from .findings import load_results, ran, would_run
 from .io import read_json
@@ -84,32 +85,6 @@ def answer_lines(found: dict, batch_size: int, speed_only: str | None = None) ->
 
 # --- quality ----------------------------------------------------------------------------------------
 
-def verdict_text(verdict: dict, *, is_reference: bool = False) -> str:
-    """PASS, FAIL or why there is no verdict; FAIL reasons are listed once, under the table."""
-    if verdict["verdict"] == "PASS":
-        return "PASS (reference: self-check)" if is_reference else "PASS"
-    if verdict["verdict"] in ("NO VERDICT", "NO REFERENCE"):
-        return f"{verdict['verdict']}: {'; '.join(verdict['reasons'])}"
-    return verdict["verdict"]
-
-
-def quality_row(engine: str, spec: dict, record: dict, result: dict) -> dict:
-    m = record.get("metrics", {})
-
-    def figure(key: str, form: str) -> str:
-        return format(m[key], form) if key in m else "—"
-
-    return {
-        "Engine": engine, "Weights": spec["describe"]["quantization"], "KV cache": spec["describe"]["kv_cache"],
-        "Verdict": verdict_text(result, is_reference=record.get("is_reference", False)),
-        "Perplexity ratio": figure("perplexity_ratio", ".3f"),
-        "Mean KL (nats); p99": f"{m['kl_divergence_mean']:.4f}; {m['kl_divergence_p99']:.3f}"
-        if "kl_divergence_mean" in m else "—",
-        "Top-1": figure("top1_agreement", ".1%"), "Greedy agreement": figure("greedy_agreement", ".1%"),
-        "Repeated 4-grams": figure("repeated_ngram_share", ".1%"),
-    }
-
-
 def quality_section(results: dict[str, dict]) -> dict:
     """The quality table (engines that were scored and the stand-ins' predictions), each FAIL's reasons
     once, and what is the same for every engine."""
@@ -120,7 +95,7 @@ def quality_section(results: dict[str, dict]) -> dict:
             p = r["predicted"]
             entries.append((f"{variant}, predicted by {p['by']}", p["record"], p["verdict"]))
         for engine, record, result in entries:
-            rows.append(quality_row(engine, r["spec"], record, result))
+            rows.append(row("quality", Row(variant, r, label=engine, quality=record, verdict=result)))
             if result["verdict"] == "FAIL":
                 failures.append(f"`{engine}`: {'; '.join(result['reasons'])}")
     scored = [r["quality"] for r in results.values() if r["quality"].get("status") == "ok"]

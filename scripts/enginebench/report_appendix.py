@@ -8,30 +8,24 @@ from pathlib import Path
 import pandas as pd
 
 from . import history
+from .columns import Row, row
 from .disk import configured_need, parameter_count
 from .findings import history_conditions, passed, ran
-from .report_cells import fmt_number, latency_cell, markdown_table, speedup_text, summary_cell, table
+from .report_cells import fmt_number, markdown_table, table
 from .roofline import bound_bandwidth
 from .scheduler import node_text
 from .verdicts import CHECKS
 
 
 def sweep_table(results: dict[str, dict]) -> dict | None:
-    """Per passing engine and batch size: tokens/s, its gain over batch 1, time to first token and
-    inter-token latency."""
+    """Per passing engine and batch size: tokens/s, its gain over batch 1, time to first token,
+    inter-token latency and energy (columns.TABLES["sweep"])."""
     rows = []
     for variant, r in results.items():
         if not (ran(r) and passed(r)):
             continue
         sweep = r["bench"]["metrics"]["sweep"]  # smallest batch first
-        for entry in sweep:
-            rows.append({
-                "Engine": variant, "Batch size": entry["batch_size"],
-                "Tokens/s": summary_cell(entry["tokens_per_s"]).text,
-                "× batch 1": speedup_text(entry["tokens_per_s"]["median"], sweep[0]["tokens_per_s"]["median"]),
-                "Time to first token (ms): median; p90": latency_cell(entry["ttft_s"]).text,
-                "Inter-token latency (ms): median; p90": latency_cell(entry["itl_s"]).text,
-            })
+        rows += [row("sweep", Row(variant, r, point=entry, batch1=sweep[0])) for entry in sweep]
     return table(rows, keep=("Engine", "Batch size"))
 
 
