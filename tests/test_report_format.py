@@ -132,8 +132,9 @@ def test_the_host_lines_say_how_each_bandwidth_was_measured():
 
 
 def test_every_table_is_made_of_declared_columns_and_a_new_one_shows_in_each_table_that_lists_it():
-    """columns.TABLES names only columns of the vocabulary; the energy column, added by its entry and
-    its name in two tables (the sweep's shows batch 1), shows a figure where the bench measured one and the reason where not."""
+    """columns.TABLES names only columns of the vocabulary; the energy column, added by its entry and its
+    name in two tables (the sweep's shows batch 1), shows a figure where the bench measured one and the
+    reason where not."""
     from enginebench.columns import COLUMNS, TABLES, Row, row
 
     assert {name for names in TABLES.values() for name in names} <= set(COLUMNS)

