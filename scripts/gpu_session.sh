@@ -3,12 +3,12 @@
 # runs in a fresh copy of this checkout; a machine stays warm ~30 s between calls). The state lives
 # under $GPU_SESSION_DIR (default /tmp/gpu-session), which later calls find as long as the machine is warm.
 #
-#   scripts/gpu_session.sh start CONFIG [--without-llamacpp] [--seconds N] [-- SNAKEMAKE ARGS...]
+#   scripts/gpu_session.sh start CONFIG [--without-llamacpp] [--seconds N] [-- TARGETS... [OPTIONS...]]
 #       carry: bundle/wheels bundle/bundle.json (scripts/bundle.py; bundle/sdist unless --without-llamacpp), and
 #       vendor/qwen2-tokenizer.gguf.gz for the Qwen placeholder config. Prints the host, copies the
 #       checkout to the session's work folder, then in the background installs the bundle and runs
 #       the pipeline of CONFIG there (scripts/airgap.py run: --cores <all> --resources gpu=1
-#       --keep-going, then SNAKEMAKE ARGS: targets, --forcerun ...); waits up to N s (default 540).
+#       --keep-going, then Snakemake's TARGETS and OPTIONS, e.g. --forcerun); waits up to N s (default 540).
 #       --without-llamacpp skips llama-cpp-python's CUDA build (~5 min) for runs without llama.cpp.
 #   scripts/gpu_session.sh wait [SECONDS]     progress every 30 s until the run ends or SECONDS pass
 #   scripts/gpu_session.sh collect            results without weights, GGUFs or engines -> $OUT/results.tgz
@@ -49,7 +49,7 @@ start)
     case "$1" in
       --without-llamacpp) install_args+=(--without-llamacpp) ;;
       --seconds) seconds=$2; shift ;;
-      *) die "unknown option $1 (Snakemake's arguments go after --)" ;;
+      *) die "unknown option $1 (Snakemake's targets and options go after --)" ;;
     esac
     shift
   done
@@ -65,7 +65,7 @@ start)
   if [ -f vendor/qwen2-tokenizer.gguf.gz ]; then gunzip -c vendor/qwen2-tokenizer.gguf.gz > "$WORK/vendor/qwen2-tokenizer.gguf"; fi
   cd "$WORK"
   printf '%q ' python3 scripts/airgap.py run --bundle "$STATE/bundle" --site "$STATE/site" --without-model \
-      "${install_args[@]}" -- --cores "$(nproc)" --resources gpu=1 --keep-going --configfile "$config" "$@" \
+      "${install_args[@]}" -- --cores "$(nproc)" --resources gpu=1 --keep-going "$@" --configfile "$config" \
       > "$STATE/command"
   echo "$(ts) runs in the background: $(cat "$STATE/command")"
   setsid nohup bash -c "$(cat "$STATE/command"); echo \$? > $STATE/rc" > "$STATE/smk.log" 2>&1 < /dev/null &
