@@ -61,7 +61,8 @@ start)
   echo "cores: $(nproc); python: $(python3 --version)"; df -h /tmp | tail -1; free -g | head -2
   mkdir -p "$WORK" "$STATE/bundle"
   tar --exclude=./bundle --exclude=./.git -cf - . | tar -xf - -C "$WORK"
-  cp -r bundle/wheels bundle/sdist bundle/bundle.json "$STATE/bundle/"
+  cp -r bundle/wheels bundle/bundle.json "$STATE/bundle/"
+  if [ -d bundle/sdist ]; then cp -r bundle/sdist "$STATE/bundle/"; fi
   if [ -f vendor/qwen2-tokenizer.gguf.gz ]; then gunzip -c vendor/qwen2-tokenizer.gguf.gz > "$WORK/vendor/qwen2-tokenizer.gguf"; fi
   cd "$WORK"
   printf '%q ' python3 scripts/airgap.py run --bundle "$STATE/bundle" --site "$STATE/site" --without-model \
