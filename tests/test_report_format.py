@@ -141,11 +141,11 @@ def test_every_table_is_made_of_declared_columns_and_a_new_one_shows_in_each_tab
     assert [t for t, names in TABLES.items() if "energy" in names] == ["batch", "sweep"]
     measured = {"tokens_per_s": summarize([10.0], "tokens/s"), "energy_j_per_token": summarize([0.5, 0.4], "J/token")}
     bench = {"metrics": {"energy": {"counter": "GPU 0 alone"}}, "host_load": None}
-    assert COLUMNS["energy"].cell(Row("a", {"bench": bench}, point=measured)) == "0.45 (0.40–0.50, n=2)"
+    assert COLUMNS["energy"].cell(Row("a", {"bench": bench}, point=measured)) == "450 (400–500, n=2)"  # mJ
     why = {"counter": None, "reason": "no GPU, and no RAPL energy counter on this host"}
     point = {"batch_size": 1, "tokens_per_s": summarize([10.0], "tokens/s"), "ttft_s": summarize([0.1], "s"),
              "itl_s": summarize([0.01], "s")}
     cells = row("sweep", Row("b", {"bench": {"metrics": {"energy": why}, "host_load": None}}, point=point,
                              batch1=point))
     assert list(cells) == [COLUMNS[name].header for name in TABLES["sweep"]]
-    assert cells["Energy (J/token)"] == "not measured: no GPU, and no RAPL energy counter on this host"
+    assert cells["Energy (mJ/token)"] == "not measured: no GPU, and no RAPL energy counter on this host"

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .findings import busy_host, passed, peak_bytes
-from .report_cells import MB, fmt_number, latency_cell, speedup_text, summary_cell
+from .report_cells import MB, fmt_number, latency_cell, speedup_text, summary_cell, thousandths
 from .roofline import bound_bandwidth
 from .scheduler import bandwidth_source
 
@@ -54,9 +54,9 @@ def tokens_per_s_text(row: Row) -> str:
 
 
 def energy_text(row: Row) -> str:
-    """Joules per generated token at the row's batch size, or why the bench has no energy figure."""
+    """Millijoules per generated token at the row's batch size, or why the bench has no energy figure."""
     if "energy_j_per_token" in row.point:
-        return summary_cell(row.point["energy_j_per_token"]).text
+        return summary_cell(thousandths(row.point["energy_j_per_token"])).text
     energy = row.metrics.get("energy")
     return f"not measured: {energy['reason']}" if energy else "not measured (a bench from before energy was read)"
 
@@ -180,7 +180,7 @@ COLUMNS: dict[str, Column] = {
                                                                  row.batch1["tokens_per_s"]["median"])),
     "ttft": Column("Time to first token (ms): median; p90", lambda row: latency_cell(row.point["ttft_s"]).text),
     "itl": Column("Inter-token latency (ms): median; p90", lambda row: latency_cell(row.point["itl_s"]).text),
-    "energy": Column("Energy (J/token)", energy_text),
+    "energy": Column("Energy (mJ/token)", energy_text),
     # single stream only
     "decode": Column("Decode tokens/s", lambda row: summary_cell(row.metrics["decode_tokens_per_s_single"]).text),
     "decode_engine": Column("Decode tokens/s, engine's counter",

@@ -39,6 +39,11 @@ def latency_cell(summary: dict) -> Cell:
     return Cell(f"{fmt_number(med)}; p90 {fmt_number(summary['p90'] * 1000)} (n={summary['n']:,})", med)
 
 
+def thousandths(summary: dict) -> dict:
+    """A summary in a unit a thousand times smaller (s -> ms, J -> mJ), for its cell."""
+    return {**summary, **{k: summary[k] * 1000 for k in ("median", "min", "max")}}
+
+
 def speedup_text(value: float | None, baseline: float | None) -> str:
     """One direction only: the figure divided by the baseline's, e.g. '1.63×' (faster) or '0.55×'."""
     if value is None or not baseline:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .bench import at_batch
 from .columns import Row, bandwidth_for, engine_with_verdict, row
 from .findings import passed, ran
-from .report_cells import MB, fmt_number, summary_cell, table
+from .report_cells import MB, fmt_number, summary_cell, table, thousandths
 from .roofline import bound_bandwidth
 
 
@@ -49,10 +49,6 @@ def cost_section(results: dict[str, dict]) -> dict | None:
 def kv_per_1k(entry: dict) -> str:
     kv = entry.get("kv_cache")
     return "not reported" if kv is None else f"{fmt_number(kv['bytes'] / entry['context_tokens'] * 1000 / MB)} MB"
-
-
-def in_ms(summary: dict) -> dict:
-    return {**summary, **{k: summary[k] * 1000 for k in ("median", "min", "max")}}
 
 
 def depth_bound(results: dict, host: dict, entry: dict) -> str:
@@ -100,7 +96,7 @@ def depth_sections(results: dict[str, dict], host: dict) -> dict:
                 "Engine": variant, "Depth (tokens)": f"{entry['depth']:,}",
                 "Context (tokens)": f"{entry['context_tokens']:,}",
                 "Prefill tokens/s": summary_cell(entry["prefill_tokens_per_s"]).text,
-                "Time to first token (ms)": summary_cell(in_ms(entry["ttft_s"])).text,
+                "Time to first token (ms)": summary_cell(thousandths(entry["ttft_s"])).text,
                 "Decode tokens/s": summary_cell(entry["decode_tokens_per_s"]).text,
                 "Roofline bound (tokens/s)": depth_bound(r, host, entry),
             })

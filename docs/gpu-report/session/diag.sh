@@ -1,4 +1,4 @@
-source docs/gpu-report/session/env.sh; export PATH=/tmp/eb/bin:$PATH
+export HF_HUB_OFFLINE=1 PATH=/tmp/eb/bin:$PATH  # on the GPU host, in the run's work folder
 G=results/gemma3-270m/engines/llamacpp-f16/model.gguf; ls -la $G
 NV=$(python -c "import nvidia,os;print(':'.join(os.path.join(p,d,'lib') for p in nvidia.__path__ for d in os.listdir(p) if os.path.isdir(os.path.join(p,d,'lib'))))" 2>/dev/null)
 echo "nvidia libs: $NV" | cut -c1-300

@@ -1,4 +1,4 @@
-source docs/gpu-report/session/env.sh; export PATH=/tmp/eb/bin:$PATH
+export HF_HUB_OFFLINE=1 PATH=/tmp/eb/bin:$PATH  # on the GPU host, in the run's work folder
 CMD=$(grep -o "python /work/main/scripts/quality.py .*llamacpp-q8_0.json" /tmp/smk2.log | head -1 | sed 's/ > results.*//')
 echo "${CMD:0:120}"
 t() { echo "== $1"; ( eval "$2" ) > /tmp/d.log 2>&1; echo "rc=$?"; grep -v "^llama_model_loader\|^print_info\|^load\|frozen" /tmp/d.log | grep -E "Fatal|File|error|Error|quality" | head -4; }
