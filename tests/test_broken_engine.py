@@ -6,6 +6,7 @@ a copy of the snapshot whose output projection overflows float16 (tinymodel.over
 import json
 
 import pytest
+import recorded
 import reportparse
 from cliflow import run_pipeline
 from tinymodel import overflow
@@ -50,20 +51,22 @@ def test_non_finite_logits_fail_with_that_reason(run):
     assert verdict(record, {key: None for key in plan.config["quality"]["gate"]})["verdict"] == "FAIL"
 
 
-def test_report_renders_every_engine_and_keeps_the_broken_one_out_of_every_speed_table(run):
-    root, _ = run
+def test_the_broken_engine_is_judged_avoided_and_never_ranked(run):
+    """Decided from the records (enginebench.findings): FAIL for the broken engine, PASS for the others;
+    its speed is in no speed table (both "How fast" tables, the sweep) nor in the picks; the answer
+    says to avoid it, broken, with its reason. The report renders it that way (its reason under the
+    quality table; its costs shown, marked)."""
+    root, plan = run
+    found = recorded.findings_of(root, plan, "tiny")
+    assert recorded.verdicts(found) == {"fp32": "PASS", "fp16-overflow": "FAIL", "llama-f16": "PASS"}
+    assert found["shown"] == {"fp32", "llama-f16"}
+    assert all("fp16-overflow" not in ranking for ranking in recorded.picks(found))
+    (avoid,) = found["answer"]["avoid"]
+    assert avoid["variant"] == "fp16-overflow" and avoid["broken"] == NON_FINITE
     report = (root / paths.REPORT).read_text()
-    quality = reportparse.table(report, "Which engines keep quality")
-    assert set(quality) == {"fp32", "fp16-overflow", "llama-f16"}
-    assert quality["fp16-overflow"]["Verdict"] == "FAIL" and quality["fp32"]["Verdict"].startswith("PASS")
-    assert report.count(NON_FINITE) == 2  # its reason once under the quality table, and in the answer
-    assert f"- `fp16-overflow`: {NON_FINITE}" in report
-    # Its speed figures appear in no speed table (both "How fast" tables, the batch sweep), nor in the picks.
-    assert reportparse.speed_engines(report) == {"fp32", "llama-f16"}
-    answer = reportparse.section(report, "Answer")
-    assert "`fp16-overflow`" not in answer.split("Avoid")[0]
-    assert f"Avoid, whatever their speed: `fp16-overflow` (broken: {NON_FINITE})" in answer
-    assert "fp16-overflow (FAIL)" in reportparse.table(report, "What each costs")  # costs are shown, marked
+    assert reportparse.speed_engines(report) == found["shown"]
+    assert NON_FINITE in reportparse.section(report, "Which engines keep quality")
+    assert "fp16-overflow (FAIL)" in reportparse.table(report, "What each costs")
 
 
 def test_empty_samples_fail():
@@ -98,11 +101,10 @@ def test_a_broken_reference_is_the_finding_not_a_crash(broken_reference):
     summary = gate_summary(plan.gate_spec(), root)
     assert len(summary["failed"]) == 2 and all("NO REFERENCE" in f for f in summary["failed"])
 
-    report = (root / paths.REPORT).read_text()
-    answer = reportparse.section(report, "Answer")
-    first = answer.strip().split("\n- ")[0]
-    assert "**No reference**" in first and NON_FINITE in first
-    assert "**`" not in answer and "Avoid" not in answer  # no pick, and no engine blamed for the reference
-    quality = reportparse.section(report, "Which engines keep quality")
-    assert f"Verdict: NO REFERENCE: the reference engine `fp16-overflow` is broken: {NON_FINITE}" in quality
+    found = recorded.findings_of(root, plan, "tiny")
+    assert found["answer"]["no_reference"] and NON_FINITE in found["answer"]["no_reference"][0]
+    assert not found["answer"]["picks"] and not found["answer"]["avoid"]  # no engine blamed for the reference
+    assert found["shown"] == set()
+    report = (root / paths.REPORT).read_text()  # it renders, and says so before anything else
+    assert NON_FINITE in reportparse.section(report, "Answer").strip().splitlines()[0]
     assert reportparse.speed_engines(report) == set()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import recorded
 import reportparse
 from cliflow import run_pipeline
 
@@ -36,13 +37,14 @@ def busy_run(tiny_model, tmp_path_factory):
              "                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid)")
     burner = int(subprocess.run([sys.executable, "-c", spawn], capture_output=True, text=True, check=True).stdout)
     try:
-        run_pipeline(CONFIG, tiny_model, root)
+        plan = run_pipeline(CONFIG, tiny_model, root)
     finally:
         os.kill(burner, signal.SIGKILL)
-    return root
+    return root, plan
 
 
 def test_bench_beside_a_burnt_core_is_flagged_busy(busy_run):
+    busy_run, _ = busy_run
     for variant in ("fp32", "llama-f16"):
         load = json.loads((busy_run / paths.BENCH.format(model="tiny", variant=variant)).read_text())["host_load"]
         assert load["busy"] is True and load["other_share"] >= BUSY_SHARE
@@ -51,12 +53,11 @@ def test_bench_beside_a_burnt_core_is_flagged_busy(busy_run):
 
 
 def test_report_flags_the_busy_host_and_calls_no_winner(busy_run):
-    report = (busy_run / paths.REPORT).read_text()
-    single = reportparse.table(report, "How fast: one request at a time")
-    assert single["fp32"]["Tokens/s"].endswith("(busy host)")
-    answer = reportparse.section(report, "Answer")
-    assert "**No winner called**" in answer and "`fp32` (" in answer
-    assert "One request at a time" not in answer and "Many at once" not in answer
+    root, plan = busy_run
+    found = recorded.findings_of(root, plan, "tiny")
+    assert set(found["answer"]["busy"]) == {"fp32", "llama-f16"} and not found["answer"]["picks"]
+    single = reportparse.table((root / paths.REPORT).read_text(), "How fast: one request at a time")
+    assert single["fp32"]["Tokens/s"].endswith("(busy host)")  # the figure is shown, flagged
 
 
 def test_a_living_child_counts_as_the_bench_itself():
@@ -81,8 +82,9 @@ def test_the_preflight_beside_a_burnt_core_measures_again_then_says_it_was_busy(
     report's host lines state."""
     from enginebench.preflight import BUSY_ATTEMPTS
 
-    host = json.loads((busy_run / paths.PREFLIGHT).read_text())["bandwidth"]["host"]
+    root, _ = busy_run
+    host = json.loads((root / paths.PREFLIGHT).read_text())["bandwidth"]["host"]
     assert host["host_load"]["busy"] is True and host["attempts"] == BUSY_ATTEMPTS
-    lines = reportparse.section((busy_run / paths.REPORT).read_text(), "Answer").splitlines()  # host lines too
+    lines = reportparse.section((root / paths.REPORT).read_text(), "Answer").splitlines()  # host lines too
     (line,) = [x for x in lines if x.startswith("- Memory bandwidth, host: ")]
     assert f"after {BUSY_ATTEMPTS} attempts: the bounds below may be too low" in line

@@ -4,6 +4,7 @@ import json
 import re
 
 import pytest
+import recorded
 import reportparse
 from snakemake_run import REPO, snakemake
 
@@ -25,20 +26,19 @@ def test_report_answers_first_and_compares_the_default_variants(finished):
     (model,) = plan.models
     variants = plan.variants(model)
     assert len(variants) >= 2
-    report = (finished / "results" / "report.md").read_text()
-    head = report.splitlines()[:15]
-    assert "## Answer" in head and any(line.startswith("- Smallest that passes: **`") for line in head)
-    assert any(line.startswith("- Avoid, whatever their speed: ") for line in head)
-    assert max(reportparse.widths(report)) <= 10
-    quality = reportparse.table(report, "Which engines keep quality")
+    found = recorded.findings_of(finished, plan, model)
+    results = found["results"]
+    assert found["answer"]["smallest"] and found["answer"]["avoid"]
     built = [v for v in variants if plan.engines[(model, v)].backend != "trtllm"]  # no TensorRT-LLM here
-    for variant in variants:
-        assert variant in quality or f"- `{variant}` (unavailable): " in report
+    assert sorted(v for v, r in results.items() if r["status"][0] == "ok") == sorted(built)
+    assert {r["status"][0] for v, r in results.items() if v not in built} == {"unavailable"}
+    passing = [v for v in built if results[v]["verdict"]["verdict"] == "PASS"]
+    assert sorted(found["shown"]) == sorted(passing)
+    report = (finished / "results" / "report.md").read_text()  # laid out: answer first, tables narrow
+    assert report.splitlines()[2] == "## Answer" and max(reportparse.widths(report)) <= 10
     single = reportparse.table(report, "How fast: one request at a time")
-    passing = [v for v in built if quality[v]["Verdict"].startswith("PASS")]
     assert sorted(single) == sorted(passing) == sorted(reportparse.speed_engines(report))
     assert all(float(row["Tokens/s"].split(" ")[0].replace(",", "")) > 0 for row in single.values())
-    assert "dequantized from the package's GGUF Q4_K_M" in report
 
 
 def test_default_model_speaks_english(finished):
@@ -59,13 +59,14 @@ def test_sound_engines_pass_and_the_cautionary_example_fails(finished):
     assert cautionary["verdict"] == "FAIL"
     assert {c["metric"] for c in cautionary["checks"] if not c["passed"]} >= {
         "perplexity_ratio", "kl_divergence_mean", "top1_agreement", "greedy_agreement"}
-    report = (finished / "results" / "report.md").read_text()
-    assert "llamacpp-q2_k-kv-q4_0" not in reportparse.speed_engines(report)  # its speed is no result
-    answer = reportparse.section(report, "Answer")
-    assert "`llamacpp-q2_k-kv-q4_0`" not in answer.split("Avoid")[0] and "`llamacpp-q2_k-kv-q4_0` (fails" in answer
-    single = re.search(r"One request at a time: \*\*`([^`]+)`\*\*", answer)
-    busy = "**No winner called**" in answer  # measured on a busy host: nothing ranked (test_busy_host)
-    assert busy or single and verdicts[single.group(1)]["verdict"] == "PASS"
+    plan = build_plan(load_config(REPO / "config" / "config.yaml"))
+    found = recorded.findings_of(finished, plan, "gemma3-270m")
+    assert "llamacpp-q2_k-kv-q4_0" not in found["shown"]  # its speed is no result
+    assert all("llamacpp-q2_k-kv-q4_0" not in ranking for ranking in recorded.picks(found))
+    assert "llamacpp-q2_k-kv-q4_0" in [a["variant"] for a in found["answer"]["avoid"]]
+    # measured on a busy host: nothing ranked (test_busy_host); else the picks are passing engines
+    assert found["answer"]["busy"] or all(verdicts[ranking[0]]["verdict"] == "PASS"
+                                          for ranking in recorded.picks(found))
 
 
 def test_trtllm_stage1_reason_and_fake_quant_rows(finished):
@@ -74,12 +75,15 @@ def test_trtllm_stage1_reason_and_fake_quant_rows(finished):
     ckpt = json.loads((finished / "results/gemma3-270m/checkpoints/trtllm-fp8-bfloat16/manifest.json").read_text())
     assert ckpt["status"] == "unavailable" and "TensorRT-LLM not available" in ckpt["reason"]
     assert "/quantization/quantize.py --model_dir " in ckpt["would_run"]
-    report = (finished / "results" / "report.md").read_text()
-    assert "- `trtllm-fp8` (unavailable): checkpoint: not built on this host: TensorRT-LLM not available" in report
+    plan = build_plan(load_config(REPO / "config" / "config.yaml"))
+    results = recorded.findings_of(finished, plan, "gemma3-270m")["results"]
+    assert results["trtllm-fp8"]["status"][0] == "unavailable"
+    assert "TensorRT-LLM not available" in results["trtllm-fp8"]["status"][1]
+    quality = reportparse.table((finished / "results" / "report.md").read_text(), "Which engines keep quality")
     for variant in ("trtllm-fp8", "trtllm-fp8-kv-fp8"):
-        predicted = json.loads((finished / f"results/gemma3-270m/predicted/{variant}.json").read_text())
-        assert predicted["status"] == "ok" and predicted["metrics"]["perplexity_ratio"] < 1.2
-        assert f"| {variant}, predicted by ModelOpt fake-quant |" in report
+        predicted = results[variant]["predicted"]
+        assert predicted["record"]["status"] == "ok" and predicted["record"]["metrics"]["perplexity_ratio"] < 1.2
+        assert f"{variant}, predicted by ModelOpt fake-quant" in quality  # a row of its own
 
 
 def test_report_has_the_host_record_roofline_latency_sweep_figures_and_history(finished):
@@ -93,7 +97,7 @@ def test_report_has_the_host_record_roofline_latency_sweep_figures_and_history(f
         assert re.fullmatch(r"\d+%", row["% of bound"])
         for column in ("Time to first token (ms): median; p90", "Inter-token latency (ms): median; p90"):
             assert re.fullmatch(r"[\d.,]+; p90 [\d.,]+ \(n=[\d,]+\)", row[column])
-    assert "Every build and bench run appends a record" in report
+    assert list((finished / "results/gemma3-270m/history").glob("bench-*.json"))  # the run history's source
     sweep = reportparse.tables(reportparse.section(report, "Batch sweep"))[0]
     sizes = load_config(REPO / "config" / "config.yaml")["bench"]["batch_sizes"]
     assert sorted(int(row["Batch size"]) for row in sweep) == sorted(sizes * len(single))

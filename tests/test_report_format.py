@@ -135,7 +135,7 @@ def test_every_table_is_made_of_declared_columns_and_a_new_one_shows_in_each_tab
     """columns.TABLES names only columns of the vocabulary; the energy column, added by its entry and its
     name in two tables (the sweep's shows batch 1), shows a figure where the bench measured one and the
     reason where not."""
-    from enginebench.columns import COLUMNS, TABLES, Row, row
+    from enginebench.columns import COLUMNS, TABLES, Row, notes, row
 
     assert {name for names in TABLES.values() for name in names} <= set(COLUMNS)
     assert [t for t, names in TABLES.items() if "energy" in names] == ["batch", "sweep"]
@@ -149,3 +149,8 @@ def test_every_table_is_made_of_declared_columns_and_a_new_one_shows_in_each_tab
                              batch1=point))
     assert list(cells) == [COLUMNS[name].header for name in TABLES["sweep"]]
     assert cells["Energy (mJ/token)"] == "not measured: no GPU, and no RAPL energy counter on this host"
+    # what the figures count is said once above the table, where a row has them
+    counted = Row("a", {"bench": bench}, point=measured)
+    assert notes("sweep", [Row("b", {"bench": {"metrics": {"energy": why}}}, point=point)]) == []
+    assert notes("sweep", [counted]) == ["Energy (mJ/token): the energy counter's rise over each timed repetition ÷ "
+                                         "the tokens it generated; counted by GPU 0 alone (`a`)."]

@@ -3,6 +3,7 @@
 import copy
 
 import pytest
+import recorded
 import report as report_cli
 import reportparse
 from snakemake_run import REPO, planned_jobs, snakemake, write_config
@@ -99,7 +100,13 @@ def test_end_to_end_tiny_model_then_noop_then_one_stale_chain(tmp_path, tiny_mod
     quality = reportparse.table(report, "Which engines keep quality")
     assert list(quality) == ["fp32", "bf16", "llama-f16", "llama-q8_0", "llama-q4_k_m-kv-q8_0"]  # engines are rows
     assert max(reportparse.widths(report)) <= 10
-    assert "equal for `llama-f16`, `llama-q8_0`, `llama-q4_k_m-kv-q8_0`; not applicable to `fp32`, `bf16`" in report
+    validate_config(config)
+    plan = build_plan(config)
+    found = recorded.findings_of(tmp_path, plan, "tiny")
+    parity = {v: (r["bench"]["tokenizer_parity"]["checked"], r["bench"]["tokenizer_parity"].get("equal"))
+              for v, r in found["results"].items()}
+    assert parity == {"fp32": (False, None), "bf16": (False, None), **dict.fromkeys(
+        ("llama-f16", "llama-q8_0", "llama-q4_k_m-kv-q8_0"), (True, True))}
     assert "Decode tokens/s, engine's counter" in reportparse.table(report, "How fast: one request at a time")["fp32"]
     # Adding a variant adds rows, never a column: the same results rendered for the config without one.
     fewer = copy.deepcopy(config)
@@ -115,7 +122,9 @@ def test_end_to_end_tiny_model_then_noop_then_one_stale_chain(tmp_path, tiny_mod
         assert added <= {"llama-f16"} and len(rows) - len(rows_fewer) == len([r for r in rows if r["Engine"] ==
                                                                                "llama-f16"]), heading
     # The unsupported architecture fails in its own chain; the rest of the report renders and says why.
-    assert "- `llama-f16` (failed): checkpoint: convert_hf_to_gguf.py failed:" in report
+    unsupported = recorded.findings_of(tmp_path, plan, "unsupported")["results"]["llama-f16"]["status"]
+    assert unsupported[0] == "failed" and unsupported[1].startswith("checkpoint: convert_hf_to_gguf.py failed:")
+    assert unsupported[1].splitlines()[0] in report
     assert "NoSuchForCausalLM" in (tmp_path / "results/logs/unsupported/checkpoint/gguf-f16.log").read_text()
     assert (tmp_path / "results/logs/tiny/bench/bf16.log").read_text().strip()
 
@@ -156,8 +165,11 @@ def test_end_to_end_tiny_model_then_noop_then_one_stale_chain(tmp_path, tiny_mod
     assert failed.returncode != 0
     assert "quality gate failed" in (tmp_path / "results/logs/gate.log").read_text()
     assert not (tmp_path / "results/quality-gate.json").exists()
+    validate_config(strict)
+    found = recorded.findings_of(tmp_path, build_plan(strict), "tiny")
+    failing = {v for v, verdict in recorded.verdicts(found).items() if verdict == "FAIL"}
+    assert failing and not failing & found["shown"]
+    assert all(any("top-1 agreement" in reason for reason in found["results"][v]["verdict"]["reasons"])
+               for v in failing)
     report = (tmp_path / "results" / "report.md").read_text()
-    quality = reportparse.table(report, "Which engines keep quality")
-    assert "top-1 agreement" in reportparse.section(report, "Which engines keep quality")
-    failing = {engine for engine, row in quality.items() if row["Verdict"] == "FAIL"}
-    assert failing and not failing & reportparse.speed_engines(report)
+    assert not failing & reportparse.speed_engines(report)

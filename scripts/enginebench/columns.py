@@ -45,6 +45,8 @@ class Row:
 class Column:
     header: str
     cell: Callable[[Row], str]
+    # what the column counts, where the rows' records say it (a sentence above the table), or None
+    note: Callable[[list[Row]], str | None] | None = None
 
 
 # --- cells that take more than a line ------------------------------------------------------------
@@ -59,6 +61,19 @@ def energy_text(row: Row) -> str:
         return summary_cell(thousandths(row.point["energy_j_per_token"])).text
     energy = row.metrics.get("energy")
     return f"not measured: {energy['reason']}" if energy else "not measured (a bench from before energy was read)"
+
+
+def energy_note(rows: list[Row]) -> str | None:
+    """Whose energy the figures count (bench metrics.energy), where a row has them."""
+    counters: dict[str, list[str]] = {}
+    for row in rows:
+        if counter := row.metrics.get("energy", {}).get("counter"):
+            counters.setdefault(counter, []).append(f"`{row.variant}`")
+    if not counters:
+        return None
+    counted = "; ".join(f"{counter} ({', '.join(dict.fromkeys(engines))})" for counter, engines in counters.items())
+    return ("Energy (mJ/token): the energy counter's rise over each timed repetition ÷ the tokens it generated; "
+            f"counted by {counted}.")
 
 
 def bandwidth_for(bench: dict, host: dict) -> tuple[bool, dict | None, str | None]:
@@ -180,7 +195,7 @@ COLUMNS: dict[str, Column] = {
                                                                  row.batch1["tokens_per_s"]["median"])),
     "ttft": Column("Time to first token (ms): median; p90", lambda row: latency_cell(row.point["ttft_s"]).text),
     "itl": Column("Inter-token latency (ms): median; p90", lambda row: latency_cell(row.point["itl_s"]).text),
-    "energy": Column("Energy (mJ/token)", energy_text),
+    "energy": Column("Energy (mJ/token)", energy_text, energy_note),
     # single stream only
     "decode": Column("Decode tokens/s", lambda row: summary_cell(row.metrics["decode_tokens_per_s_single"]).text),
     "decode_engine": Column("Decode tokens/s, engine's counter",
@@ -224,3 +239,8 @@ TABLES: dict[str, tuple[str, ...]] = {
 def row(table: str, source: Row, leave_out: tuple[str, ...] = ()) -> dict[str, str]:
     """One row of `table`: {header: cell} in the table's column order."""
     return {COLUMNS[name].header: COLUMNS[name].cell(source) for name in TABLES[table] if name not in leave_out}
+
+
+def notes(table: str, sources: list[Row]) -> list[str]:
+    """The notes of `table`'s columns (Column.note) for these rows."""
+    return [text for name in TABLES[table] if (note := COLUMNS[name].note) and (text := note(sources))]

@@ -57,6 +57,12 @@ def ran(results: dict) -> bool:
     return results["status"][0] == "ok"
 
 
+def speed_shown(results: dict[str, dict]) -> dict[str, dict]:
+    """The engines whose speed the report shows and ranks (every speed table, the sweep, the picks):
+    those that ran and pass the gate (or whose model is speed only), in the given order."""
+    return {v: r for v, r in results.items() if ran(r) and passed(r)}
+
+
 def would_run(results: dict) -> list[dict]:
     """{"stage", "command"} of each stage that could not run on this host and recorded what it would run."""
     return [{"stage": key, "command": results[key]["would_run"]} for key in ("checkpoint", "engine")
@@ -128,7 +134,7 @@ def answer(results: dict[str, dict], model_dir: Path, batch_size: int) -> dict:
     """The model's answer: the reference's breakage (nothing is judged or ranked then), the engines
     measured on a busy host (nothing is ranked then), the speed rankings one request at a time and at
     `batch_size`, the smallest passing engine, what to avoid and what was not built."""
-    passing = {v: r for v, r in results.items() if ran(r) and passed(r)}
+    passing = speed_shown(results)
     no_reference = sorted({r["verdict"]["reasons"][0] for r in results.values()
                            if r["verdict"]["verdict"] == "NO REFERENCE"})
     if no_reference:

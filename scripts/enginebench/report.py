@@ -29,6 +29,7 @@ from .report_appendix import (
     preflight_lines,
     quality_settings,
     samples_section,
+    source_text,
     sweep_table,
 )
 from .report_cells import MB, fmt_number, markdown_table, pick_text, table
@@ -141,8 +142,7 @@ def render_report(layout: dict, root: Path) -> str:
             "slug": model,
             "answer": answer_lines(findings.answer(results, model_dir, largest), largest, mcfg["speed_only"]),
             "speed_only": mcfg["speed_only"],
-            "source": snapshot["source"],
-            "provenance": snapshot["provenance"],
+            "source": source_text(snapshot["source"], snapshot["provenance"]),
             "snapshot_mb": fmt_number(snapshot["total_bytes"] / MB),
             "snapshot_s": fmt_number(snapshot["timings"]["import_s"]),
             "disk": disk_summary(root / paths.SNAPSHOT.format(model=model), snapshot, mcfg["variants"], results,

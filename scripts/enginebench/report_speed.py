@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .bench import at_batch
-from .columns import Row, bandwidth_for, engine_with_verdict, row
-from .findings import passed, ran
+from .columns import Row, bandwidth_for, engine_with_verdict, notes, row
+from .findings import passed, ran, speed_shown
 from .report_cells import MB, fmt_number, summary_cell, table, thousandths
 from .roofline import bound_bandwidth
 
@@ -12,30 +12,25 @@ from .roofline import bound_bandwidth
 def speed_sections(model: dict, results: dict[str, dict], host: dict, batch_size: int) -> dict:
     """One table for one request at a time and one for the largest batch: passing engines only,
     fastest first, with tokens/s ÷ the baseline's (where the baseline passed)."""
-    passing = {v: r for v, r in results.items() if ran(r) and passed(r)}
+    passing = speed_shown(results)
     baseline = model["baseline"]
     base = passing.get(baseline)
     leave_out = () if base else ("x_baseline",)
 
-    def rows(name: str, size: int) -> list[dict]:
-        def speed(r: dict) -> float:
-            return at_batch(r["bench"]["metrics"], size)["tokens_per_s"]["median"]
+    def section(name: str, size: int) -> dict | None:
+        def at(r: dict | None) -> dict | None:
+            return r and at_batch(r["bench"]["metrics"], size)
 
-        return [row(name, Row(v, r, host, at_batch(r["bench"]["metrics"], size),
-                               base and at_batch(base["bench"]["metrics"], size), at_batch(r["bench"]["metrics"], 1)),
-                    leave_out)
-                for v, r in sorted(passing.items(), key=lambda item: -speed(item[1]))]
+        order = sorted(passing, key=lambda v: -at(passing[v])["tokens_per_s"]["median"])
+        sources = [Row(v, passing[v], host, at(passing[v]), at(base), at_batch(passing[v]["bench"]["metrics"], 1))
+                   for v in order]
+        return table([row(name, source, leave_out) for source in sources], notes=notes(name, sources))
 
-    counters = {}  # what each engine's energy figures count (bench metrics.energy), where it has them
-    for v, r in passing.items():
-        if counter := r["bench"]["metrics"].get("energy", {}).get("counter"):
-            counters.setdefault(counter, []).append(f"`{v}`")
     left_out = [v for v, r in results.items() if ran(r) and not passed(r)]
     why_no_ratio = None if base else (f"the baseline `{baseline}` " + ("did not pass the quality gate"
                                                                        if ran(results[baseline]) else "did not run"))
-    return {"single": table(rows("single", 1)), "batch": table(rows("batch", batch_size)) if batch_size != 1 else None,
-            "left_out": left_out, "baseline": baseline, "why_no_ratio": why_no_ratio,
-            "energy": [f"{counter} ({', '.join(engines)})" for counter, engines in counters.items()]}
+    return {"single": section("single", 1), "batch": section("batch", batch_size) if batch_size != 1 else None,
+            "left_out": left_out, "baseline": baseline, "why_no_ratio": why_no_ratio}
 
 
 def cost_section(results: dict[str, dict]) -> dict | None:
