@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .findings import busy_host, passed, peak_bytes
 from .report_cells import MB, fmt_number, latency_cell, speedup_text, summary_cell, thousandths
-from .roofline import bound_bandwidth
+from .roofline import bound_bandwidth, decode_bound, decode_context, kv_bytes_per_token
 from .scheduler import bandwidth_source
 
 
@@ -87,8 +87,6 @@ def bandwidth_for(bench: dict, host: dict) -> tuple[bool, dict | None, str | Non
 def roofline_cells(results: dict, host: dict) -> tuple[str, str]:
     """(decode bound, share of it): the single-stream decode bound from the measured bandwidth and the
     engine's bytes per token, and the engine's single-stream decode speed as a share of it."""
-    from .roofline import decode_bound, decode_context, kv_bytes_per_token
-
     bench = results["bench"]
     m, info = bench["metrics"], bench["engine_info"]
     usable, bandwidth, where = bandwidth_for(bench, host)
