@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # GPU=1 forces the CUDA build, GPU=0 the CPU one; a build other than the installed one is rebuilt.
 GPU ?= auto
 
-.PHONY: setup llamacpp report plan test test-fast lint bench-pipeline bench-default clean parity-test trtllm-docker
+.PHONY: setup llamacpp llama-server report plan test test-fast lint bench-pipeline bench-default clean parity-test trtllm-docker
 
 setup: $(VENV)/.setup-done llamacpp $(CONVERTER)
 
@@ -32,6 +32,11 @@ $(VENV)/.setup-done: envs/torch.txt envs/requirements.txt envs/dev.txt envs/slur
 # Runs on every `make setup`: a no-op (~1 s) when the wanted build is installed.
 llamacpp: $(VENV)/.setup-done envs/llamacpp.txt
 	$(BIN)/python scripts/setup_llamacpp.py --venv $(VENV) --version $(LLAMA_CPP_PYTHON) --gpu $(GPU)
+
+# The serve stage's server for llama.cpp engines (config serve.enabled): llama-server compiled from the
+# same sdist and flavour as llama-cpp-python, into vendor/llama-server (~15 min on 2 cores, once).
+llama-server: llamacpp
+	$(BIN)/python scripts/setup_llamacpp.py --venv $(VENV) --version $(LLAMA_CPP_PYTHON) --gpu $(GPU) --server vendor/llama-server
 
 # llama.cpp's HF -> GGUF converter lives only in the llama-cpp-python sdist (with its conversion/ and
 # gguf-py/ siblings). Fetched here, never committed (vendor/ is ignored).
@@ -62,7 +67,7 @@ report: setup  # the default target: results/report.md, then the quality gate
 plan: setup
 	$(SMK) --dry-run all $(CFG)
 
-test: setup
+test: setup llama-server
 	$(BIN)/python -m pytest
 
 test-fast: setup

@@ -12,7 +12,7 @@ sys.path.insert(0, str(SCRIPTS))
 from enginebench import paths
 from enginebench.environment import put_interpreter_first_on_path
 from enginebench.errors import EngineBenchError
-from enginebench.figures import FIGURES
+from enginebench.figures import FIGURES, SERVE_FIGURE
 from enginebench.plan import build_plan, spec_json, validate_config
 from enginebench.stale import set_aside_stale_report
 
@@ -115,8 +115,13 @@ def model_targets(pattern, model):
     return [pattern.format(model=model, variant=v) for m, v in PLAN.all_engines() if m == model]
 
 
+def figure_names():
+    """The figures of every model: the serving figure too where the engines are served (serve.enabled)."""
+    return {**FIGURES, **(SERVE_FIGURE if PLAN.serves else {})}
+
+
 def figure_targets():
-    return [paths.FIGURE.format(model=m, figure=f) for m in PLAN.models_to_measure for f in FIGURES]
+    return [paths.FIGURE.format(model=m, figure=f) for m in PLAN.models_to_measure for f in figure_names()]
 
 
 def container_spec(stage, spec_of, engine_pattern=paths.ENGINE):

@@ -6,6 +6,7 @@ rule figures:
         cli=cli_script("figures"),
         bench=lambda w: model_targets(paths.BENCH, w.model),
         quality=lambda w: model_targets(paths.QUALITY, w.model),
+        served=lambda w: [paths.SERVE.format(model=m, variant=v) for m, v in PLAN.served_engines() if m == w.model],
     output:
         **{
             name: report(
@@ -14,7 +15,7 @@ rule figures:
                 subcategory="{model}",
                 labels={"model": "{model}", "figure": title},
             )
-            for name, title in FIGURES.items()
+            for name, title in figure_names().items()
         },
     params:
         # Engine order and the gate thresholds (the verdict colours the points) are not result files.

@@ -12,6 +12,7 @@ rule report:
         samples=engine_targets(paths.SAMPLES),
         quality=engine_targets(paths.QUALITY),
         predicted=[paths.PREDICTED.format(model=m, variant=v) for m, v in PLAN.predicted_engines()],
+        served=[paths.SERVE.format(model=m, variant=v) for m, v in PLAN.served_engines()],
         figures=figure_targets(),  # report.md links them
     output:
         report=report(paths.REPORT, category="Report", labels={"file": "report.md (Markdown)"}),

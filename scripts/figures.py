@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from enginebench.cli import parse_spec, run_cli
-from enginebench.figures import FIGURES, engine_points, write_figures
+from enginebench.figures import FIGURES, SERVE_FIGURE, engine_points, served_points, write_figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,8 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     layout = parse_spec(args.layout)
     ran, missing = engine_points(args.root, layout["slug"], layout["variants"], layout["gate"])
-    out = {name: args.out_dir / f"{name}.png" for name in FIGURES}
-    write_figures(layout["slug"], ran, missing, layout["gate"], out)
+    serving = None
+    names = list(FIGURES)
+    if layout["slo"] is not None:  # serve.enabled
+        serving = (served_points(args.root, layout["slug"], layout["variants"], layout["gate"]), layout["slo"])
+        names += list(SERVE_FIGURE)
+    out = {name: args.out_dir / f"{name}.png" for name in names}
+    write_figures(layout["slug"], ran, missing, layout["gate"], out, serving)
     return 0
 
 

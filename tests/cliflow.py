@@ -16,6 +16,7 @@ import quality as quality_cli
 import reference as reference_cli
 import report as report_cli
 import samples as samples_cli
+import serve as serve_cli
 import snapshot as snapshot_cli
 
 from enginebench import paths
@@ -50,6 +51,10 @@ def run_pipeline(config: dict, model_path: Path, root: Path, *, bench: bool = Tr
         for cli, stage, pattern in stages if bench else stages[1:]:
             assert cli.main(["--spec", spec_json(plan.runtime_spec(model, variant, stage)), *loaded[variant],
                              "--out", str(root / pattern.format(model=model, variant=variant))]) == 0
+        if (model, variant) in plan.served_engines():
+            assert serve_cli.main(["--spec", spec_json(plan.serve_spec(model, variant)), *loaded[variant],
+                                   "--samples", str(root / paths.SAMPLES.format(model=model, variant=variant)),
+                                   "--out", str(root / paths.SERVE.format(model=model, variant=variant))]) == 0
     logits = {}  # the engines the quality stage reads logits from, where not the timed one
     for _, variant in plan.logits_engines():
         logits[variant] = root / paths.LOGITS_ENGINE.format(model=model, variant=variant)

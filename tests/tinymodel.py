@@ -27,7 +27,10 @@ def training_text(chars: int = 60_000) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def make_tokenizer(out: Path, vocab_size: int = 800):
+def make_tokenizer(out: Path, vocab_size: int = 800, dummy_prefix: bool = True):
+    """`dummy_prefix`: a space before the text (SentencePiece's add_dummy_prefix). llama.cpp then puts one
+    before a chat-templated prompt too, where transformers does not (after the template's BOS): without
+    it both tokenize a chat-templated prompt alike, which the serve tests need."""
     import sentencepiece as spm
     from transformers import AutoTokenizer
 
@@ -36,11 +39,13 @@ def make_tokenizer(out: Path, vocab_size: int = 800):
         sentence_iterator=iter(training_text()), model_writer=model, vocab_size=vocab_size, model_type="bpe",
         byte_fallback=True, character_coverage=1.0, unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
         normalization_rule_name="identity", remove_extra_whitespaces=False, split_digits=True, minloglevel=2,
+        add_dummy_prefix=dummy_prefix,
     )
     (out / "tokenizer.model").write_bytes(model.getvalue())
     (out / "tokenizer_config.json").write_text(json.dumps({
         "tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
-        "add_bos_token": True,
+        # add_prefix_space: what llama.cpp's converter reads (add_dummy_prefix it does not)
+        "add_bos_token": True, **({} if dummy_prefix else {"add_prefix_space": False}),
     }))
     tokenizer = AutoTokenizer.from_pretrained(out)  # converts tokenizer.model to a fast tokenizer
     tokenizer.chat_template = CHAT_TEMPLATE
@@ -98,14 +103,15 @@ def overflow(model_dir: Path, out: Path, scale: float = 1e5) -> Path:
     return out
 
 
-def make_tiny_llama(out: Path, seed: int = 0, layers: int = 2, train_steps: int = 200) -> Path:
+def make_tiny_llama(out: Path, seed: int = 0, layers: int = 2, train_steps: int = 200,
+                    dummy_prefix: bool = True) -> Path:
     """Write config.json, model.safetensors and tokenizer files of a tiny Llama into `out`."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = make_tokenizer(out)
+    tokenizer = make_tokenizer(out, dummy_prefix=dummy_prefix)
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512, num_hidden_layers=layers,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,

@@ -89,7 +89,7 @@ def runtime_main(stage: str, description: str, run, argv: list[str] | None, inpu
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (the Snakemake job's)")
     parser.add_argument("--out", required=True, type=Path, help="result JSON to write")
     args = parser.parse_args(argv)
-    paths = {name: getattr(args, name) for name in (*artifacts, *inputs)}
+    paths = {name: getattr(args, name) for name in (*artifacts, *inputs)} | {"out": args.out}
     spec = parse_spec(args.spec)
     result = {**(skipped_result(stage, spec, paths) or run(spec, paths, args.threads)), "job": job_record()}
     results.write(args.out, result)

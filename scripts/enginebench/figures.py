@@ -1,8 +1,8 @@
 """The report's figures (PNG, matplotlib): quality loss against single-stream speed, with the frontier
-of the engines that pass the quality gate, and inter-token latency against throughput across batch
-sizes, one line per passing engine.
+of the engines that pass the quality gate, inter-token latency against throughput across batch
+sizes, one line per passing engine, and where engines are served, their latency against requests/s.
 
-They read the same result files as the report (bench and quality JSONs) and nothing else. Engines are
+They read the same result files as the report (bench, quality and serve JSONs) and nothing else. Engines are
 named in a legend beside the axes, never next to a marker, so no label can cover a point.
 """
 
@@ -18,6 +18,8 @@ FIGURES = {
     "quality_vs_speed": "Quality loss (mean KL divergence from the reference) against single-stream tokens/s",
     "latency_vs_throughput": "Inter-token latency against tokens/s across batch sizes, one line per passing engine",
 }
+# Drawn when the config serves its engines (serve.enabled), from the serve results.
+SERVE_FIGURE = {"serving": "Latency (p90) against requests/s served, one line per engine, the SLO dashed"}
 # Per-engine colours: matplotlib's tab10 without its green and red, which would read as PASS and FAIL.
 ENGINE_COLOURS = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 MARKERS = "osD^v<>pPX"
@@ -36,6 +38,45 @@ def engine_points(root: Path, model: str, variants: list[dict], thresholds: dict
         ran.append({"slug": spec["slug"], "verdict": verdict(quality, thresholds)["verdict"],
                     "metrics": bench["metrics"], "kl": quality.get("metrics", {}).get("kl_divergence_mean")})
     return ran, missing
+
+
+def served_points(root: Path, model: str, variants: list[dict], thresholds: dict) -> list[dict]:
+    """The served engines whose serving figures are shown (speed shown, server's answers equal to the
+    engine's: enginebench.findings.serve_shown): slug, its colour index, the sweep's steps."""
+    points = []
+    for i, spec in enumerate(variants):
+        if not spec.get("served"):
+            continue
+        served = results.read(Path(root) / paths.SERVE.format(model=model, variant=spec["slug"]), "serve")
+        quality = results.read(Path(root) / paths.QUALITY.format(model=model, variant=spec["slug"]), "quality")
+        if served["status"] == "ok" and verdict(quality, thresholds)["verdict"] in SPEED_SHOWN:
+            points.append({"slug": spec["slug"], "index": i, "steps": served["steps"]})
+    return points
+
+
+def serving_figure(model: str, served: list[dict], slo: dict):
+    """TTFT p90 and ITL p90 against requests/s at each step of the load sweep, the SLO's targets dashed."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    for ax, key, target, label in ((axes[0], "ttft_ms", slo["ttft_ms"], "time to first token, p90 (ms)"),
+                                   (axes[1], "itl_ms", slo["itl_ms"], "inter-token latency, p90 (ms)")):
+        for point in served:
+            s = style(point["index"])
+            steps = [st for st in point["steps"] if "p90" in st[key]]
+            x, y = [st["requests_per_s"] for st in steps], [st[key]["p90"] for st in steps]
+            ax.plot(x, y, color=s["color"], marker=s["marker"], linewidth=1.5, label=point["slug"])
+        ax.axhline(target, color="#d62728", linestyle="--", linewidth=1, label=f"SLO: ≤ {target:g} ms")
+        ax.set_xlabel("requests/s served (one point per step of the sweep)")
+        ax.set_ylabel(label)
+        ax.set_xlim(left=0)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    _legend(axes[1])
+    _footnote(fig, f"{model}. Engines whose served answers equal their own and that pass the quality gate; one "
+              "GuideLLM sweep each." + ("" if served else " None was served and passing."))
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
 
 
 def style(i: int) -> dict:
@@ -143,26 +184,38 @@ def latency_figure(model: str, ran: list[dict], missing: list[str], thresholds: 
 DRAW = {"quality_vs_speed": quality_figure, "latency_vs_throughput": latency_figure}
 
 
-def write_figures(model: str, ran: list[dict], missing: list[str], thresholds: dict, out: dict[str, Path]) -> None:
-    """Draw every figure of FIGURES into its path in `out` (temp file, then rename: never half a PNG)."""
+def write_figures(model: str, ran: list[dict], missing: list[str], thresholds: dict, out: dict[str, Path],
+                  serving: tuple[list[dict], dict] | None = None) -> None:
+    """Draw every figure of FIGURES into its path in `out`, and with `serving` (its points and the SLO) the
+    serving figure into out["serving"]."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     for name, path in out.items():
+        if name in SERVE_FIGURE:
+            save(serving_figure(model, *serving), path)
+            continue
         if ran:
             fig = DRAW[name](model, ran, missing, thresholds)
         else:
             fig, ax = plt.subplots(figsize=(8, 2))
             ax.axis("off")
             ax.text(0.5, 0.5, f"{model}: no engine ran on this host ({', '.join(missing)})", ha="center", wrap=True)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-        try:
-            fig.savefig(tmp, dpi=110)
-            os.replace(tmp, path)
-        finally:
-            plt.close(fig)
-            tmp.unlink(missing_ok=True)
+        save(fig, path)
+
+
+def save(fig, path: Path) -> None:
+    """Write `fig` to `path` (temp file, then rename: never half a PNG) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)

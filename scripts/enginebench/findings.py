@@ -34,6 +34,8 @@ def load_results(root: Path, model: str, variants: list[dict], thresholds: dict)
             "samples": records.read(root / paths.SAMPLES.format(model=model, variant=variant), "samples"),
             "quality": records.read(root / paths.QUALITY.format(model=model, variant=variant), "quality"),
         }
+        if spec.get("served"):
+            results[variant]["serve"] = records.read(root / paths.SERVE.format(model=model, variant=variant), "serve")
         results[variant]["verdict"] = verdict(results[variant]["quality"], thresholds)
         results[variant]["status"] = status_of(results[variant])
         if spec["predicted_by"]:
@@ -130,6 +132,27 @@ def avoid_finding(variant: str, result: dict) -> dict:
     return found
 
 
+def serve_shown(results: dict[str, dict]) -> dict[str, dict]:
+    """The engines whose serving figures the report shows and ranks: speed shown (enginebench.findings.
+    speed_shown) and served, their server's answers equal to their own."""
+    return {v: r for v, r in speed_shown(results).items() if r.get("serve", {}).get("status") == "ok"}
+
+
+def serving(results: dict[str, dict]) -> dict | None:
+    """Requests/s within the SLO, ranked (one sweep each: engines tie only on equal figures), and the
+    engines whose server failed its check or did not run; None when nothing was served."""
+    served = {v: r["serve"] for v, r in results.items() if "serve" in r}
+    if not served:
+        return None
+    shown = serve_shown(results)
+    best = {v: r["serve"]["best"]["requests_per_s"] for v, r in shown.items() if r["serve"]["best"]}
+    figures = {v: {"median": x, "min": x, "max": x} for v, x in best.items()}
+    return {"ranking": ranked(figures, dict.fromkeys(figures)),
+            "none_within": [v for v, r in shown.items() if not r["serve"]["best"]],
+            "failed": {v: s["reason"] for v, s in served.items() if s["status"] == "failed"},
+            "not_served": {v: s["reason"] for v, s in served.items() if s["status"] not in ("ok", "failed")}}
+
+
 def answer(results: dict[str, dict], model_dir: Path, batch_size: int) -> dict:
     """The model's answer: the reference's breakage (nothing is judged or ranked then), the engines
     measured on a busy host (nothing is ranked then), the speed rankings one request at a time and at
@@ -154,6 +177,7 @@ def answer(results: dict[str, dict], model_dir: Path, batch_size: int) -> dict:
         "smallest": None if smallest is None else {
             "variant": smallest, "weight_bytes": sized[smallest],
             "peak_bytes": peak_bytes(passing[smallest]["bench"]["metrics"])},
+        "serving": serving(results) if not (busy or no_reference) else None,
         "avoid": [avoid_finding(v, r) for v, r in results.items()
                   if ran(r) and not passed(r) and r["verdict"]["verdict"] != "NO REFERENCE"],
         "not_built": [{"variant": v, "predicted": results[v]["predicted"]["verdict"]["verdict"]

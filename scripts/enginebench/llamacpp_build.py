@@ -93,3 +93,89 @@ def install(venv: Path, version: str, plan: dict) -> None:
         tmp = stamp_path(venv).with_suffix(".tmp")
         tmp.write_text(json.dumps(plan["wanted"], indent=1) + "\n")
         tmp.rename(stamp_path(venv))
+
+
+# llama-server: the serve stage's server for llama.cpp engines, compiled from the llama.cpp source that
+# the installed llama-cpp-python was built from (the sdist's vendor/llama.cpp) with the same flavour,
+# as one static binary (no shared library of another build can be picked up at run time).
+SERVER_DIR = Path(os.environ.get("ENGINEBENCH_LLAMA_SERVER_DIR",
+                                 Path(__file__).resolve().parents[2] / "vendor/llama-server"))
+SERVER_ARGS = ["-DLLAMA_BUILD_TOOLS=ON", "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_BUILD_TESTS=OFF",
+               "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF",
+               "-DLLAMA_OPENSSL=OFF", "-DLLAMA_CURL=OFF", "-DBUILD_SHARED_LIBS=OFF", "-DCMAKE_BUILD_TYPE=Release"]
+
+
+def server_binary() -> Path:
+    return SERVER_DIR / "llama-server"
+
+
+def server_stamp() -> dict | None:
+    return read_stamp_file(SERVER_DIR / "build.json")
+
+
+def read_stamp_file(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def server_problem(venv: Path | None = None) -> str | None:
+    """Why the llama-server here cannot serve this venv's llama.cpp engines (not built, built from another
+    llama-cpp-python version or for another flavour), else None."""
+    venv = Path(sys.prefix) if venv is None else Path(venv)
+    stamp = server_stamp()
+    if stamp is None or not server_binary().exists():
+        return f"llama-server is not built in {SERVER_DIR}: `make llama-server` compiles it (~15 min on 2 cores)"
+    installed, engines = installed_version(venv / "bin" / "python"), read_stamp(venv) or {"flavour": "cpu"}
+    if stamp.get("version") != installed or stamp.get("flavour") != engines.get("flavour"):
+        return (f"llama-server was built from llama-cpp-python {stamp.get('version')} ({stamp.get('flavour')}), the "
+                f"engines are {installed} ({engines.get('flavour')}): `make llama-server` rebuilds it")
+    return None
+
+
+def server_offloads() -> bool:
+    return (server_stamp() or {}).get("flavour") == "cuda"
+
+
+def build_server(version: str, build: dict, out: Path = SERVER_DIR, jobs: int | None = None) -> None:
+    """Compile llama-server from llama-cpp-python `version`'s sdist into `out` (a fresh folder renamed
+    into place at the end, its build.json last), unless the same build is there."""
+    wanted = {"version": version, "flavour": build["flavour"], "cmake_args": build["cmake_args"]}
+    if read_stamp_file(Path(out) / "build.json") == wanted and (Path(out) / "llama-server").exists():
+        print(f"llama-server: llama-cpp-python {version} ({build['flavour']}) already built in {out}")
+        return
+    import shutil
+    import tarfile
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="llama-server-") as tmp:
+        tmp = Path(tmp)
+        download = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                    "-d", str(tmp), f"llama-cpp-python=={version}"]
+        if subprocess.run(download).returncode != 0:
+            raise EngineBenchError(f"downloading the llama-cpp-python {version} sdist failed; see pip's output above")
+        with tarfile.open(next(tmp.glob("llama_cpp_python-*.tar.gz"))) as sdist:
+            sdist.extractall(tmp, filter="data")
+        source = next(tmp.glob("llama_cpp_python-*/vendor/llama.cpp"))
+        flags = [a for a in build["cmake_args"].split() if not a.startswith("-DLLAVA")]
+        steps = [["cmake", "-S", str(source), "-B", str(tmp / "build"), *SERVER_ARGS, *flags],
+                 ["cmake", "--build", str(tmp / "build"), "--target", "llama-server",
+                  "-j", str(jobs or os.cpu_count())]]
+        for cmd in steps:
+            print("+ " + " ".join(cmd), file=sys.stderr, flush=True)
+            if subprocess.run(cmd, stdout=sys.stderr).returncode != 0:
+                raise EngineBenchError(f"building llama-server failed at `{' '.join(cmd[:2])}`; see its output above")
+        staged = Path(out).with_name(f".{Path(out).name}.tmp")  # beside `out`: the renames stay on one file system
+        shutil.rmtree(staged, ignore_errors=True)
+        staged.mkdir(parents=True)
+        shutil.copy2(tmp / "build/bin/llama-server", staged / "llama-server")
+        shutil.copy2(source / "LICENSE", staged / "LICENSE")
+        (staged / "build.json").write_text(json.dumps(wanted, indent=1) + "\n")
+        old = Path(f"{out}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if Path(out).exists():
+            Path(out).rename(old)
+        staged.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    print(f"llama-server: built into {out}")

@@ -8,6 +8,7 @@
     results/{model}/logits-engines/{variant}/     the quality stage's engine, where the timed one returns no logits
     results/{model}/bench/{variant}.json          load time, tokens/s, memory, environment
     results/{model}/samples/{variant}.json        greedy answers to the prompts
+    results/{model}/serve/{variant}.json          the engine behind its server: answers checked, load swept (serve)
     results/{model}/reference/logprobs.json       reference engine's next-token distributions on the eval text
     results/{model}/quality/{variant}.json        quality metrics against the reference
     results/{model}/predicted/{variant}.json      the same for the engine's stand-in (ModelOpt fake-quant)
@@ -26,6 +27,7 @@ ENGINE = "results/{model}/engines/{variant}"
 LOGITS_ENGINE = "results/{model}/logits-engines/{variant}"
 BENCH = "results/{model}/bench/{variant}.json"
 SAMPLES = "results/{model}/samples/{variant}.json"
+SERVE = "results/{model}/serve/{variant}.json"
 REFERENCE = "results/{model}/reference/logprobs.json"
 QUALITY = "results/{model}/quality/{variant}.json"
 PREDICTED = "results/{model}/predicted/{variant}.json"

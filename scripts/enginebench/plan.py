@@ -239,6 +239,23 @@ class Plan:
             spec["eval_text"] = self.config["quality"]["eval_text"]
         return spec
 
+    @property
+    def serves(self) -> bool:
+        return self.config["serve"]["enabled"]
+
+    def served_engines(self) -> list[tuple[str, str]]:
+        """The engines the serve stage puts behind their server (serve.enabled; TensorRT-LLM's
+        trtllm-serve is not wired yet, so its engines are left out and the report says so)."""
+        if not self.serves:
+            return []
+        return [key for key in self.all_engines() if not self._in_container(self.engines[key])]
+
+    def serve_spec(self, model: str, variant: str) -> dict:
+        """What defines a serve result: the engine, the sample prompts and length (the answers it checks)
+        and the serve settings and eval text (the load)."""
+        return {**self.runtime_spec(model, variant, "samples"), "serve": self.config["serve"],
+                "eval_text": self.config["quality"]["eval_text"]}
+
     def reference(self, model: str) -> str | None:
         return self.references[model]
 
@@ -317,10 +334,12 @@ class Plan:
                 "reference": self.reference(model),
                 "speed_only": self.speed_only(model),
                 "variants": [{"slug": v, **self.engine_spec(model, v), "describe": self.describe(model, v),
-                              "predicted_by": self.predicted_by(model, v)} for v in self.report_order(model)],
+                              "predicted_by": self.predicted_by(model, v),
+                              "served": (model, v) in self.served_engines()} for v in self.report_order(model)],
             })
         return {"title": self.config["report"]["title"], "models": models, "prompts": self.config["prompts"],
-                "bench": self.config["bench"], "samples": self.config["samples"], "quality": self.config["quality"]}
+                "bench": self.config["bench"], "samples": self.config["samples"], "quality": self.config["quality"],
+                "serve": self.config["serve"]}
 
     def report_order(self, model: str) -> list[str]:
         """The model's variants as the report lists them: the baseline first, then the config's order."""
@@ -328,9 +347,12 @@ class Plan:
         return [cfg["baseline"]] + [v for v in cfg["variants"] if v != cfg["baseline"]]
 
     def figures_layout(self, model: str) -> dict:
-        """What a model's figures read besides its result files: engine order and gate thresholds."""
-        return {"slug": model, "variants": [{"slug": v} for v in self.report_order(model)],
-                "gate": self.config["quality"]["gate"]}
+        """What a model's figures read besides its result files: engine order (and which are served), gate
+        thresholds, the serving SLO."""
+        served = self.served_engines()
+        return {"slug": model, "gate": self.config["quality"]["gate"],
+                "variants": [{"slug": v, "served": (model, v) in served} for v in self.report_order(model)],
+                "slo": self.config["serve"]["slo"] if self.serves else None}
 
     def gate_spec(self) -> dict:
         """What the gate reads: every engine (in report_layout's shape) and the thresholds."""
@@ -385,7 +407,24 @@ def build_plan(config: dict) -> Plan:
         imported = (Path(paths.SNAPSHOT.format(model=model)) / paths.MANIFEST).exists()  # needs no fetch
         if not imported and (problem := fetch_problem(cfg["source"])) is not None:
             plan.unfetchable[model] = problem
+    check_serve(plan)
     return plan
+
+
+def check_serve(plan: Plan) -> None:
+    """serve.*: a prompt range that is one, and a server context that holds each slot's longest request."""
+    serve = plan.config["serve"]
+    low, high = serve["prompt_tokens"]["min"], serve["prompt_tokens"]["max"]
+    if high < low:
+        raise EngineBenchError(f"config key serve.prompt_tokens: max {high} is below min {low}")
+    need = high + serve["output_tokens"] + 64  # the chat template's own tokens, at most
+    for model, variant in plan.served_engines():
+        n_ctx = plan.engines[(model, variant)].settings.get("n_ctx")
+        if n_ctx is not None and n_ctx // serve["slots"] < need:
+            raise EngineBenchError(
+                f"config key serve.slots: {serve['slots']} slots share models.{model}.variants.{variant}.n_ctx "
+                f"{n_ctx}, {n_ctx // serve['slots']} tokens each, fewer than a request may need ({high} prompt + "
+                f"{serve['output_tokens']} output + 64 for the chat template): fewer slots or a larger n_ctx")
 
 
 def resolve_reference(model: str, cfg: dict) -> str | None:

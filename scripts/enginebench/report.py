@@ -33,6 +33,7 @@ from .report_appendix import (
     sweep_table,
 )
 from .report_cells import MB, fmt_number, markdown_table, pick_text, table
+from .report_serve import serving_line, serving_section
 from .report_speed import cost_section, depth_sections, speed_sections
 
 # --- the answer -----------------------------------------------------------------------------------
@@ -51,7 +52,7 @@ def avoid_text(found: dict) -> str:
     return f"`{variant}` ({found['verdict']}: {'; '.join(found['reasons'])})"
 
 
-def answer_lines(found: dict, batch_size: int, speed_only: str | None = None) -> list[str]:
+def answer_lines(found: dict, batch_size: int, speed_only: str | None = None, slo: dict | None = None) -> list[str]:
     """The model's answer (findings.answer), one line each: one request at a time, many at once, the
     smallest engine that passes, what to avoid, what was not built; for a placeholder model, first that
     it is speed only."""
@@ -70,6 +71,7 @@ def answer_lines(found: dict, batch_size: int, speed_only: str | None = None) ->
     for i, pick in enumerate(found["picks"]):
         what = "One request at a time" if i == 0 else f"Many at once (batch {batch_size})"
         lines.append(pick_text(what, pick["ranking"], "tokens/s"))
+    lines += serving_line(found.get("serving"), slo)
     if smallest := found["smallest"]:
         lines.append(f"Smallest{'' if speed_only else ' that passes'}: **`{smallest['variant']}`**, "
                      f"{fmt_number(smallest['weight_bytes'] / MB)} MB of weights in "
@@ -140,7 +142,8 @@ def render_report(layout: dict, root: Path) -> str:
         benches = [r["bench"] for r in results.values() if ran(r)]
         models.append({
             "slug": model,
-            "answer": answer_lines(findings.answer(results, model_dir, largest), largest, mcfg["speed_only"]),
+            "answer": answer_lines(findings.answer(results, model_dir, largest), largest, mcfg["speed_only"],
+                                   layout["serve"]["slo"]),
             "speed_only": mcfg["speed_only"],
             "source": source_text(snapshot["source"], snapshot["provenance"]),
             "snapshot_mb": fmt_number(snapshot["total_bytes"] / MB),
@@ -153,6 +156,7 @@ def render_report(layout: dict, root: Path) -> str:
             "speed": speed_sections(mcfg, results, host, largest),
             "cost": cost_section(results),
             "depth": depth_sections(results, host),
+            "serving": serving_section(results, layout["serve"], model),
             "not_built": [{"variant": v, "status": r["status"][0], "reason": r["status"][1], "would_run": would_run(r)}
                           for v, r in results.items() if not ran(r)],
             "figures": [{"path": Path(paths.FIGURE.format(model=model, figure=name)).relative_to("results").as_posix(),

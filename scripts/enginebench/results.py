@@ -57,6 +57,8 @@ LAYOUTS: dict[str, Layout] = {
     "bench": Layout("bench result", "bench", _RUNTIME,
                     ok={"metrics": dict, "environment": dict, "engine_info": dict, "threads": int}),
     "samples": Layout("samples result", "samples", _RUNTIME, ok={"samples": list}),
+    "serve": Layout("serve result", "serve", _RUNTIME,
+                    ok={"server": dict, "check": dict, "slo": dict, "steps": list, "best": (dict, type(None))}),
     "reference": Layout("reference record", "reference", _RUNTIME,
                         ok={"windows": list, "long_windows": list, "eval_text": str, "eval_text_sha256": str}),
     "quality": Layout("quality result", "quality", _RUNTIME, ok={"metrics": dict, "is_reference": bool}),

@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import StageUnavailable
+
 
 class Engine(ABC):
     """A loaded engine, ready to generate."""
@@ -129,6 +131,16 @@ class Backend(ABC):
     def settings_error(self, settings: dict) -> str | None:
         """A combination of settings the schema cannot express that this backend refuses, else None."""
         return None
+
+    def server(self, engine_file: Path, settings: dict, *, port: int, slots: int, threads: int) -> list[str]:
+        """The command that serves `engine_file` on 127.0.0.1:`port` behind an OpenAI-compatible API with
+        `slots` requests at once (the serve stage starts it, waits for GET /health and stops it), or
+        raise StageUnavailable saying why this backend's engines are not served here."""
+        raise StageUnavailable(f"no server for {self.name} engines yet")
+
+    def served_file(self, checkpoint: Path, engine: Path) -> Path:
+        """The engine file or folder its server loads."""
+        return engine
 
     def check_host(self, settings: dict) -> None:
         """Raise EngineBenchError if this host can run the backend but not these settings (hardware)."""

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import EngineBenchError, StageFailure
+from ..errors import EngineBenchError, StageFailure, StageUnavailable
 from ..gguf_tokenizer import TOKENIZER_GGUF, replace_tokenizer
 from ..tools import run_tool
 from .base import Backend, Engine
@@ -336,11 +336,28 @@ class LlamaCppBackend(Backend):
             raise StageFailure(f"llama_model_quantize to {settings['quantization']} failed (rc={rc})")
         return {"timings": {"quantize_s": time.perf_counter() - started}, "file": GGUF_NAME}
 
-    def load(self, snapshot, checkpoint, engine, settings, *, threads, trust_remote_code):
+    def served_file(self, checkpoint, engine):
         path = Path(engine) / GGUF_NAME
-        if not path.exists():
-            path = Path(checkpoint) / GGUF_NAME
-        return LlamaCppEngine(path, settings, threads)
+        return path if path.exists() else Path(checkpoint) / GGUF_NAME
+
+    def load(self, snapshot, checkpoint, engine, settings, *, threads, trust_remote_code):
+        return LlamaCppEngine(self.served_file(checkpoint, engine), settings, threads)
+
+    def server(self, engine_file, settings, *, port, slots, threads):
+        """llama-server (tools/server of the same llama.cpp source, `make llama-server`) with the
+        engine's own context, KV type, flash attention and offload: `slots` sequences share n_ctx,
+        continuous batching and the GGUF's chat template (--jinja) on, as they are by default."""
+        from ..llamacpp_build import server_binary, server_offloads, server_problem
+
+        if problem := server_problem():
+            raise StageUnavailable(problem)
+        offload = gpu_layers(settings, server_offloads())
+        cmd = [str(server_binary()), "--model", str(engine_file), "--host", "127.0.0.1", "--port", str(port),
+               "--ctx-size", str(settings["n_ctx"]), "--parallel", str(slots), "--threads", str(threads),
+               "--threads-batch", str(threads), "--cache-type-k", settings["kv_cache"],
+               "--cache-type-v", settings["kv_cache"], "--flash-attn", "on" if settings["flash_attn"] else "off",
+               "--n-gpu-layers", str(offload), "--jinja", "--no-webui"]
+        return cmd + ([] if settings["offload_kqv"] else ["--no-kv-offload"])
 
     def versions(self):
         return {"llama_cpp_python": importlib.metadata.version("llama_cpp_python"),

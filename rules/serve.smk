@@ -1,0 +1,30 @@
+# Stage 5b (serve.enabled): each engine behind its own OpenAI-compatible server, its answers checked
+# against its samples, its load swept by GuideLLM. It times the server, so it takes every core.
+
+
+rule serve:
+    wildcard_constraints:
+        variant=one_of_or_none(PLAN.engine_slugs(in_container=False)),
+    input:
+        cli=cli_script("serve"),
+        snapshot=rules.snapshot.output.snapshot,
+        checkpoint=checkpoint_of,
+        engine=rules.engine.output.engine,
+        samples=rules.samples.output.samples,  # the answers the server's must equal
+        eval_text=eval_text_input,  # the load's prompts are cut from it
+    output:
+        serve=report(paths.SERVE, category="Serve", subcategory="{model}",
+                     labels={"model": "{model}", "engine": "{variant}", "file": "serve (JSON)"}),
+    params:
+        spec=lambda w: spec_json(PLAN.serve_spec(w.model, w.variant)),
+    threads: workflow.cores
+    resources:
+        gpu=gpus,
+    conda:
+        CONDA_ENV
+    log:
+        log_path("serve", "{variant}"),
+    shell:
+        "python {input.cli:q} --spec {params.spec:q} --snapshot {input.snapshot:q}"
+        " --checkpoint {input.checkpoint:q} --engine {input.engine:q} --samples {input.samples:q}"
+        " --threads {threads} --out {output.serve:q} > {log:q} 2>&1"

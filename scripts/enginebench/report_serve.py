@@ -1,0 +1,91 @@
+"""The report's serving section: each engine behind its own server, its answers checked, its load swept
+(enginebench.serve). What to show is decided in enginebench.findings (serving, serve_shown)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import paths
+from .figures import SERVE_FIGURE
+from .findings import serve_shown
+from .report_cells import fmt_number, table
+
+
+def slo_text(slo: dict) -> str:
+    return f"TTFT p90 ≤ {fmt_number(slo['ttft_ms'])} ms and ITL p90 ≤ {fmt_number(slo['itl_ms'])} ms"
+
+
+def serving_line(found: dict | None, slo: dict) -> list[str]:
+    """The answer's line: the most requests/s within the SLO, ties as elsewhere; servers that failed."""
+    if found is None:
+        return []
+    lines = []
+    ranking = found["ranking"]
+    if ranking or found["none_within"]:
+        what = f"Most requests/s within the SLO ({slo_text(slo)})"
+        if ranking:
+            best, ties = ranking[0], [r for r in ranking[1:] if r["tie"]]
+            text = f"{what}: **`{best['variant']}`**, {fmt_number(best['summary']['median'])} requests/s (1 sweep)"
+            text += "".join(f"; a tie with `{r['variant']}`: {r['tie']}" for r in ties)
+        else:
+            text = f"{what}: none; no served engine met it at any step"
+        if found["none_within"]:
+            text += f"; not within it at any step: {', '.join(f'`{v}`' for v in found['none_within'])}"
+        lines.append(text + ".")
+    if found["failed"]:
+        lines.append("Served output is not the engine's: " + "; ".join(
+            f"`{v}` (FAIL: {reason.splitlines()[0]})" for v, reason in found["failed"].items()) + ".")
+    return lines
+
+
+def _p(step: dict, key: str, scale: float = 1.0) -> str:
+    values = step[key]
+    if "p90" not in values:
+        return "—"
+    return " / ".join(fmt_number(values[p] * scale) for p in ("p50", "p90", "p99") if p in values)
+
+
+def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict | None:
+    """The served-output check of every served engine, the best step of each shown engine, and every
+    step of the sweep; None when nothing was served."""
+    served = {v: r for v, r in results.items() if "serve" in r}
+    if not served:
+        return None
+    shown = serve_shown(results)
+    checks, best_rows, step_rows = [], [], []
+    for variant, r in served.items():
+        record = r["serve"]
+        check = record.get("check")
+        if record["status"] == "ok":
+            state = f"equal ({len(check['answers'])} of {len(check['answers'])} answers, {check['api']})"
+        elif check is not None and not check["passed"]:
+            state = f"FAIL: {check['reason']}"
+        elif record["status"] == "unavailable":
+            state = f"not served: {record['reason']}"
+        else:
+            state = f"{record['status']}: {record['reason'].splitlines()[0]}"
+        checks.append(f"`{variant}`: {state}")
+        if variant not in shown:
+            continue
+        best = record["best"]
+        best_rows.append({"Engine": variant,
+                          "Requests/s within SLO": fmt_number(best["requests_per_s"]) if best else "none",
+                          "In flight": best["concurrency"] if best else "—",
+                          "Output tokens/s": fmt_number(best["output_tokens_per_s"]) if best else "—",
+                          "TTFT p90 (ms)": fmt_number(best["ttft_ms"]["p90"]) if best else "—",
+                          "ITL p90 (ms)": fmt_number(best["itl_ms"]["p90"]) if best else "—"})
+        for step in record["steps"]:
+            step_rows.append({"Engine": variant, "In flight": step["concurrency"],
+                              "Requests/s": fmt_number(step["requests_per_s"]),
+                              "Goodput (requests/s)": "—" if step["goodput_rps"] is None
+                              else fmt_number(step["goodput_rps"]),
+                              "Output tokens/s": fmt_number(step["output_tokens_per_s"]),
+                              "TTFT p50/p90/p99 (ms)": _p(step, "ttft_ms"), "ITL p50/p90/p99 (ms)": _p(step, "itl_ms"),
+                              "End-to-end p50/p90/p99 (s)": _p(step, "e2e_s"),
+                              "Completed": step["completed"], "Errors": step["errored"],
+                              "Within SLO": "yes" if step["meets_slo"] else "no"})
+    (name, title), = SERVE_FIGURE.items()
+    figure = {"path": Path(paths.FIGURE.format(model=model, figure=name)).relative_to("results").as_posix(),
+              "title": title}
+    return {"slo": slo_text(serve["slo"]), "checks": checks, "best": table(best_rows), "steps": table(step_rows),
+            "settings": serve, "figure": figure}

@@ -1,0 +1,223 @@
+"""Serve stage: one engine behind its own OpenAI-compatible server, its answers checked, its load swept.
+
+1. The backend's server is started on the engine's files (enginebench.server: health-checked, stopped by
+   its PID whatever happens).
+2. Served output is the engine's output: each sample prompt is sent greedily, one at a time, through the
+   API a client uses (chat completions where the model has a chat template, else text completions), and
+   the answer must equal the engine's own sample. A server with another chat template, other stop
+   tokens or other weights answers differently: the stage records FAIL with the first divergence, and
+   no load figure (the sweep does not run).
+3. The load sweep is GuideLLM's (a load generator of the field, not ours): its concurrent profile at each
+   configured number of requests in flight, prompts cut from the eval text at lengths drawn from the
+   configured range, a fixed output length, warm-up requests left out. Per step: requests/s, output
+   tokens/s, TTFT, inter-token latency and end-to-end latency (p50/p90/p99), errors, and the goodput
+   under `serve.slo`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import results
+from .backends import get_backend
+from .errors import EngineBenchError, StageUnavailable
+from .progress import progress
+from .quality import eval_text
+from .server import Server, ServerError, free_port
+
+PERCENTILES = ("p50", "p90", "p99")
+REQUEST_TIMEOUT_S = 300  # a request the server holds longer is an error, never a hang
+
+
+def run_serve(spec: dict, paths: dict, threads: int) -> dict:
+    from .prompts import PromptEncoder
+
+    settings, serve = spec["settings"], spec["serve"]
+    backend = get_backend(spec["backend"])
+    samples = results.read(paths["samples"], "samples")
+    if samples["status"] != "ok":
+        return {"stage": "serve", "spec": spec, "status": samples["status"],
+                "reason": f"samples: {samples['reason']}"}
+    port = free_port()
+    try:
+        cmd = backend.server(backend.served_file(paths["checkpoint"], paths["engine"]), settings, port=port,
+                             slots=serve["slots"], threads=threads)
+    except StageUnavailable as why:
+        return {"stage": "serve", "spec": spec, "status": "unavailable", "reason": str(why)}
+    encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"],
+                            trust_remote_code=spec["trust_remote_code"])
+    record = {"stage": "serve", "spec": spec, "server": {"command": cmd}}
+    log = Path(paths["out"]).with_suffix(".server.log")
+    log.unlink(missing_ok=True)
+    server = Server(cmd, port, log, serve["start_timeout_s"])
+    try:
+        with server:
+            check = served_check(server, samples["samples"], encoder, spec["samples"]["max_new_tokens"])
+            record["check"] = check
+            if not check["passed"]:
+                return {**record, "status": "failed", "reason": check["reason"]}
+            steps = sweep(server, spec, encoder, paths["snapshot"])
+    except ServerError as error:
+        return {**record, "status": "failed", "reason": str(error)}
+    finally:
+        record["server"]["pid"] = server.process.pid if server.process else None
+    return {**record, "status": "ok", "slo": serve["slo"], "steps": steps, "best": best_step(steps)}
+
+
+def continuation(encoder, prompt_ids: list[int], output_ids: list[int]) -> str:
+    """The engine's answer as a server returns it: the text the output ids add to the prompt's (decoded
+    alone, a SentencePiece answer would lose the space before its first word)."""
+    prompt = encoder.decode(prompt_ids)
+    whole = encoder.decode(prompt_ids + output_ids)
+    return whole[len(prompt):] if whole.startswith(prompt) else encoder.decode(output_ids)
+
+
+def served_check(server: Server, samples: list[dict], encoder, max_tokens: int) -> dict:
+    """Each sample prompt through the server, greedily, one at a time; the answers against the engine's."""
+    chat, answers = encoder.uses_chat_template, []
+    for i, sample in enumerate(samples):
+        progress(f"served check {i + 1}/{len(samples)}")
+        body = {"model": "engine", "max_tokens": max_tokens, "temperature": 0, "seed": 0, "stream": False}
+        if chat:
+            answer = server.post("/v1/chat/completions", {**body, "messages": [{"role": "user", "content":
+                                                                                  sample["prompt"]}]})
+            text = answer["choices"][0]["message"].get("content") or ""
+        else:
+            answer = server.post("/v1/completions", {**body, "prompt": sample["prompt"]})
+            text = answer["choices"][0].get("text") or ""
+        engine = continuation(encoder, sample["prompt_ids"], sample["output_ids"])
+        answers.append({"prompt": sample["prompt"], "engine": engine, "served": text,
+                        "engine_prompt_tokens": len(sample["prompt_ids"]),
+                        "served_prompt_tokens": (answer.get("usage") or {}).get("prompt_tokens")})
+    first = next((a for a in answers if a["served"] != a["engine"]), None)
+    check = {"api": "chat completions" if chat else "text completions", "answers": answers, "passed": first is None}
+    if first is not None:
+        check["reason"] = divergence_text(first, len(answers))
+    return check
+
+
+def divergence_text(answer: dict, count: int) -> str:
+    """Where the served answer leaves the engine's, and the prompt lengths when those differ too."""
+    engine, served = answer["engine"], answer["served"]
+    at = next((i for i, (a, b) in enumerate(zip(engine, served, strict=False)) if a != b),
+              min(len(engine), len(served)))
+    around = slice(max(0, at - 20), at + 30)
+    text = (f"served output differs from the engine's own samples (prompt {answer['prompt']!r}): first divergence "
+            f"at character {at}: engine {engine[around]!r}, server {served[around]!r}")
+    if answer["served_prompt_tokens"] not in (None, answer["engine_prompt_tokens"]):
+        text += (f"; the server's prompt is {answer['served_prompt_tokens']} tokens, the engine's "
+                 f"{answer['engine_prompt_tokens']}: its chat template or tokenizer differs")
+    return text
+
+
+def request_rows(encoder, text: str, serve: dict, count: int, seed: int = 0) -> list[dict]:
+    """`count` GuideLLM rows: a passage of the eval text of a length drawn from serve.prompt_tokens, and
+    the fixed output length."""
+    ids = encoder.tokenizer(text, add_special_tokens=False).input_ids
+    low, high = serve["prompt_tokens"]["min"], serve["prompt_tokens"]["max"]  # min <= max: plan.check_serve
+    if len(ids) <= high:
+        raise EngineBenchError(f"the eval text has {len(ids)} tokens, too few for prompts of up to {high}")
+    rand = random.Random(seed)
+    rows = []
+    for _ in range(count):
+        length = rand.randint(low, high)
+        start = rand.randrange(0, len(ids) - length)
+        rows.append({"prompt": encoder.tokenizer.decode(ids[start:start + length]),
+                     "output_tokens_count": serve["output_tokens"]})
+    return rows
+
+
+def scenario(url: str, data: Path, snapshot: Path, serve: dict, chat: bool, out: Path) -> dict:
+    """GuideLLM's scenario: its concurrent profile at each step, warm-up requests left out of the figures,
+    the prompts of `data` (prompt, output_tokens_count), the snapshot's tokenizer, goodput under the SLO."""
+    return {
+        "metadata": {"name": "enginebench serve", "description": "enginebench's load sweep (rules/serve.smk)"},
+        "spec": {
+            "backend": {"kind": "openai_http", "target": url, "model": "engine", "timeout": REQUEST_TIMEOUT_S,
+                        "request_format": "/v1/chat/completions" if chat else "/v1/completions"},
+            "profile": {"kind": "concurrent", "streams": [serve["concurrency"][0]],
+                        "warmup": {"value": serve["warmup_requests"], "mode": "requests"}},
+            "constraints": [{"kind": "max_requests", "count": serve["requests"] + serve["warmup_requests"]}],
+            "tokenizer": {"kind": "huggingface_auto", "model": str(snapshot)},
+            "data": [{"kind": "json_file", "path": str(data)}],
+            "outputs": [{"kind": "json", "path": str(out)}],
+            "metrics": {"kind": "generative", "sample_size": 0,
+                        "slo": {"ttft_ms": serve["slo"]["ttft_ms"], "tpot_ms": serve["slo"]["itl_ms"]}},
+        },
+        "benchmarks": [{"profile.streams": c} for c in serve["concurrency"]],
+    }
+
+
+def guidellm_command(scenario_file: Path) -> list[str]:
+    return [sys.executable, "-m", "guidellm", "run", "--scenario", str(scenario_file), "--disable-console-interactive"]
+
+
+def sweep(server: Server, spec: dict, encoder, snapshot: Path) -> list[dict]:
+    serve = spec["serve"]
+    text, _ = eval_text(spec["eval_text"])
+    steps = len(serve["concurrency"])
+    rows = request_rows(encoder, text, serve, steps * (serve["requests"] + serve["warmup_requests"]))
+    with tempfile.TemporaryDirectory(prefix="enginebench-guidellm-") as tmp:
+        data, out, scenario_file = (Path(tmp) / name for name in ("requests.jsonl", "guidellm.json", "scenario.json"))
+        data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        scenario_file.write_text(json.dumps(scenario(server.url, data, Path(snapshot), serve,
+                                                     encoder.uses_chat_template, out), indent=1))
+        cmd = guidellm_command(scenario_file)
+        progress(f"load sweep: GuideLLM, {steps} steps (concurrency {serve['concurrency']}), "
+                 f"{serve['requests']} requests each after {serve['warmup_requests']} warm-up")
+        env = {**os.environ, "GUIDELLM__MAX_WORKER_PROCESSES": "1", "HF_HUB_OFFLINE": "1"}
+        started = time.perf_counter()
+        done = subprocess.run(cmd, env=env, stdout=sys.stderr)
+        if gone := server.exited():
+            raise ServerError(f"{gone}\n(during the load sweep)")
+        if done.returncode != 0 or not out.exists():
+            raise ServerError(f"GuideLLM exited with status {done.returncode} (the server still runs); see its "
+                              "output above")
+        progress(f"load sweep: done in {time.perf_counter() - started:.0f} s")
+        return parse_guidellm(json.loads(out.read_text()), serve["slo"])
+
+
+def _percentiles(summary: dict, scale: float = 1.0) -> dict:
+    found = (summary or {}).get("successful") or {}
+    values = found.get("percentiles") or {}
+    return {p: values[p] * scale for p in PERCENTILES if values.get(p) is not None}
+
+
+def parse_guidellm(report: dict, slo: dict) -> list[dict]:
+    """One step per GuideLLM benchmark (its measurement window: warm-up excluded): requests/s and output
+    tokens/s over the window's duration, latency percentiles, errors, and goodput = requests/s × the share
+    of requests that met every SLO target (GuideLLM's slo_attainment; errored requests count as missed)."""
+    steps = []
+    for bench in report["benchmarks"]:
+        m, duration = bench["metrics"], bench["duration"]
+        totals = m["request_totals"]
+        per_s = totals["successful"] / duration if duration else 0.0
+        step = {
+            "concurrency": bench["config"]["strategy"]["streams"],
+            "completed": totals["successful"], "errored": totals["errored"], "incomplete": totals["incomplete"],
+            "duration_s": duration, "requests_per_s": per_s,
+            "output_tokens_per_s": (m["output_token_count"]["successful"]["total_sum"] / duration) if duration else 0.0,
+            "ttft_ms": _percentiles(m["time_to_first_token_ms"]),
+            "itl_ms": _percentiles(m["inter_token_latency_ms"]),
+            "e2e_s": _percentiles(m["request_latency"]),
+            "slo_attainment": m.get("slo_attainment"),
+        }
+        step["goodput_rps"] = None if step["slo_attainment"] is None else per_s * step["slo_attainment"]
+        step["meets_slo"] = (step["completed"] > 0 and step["errored"] == 0
+                             and step["ttft_ms"].get("p90", float("inf")) <= slo["ttft_ms"]
+                             and step["itl_ms"].get("p90", float("inf")) <= slo["itl_ms"])
+        steps.append(step)
+    return steps
+
+
+def best_step(steps: list[dict]) -> dict | None:
+    """The step with the most requests/s among those that meet the SLO, or None."""
+    within = [s for s in steps if s["meets_slo"]]
+    return max(within, key=lambda s: s["requests_per_s"]) if within else None

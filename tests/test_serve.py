@@ -1,0 +1,217 @@
+"""Serving under load (issue 24) on the tiny model: a real llama-server (`make llama-server`) and the real
+GuideLLM. The served answers must equal the engine's; a server told another chat template, one that does
+not come up and one that dies mid-sweep each give a record with the reason and no figure; no server
+process outlives its stage."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+from pathlib import Path
+
+import cliflow
+import pytest
+import recorded
+import serve as serve_cli
+from snakemake_run import planned_jobs, snakemake, write_config
+
+from enginebench import paths, serve
+from enginebench import results as records
+from enginebench.backends.llamacpp_backend import LlamaCppBackend
+from enginebench.plan import build_plan, spec_json, validate_config
+
+pytestmark = pytest.mark.slow
+
+SERVE = {"enabled": True, "slots": 2, "concurrency": [1, 2], "requests": 4, "warmup_requests": 1,
+         "prompt_tokens": {"min": 16, "max": 32}, "output_tokens": 8, "slo": {"ttft_ms": 2000, "itl_ms": 500}}
+
+
+def serve_config(chat_template: bool = True) -> dict:
+    return {
+        "models": {"tiny": {"source": {"kind": "local", "path": "/nonexistent"}, "baseline": "fp32",
+                            "reference": "fp32", "chat_template": chat_template,
+                            "variants": {"fp32": {"backend": "torch", "dtype": "float32"},
+                                         "llama-f16": {"backend": "llamacpp", "quantization": "F16"}}}},
+        "prompts": ["The function returns", "A module is"],
+        "bench": {"max_new_tokens": 4, "warmup": 1, "repetitions": 1, "load_repetitions": 1, "batch_sizes": [1, 2]},
+        "samples": {"max_new_tokens": 8},
+        "quality": {"windows": 2, "window_tokens": 64},
+        "serve": copy.deepcopy(SERVE),
+    }
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def served_run(tmp_path_factory):
+    """The whole pipeline with serving on, for a tiny model whose tokenizer puts no space before the text
+    (tinymodel.make_tokenizer: llama-server and transformers then tokenize its chat template alike):
+    (root, plan)."""
+    from tinymodel import make_tiny_llama
+
+    model = make_tiny_llama(tmp_path_factory.mktemp("tiny-serve") / "tiny", dummy_prefix=False)
+    root = tmp_path_factory.mktemp("served")
+    plan = cliflow.run_pipeline(serve_config(), model, root)
+    return root, plan
+
+
+def test_the_served_engine_answers_as_the_engine_and_its_load_is_swept(served_run):
+    root, plan = served_run
+    record = records.read(root / paths.SERVE.format(model="tiny", variant="llama-f16"), "serve")
+    assert record["status"] == "ok", record.get("reason")
+    check = record["check"]
+    assert check["passed"] and check["api"] == "chat completions"
+    assert [a["served"] for a in check["answers"]] == [a["engine"] for a in check["answers"]]
+    assert all(a["served_prompt_tokens"] == a["engine_prompt_tokens"] for a in check["answers"])
+    assert [s["concurrency"] for s in record["steps"]] == SERVE["concurrency"]
+    for step in record["steps"]:
+        assert 0 < step["completed"] <= SERVE["requests"] and step["errored"] == 0
+        assert step["requests_per_s"] > 0 and step["output_tokens_per_s"] > 0
+        assert step["ttft_ms"]["p50"] <= step["ttft_ms"]["p90"] <= step["ttft_ms"]["p99"]
+    assert not alive(record["server"]["pid"])
+    # the torch engine has no server yet: recorded with the reason, not left blank
+    torch_record = records.read(root / paths.SERVE.format(model="tiny", variant="fp32"), "serve")
+    assert torch_record["status"] == "unavailable" and "no server for torch" in torch_record["reason"]
+
+
+def test_a_model_without_chat_template_is_served_through_text_completions(tiny_model, tmp_path):
+    config = serve_config(chat_template=False)
+    config["models"]["tiny"]["variants"].pop("fp32")
+    config["models"]["tiny"].update(baseline="llama-f16", reference="llama-f16")
+    cliflow.run_pipeline(config, tiny_model, tmp_path, bench=False)
+    record = records.read(tmp_path / paths.SERVE.format(model="tiny", variant="llama-f16"), "serve")
+    assert record["status"] == "ok", record.get("reason")
+    assert record["check"]["api"] == "text completions" and record["check"]["passed"]
+    assert all(s["completed"] > 0 and s["errored"] == 0 for s in record["steps"])
+
+
+def test_the_report_ranks_only_what_was_served_and_checked(served_run):
+    root, plan = served_run
+    found = recorded.findings_of(root, plan, "tiny")
+    serving = found["answer"]["serving"]
+    record = records.read(root / paths.SERVE.format(model="tiny", variant="llama-f16"), "serve")
+    if record["best"]:
+        assert [r["variant"] for r in serving["ranking"]] == ["llama-f16"]
+    else:
+        assert serving["none_within"] == ["llama-f16"]
+    assert serving["not_served"] == {"fp32": torch_reason(root)}
+    text = (root / paths.REPORT).read_text()
+    assert "### Serving under load" in text and "| In flight |" in text
+
+
+def torch_reason(root) -> str:
+    return records.read(root / paths.SERVE.format(model="tiny", variant="fp32"), "serve")["reason"]
+
+
+def run_serve(root, plan, out_name: str) -> dict:
+    """The serve CLI once more on the pipeline's llama.cpp engine, into another file."""
+    model, variant = "tiny", "llama-f16"
+    engine = plan.engines[(model, variant)]
+    out = root / "again" / f"{out_name}.json"
+    out.parent.mkdir(exist_ok=True)
+    assert serve_cli.main([
+        "--spec", spec_json(plan.serve_spec(model, variant)),
+        "--snapshot", str(root / paths.SNAPSHOT.format(model=model)),
+        "--checkpoint", str(root / paths.CHECKPOINT.format(model=model, checkpoint=engine.checkpoint)),
+        "--engine", str(root / paths.ENGINE.format(model=model, variant=variant)), "--threads", "2",
+        "--samples", str(root / paths.SAMPLES.format(model=model, variant=variant)), "--out", str(out)]) == 0
+    return records.read(out, "serve")
+
+
+def test_a_server_with_another_chat_template_fails_with_the_first_divergence(served_run, monkeypatch):
+    root, plan = served_run
+    original = LlamaCppBackend.server
+
+    def misconfigured(self, *args, **kwargs):  # a server told another model's chat template
+        return [*original(self, *args, **kwargs), "--chat-template", "chatml"]
+
+    monkeypatch.setattr(LlamaCppBackend, "server", misconfigured)
+    record = run_serve(root, plan, "chatml")
+    assert record["status"] == "failed"
+    assert "served output differs from the engine's own samples" in record["reason"]
+    assert "first divergence" in record["reason"] and "chat template or tokenizer differs" in record["reason"]
+    assert "steps" not in record  # no load figure for a server that is not the engine
+    assert not alive(record["server"]["pid"])
+
+
+def test_a_server_that_does_not_come_up_is_one_reason(served_run, monkeypatch):
+    root, plan = served_run
+    original = LlamaCppBackend.server
+    monkeypatch.setattr(LlamaCppBackend, "server", lambda self, path, *a, **k: [str(path.parent / "no-server")])
+    record = run_serve(root, plan, "no-binary")
+    assert record["status"] == "failed" and "could not start the server" in record["reason"]
+
+    monkeypatch.setattr(LlamaCppBackend, "server",
+                        lambda self, path, *a, **k: original(self, path.with_name("missing.gguf"), *a, **k))
+    record = run_serve(root, plan, "no-model")
+    assert record["status"] == "failed"
+    assert "exited with status" in record["reason"] and "before it answered GET" in record["reason"]
+    assert not alive(record["server"]["pid"])
+
+
+def server_pid(port: str) -> int:
+    """The PID of the process listening as `--port <port>` (from /proc)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"--port" in args and args[args.index(b"--port") + 1] == port.encode():
+            return int(proc.name)
+    raise AssertionError(f"no server on port {port}")
+
+
+def test_a_server_that_dies_mid_sweep_is_a_failure_without_figures(served_run, monkeypatch):
+    root, plan = served_run
+    original = serve.guidellm_command
+
+    def kill_server_first(scenario_file):  # the server dies as the sweep starts
+        url = json.loads(Path(scenario_file).read_text())["spec"]["backend"]["target"]
+        os.kill(server_pid(url.rsplit(":", 1)[1]), signal.SIGKILL)
+        return original(scenario_file)
+
+    monkeypatch.setattr(serve, "guidellm_command", kill_server_first)
+    record = run_serve(root, plan, "killed")
+    assert record["status"] == "failed"
+    assert "killed by signal 9" in record["reason"] and "during the load sweep" in record["reason"]
+    assert "steps" not in record
+
+
+def test_an_unbuilt_server_is_unavailable_with_the_command_that_builds_it(served_run, monkeypatch, tmp_path):
+    root, plan = served_run
+    from enginebench import llamacpp_build
+
+    monkeypatch.setattr(llamacpp_build, "SERVER_DIR", tmp_path / "none")
+    record = run_serve(root, plan, "unbuilt")
+    assert record["status"] == "unavailable" and "`make llama-server`" in record["reason"]
+
+
+def test_serving_is_planned_after_the_samples_and_before_the_report(tmp_path):
+    done = snakemake(tmp_path, "-n", config=write_config(tmp_path, serve_config()))
+    assert done.returncode == 0, done.stderr
+    jobs = planned_jobs(done.stdout)
+    assert ("serve", "results/tiny/serve/llama-f16.json") in jobs and ("serve", "results/tiny/serve/fp32.json") in jobs
+    off = serve_config()
+    off["serve"]["enabled"] = False
+    done = snakemake(tmp_path, "-n", config=write_config(tmp_path, off))
+    assert "serve" not in [r for r, _ in planned_jobs(done.stdout)]
+
+
+def test_the_serve_spec_changes_with_what_the_check_and_the_load_depend_on():
+    config = serve_config()
+    validate_config(config)
+    base = build_plan(copy.deepcopy(config)).serve_spec("tiny", "llama-f16")
+    for change in (lambda c: c["serve"].update(slots=3), lambda c: c["samples"].update(max_new_tokens=9),
+                   lambda c: c.update(prompts=["Other"])):
+        other = copy.deepcopy(config)
+        change(other)
+        assert build_plan(other).serve_spec("tiny", "llama-f16") != base
+    assert json.loads(spec_json(base))["serve"]["slo"] == SERVE["slo"]
