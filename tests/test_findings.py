@@ -61,3 +61,32 @@ def test_a_busy_bench_or_a_broken_reference_ranks_nothing(default_results):
     found = answer(broken, model_dir, largest)
     assert found["no_reference"] == ["the reference engine is broken: x"]
     assert found["picks"] == [] and found["avoid"] == [] and found["smallest"] is None
+
+
+def test_serving_ranks_only_passing_engines_whose_server_answered_as_they_do(default_results):
+    """Serve records attached to the committed run's engines: a served engine that passes is ranked by its
+    best step within the SLO; one whose answers differ, one whose server failed, one not served and a
+    failing engine's (whatever its figures) are not."""
+    from enginebench.findings import serving
+
+    results, _, _ = default_results
+    results = copy.deepcopy(results)
+    verdicts = {v: r["verdict"]["verdict"] for v, r in results.items() if ran(r)}
+    passing = [v for v, verdict in verdicts.items() if verdict == "PASS"]
+    failing = next(v for v, verdict in verdicts.items() if verdict == "FAIL")
+    fast, slow, differs, broken, unserved = passing[:5]
+
+    def ok(requests_per_s):
+        step = {"requests_per_s": requests_per_s, "meets_slo": True}
+        return {"status": "ok", "check": {"passed": True}, "steps": [step], "best": step}
+
+    results[fast]["serve"], results[slow]["serve"], results[failing]["serve"] = ok(9.0), ok(3.0), ok(99.0)
+    results[differs]["serve"] = {"status": "failed", "reason": "served output differs", "check": {"passed": False}}
+    results[broken]["serve"] = {"status": "failed", "reason": "the server exited", "check": {"passed": True}}
+    results[unserved]["serve"] = {"status": "unavailable", "reason": "no server for torch engines yet"}
+    found = serving(results)
+    assert [r["variant"] for r in found["ranking"]] == [fast, slow] and found["ranking"][1]["tie"] is None
+    assert list(found["differs"]) == [differs] and list(found["failed"]) == [broken]
+    assert list(found["not_served"]) == [unserved]
+    results[slow]["serve"]["best"] = None
+    assert serving(results)["none_within"] == [slow]

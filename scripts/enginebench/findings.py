@@ -139,8 +139,9 @@ def serve_shown(results: dict[str, dict]) -> dict[str, dict]:
 
 
 def serving(results: dict[str, dict]) -> dict | None:
-    """Requests/s within the SLO, ranked (one sweep each: engines tie only on equal figures), and the
-    engines whose server failed its check or did not run; None when nothing was served."""
+    """Requests/s within the SLO, ranked (one sweep each: engines tie only on equal figures), the engines
+    whose served answers differ from their own, whose server failed, or that were not served; None when
+    nothing was served."""
     served = {v: r["serve"] for v, r in results.items() if "serve" in r}
     if not served:
         return None
@@ -149,7 +150,10 @@ def serving(results: dict[str, dict]) -> dict | None:
     figures = {v: {"median": x, "min": x, "max": x} for v, x in best.items()}
     return {"ranking": ranked(figures, dict.fromkeys(figures)),
             "none_within": [v for v, r in shown.items() if not r["serve"]["best"]],
-            "failed": {v: s["reason"] for v, s in served.items() if s["status"] == "failed"},
+            "differs": {v: s["reason"] for v, s in served.items()
+                        if s["status"] == "failed" and not s.get("check", {}).get("passed", True)},
+            "failed": {v: s["reason"] for v, s in served.items()
+                       if s["status"] == "failed" and s.get("check", {}).get("passed", True)},
             "not_served": {v: s["reason"] for v, s in served.items() if s["status"] not in ("ok", "failed")}}
 
 

@@ -149,6 +149,9 @@ def build_server(version: str, build: dict, out: Path = SERVER_DIR, jobs: int | 
     import tarfile
     import tempfile
 
+    if shutil.which("cmake") is None:
+        raise EngineBenchError("building llama-server needs cmake, which is not on PATH (apt install cmake, or "
+                               "pip install cmake into the venv)")
     with tempfile.TemporaryDirectory(prefix="llama-server-") as tmp:
         tmp = Path(tmp)
         download = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",

@@ -32,9 +32,12 @@ def serving_line(found: dict | None, slo: dict) -> list[str]:
         if found["none_within"]:
             text += f"; not within it at any step: {', '.join(f'`{v}`' for v in found['none_within'])}"
         lines.append(text + ".")
-    if found["failed"]:
+    if found["differs"]:
         lines.append("Served output is not the engine's: " + "; ".join(
-            f"`{v}` (FAIL: {reason.splitlines()[0]})" for v, reason in found["failed"].items()) + ".")
+            f"`{v}` (FAIL: {reason.splitlines()[0]})" for v, reason in found["differs"].items()) + ".")
+    if found["failed"]:
+        lines.append("Server failed: " + "; ".join(
+            f"`{v}` ({reason.splitlines()[0]})" for v, reason in found["failed"].items()) + ".")
     return lines
 
 
