@@ -90,3 +90,6 @@ def test_serving_ranks_only_passing_engines_whose_server_answered_as_they_do(def
     assert list(found["not_served"]) == [unserved]
     results[slow]["serve"]["best"] = None
     assert serving(results)["none_within"] == [slow]
+    results[fast]["serve"]["host_load"] = {"busy": True, "other_share": 0.4}  # measured beside other work
+    found = serving(results)
+    assert found["ranking"] == [] and found["busy"] == {fast: 0.4}

@@ -71,10 +71,10 @@ def would_run(results: dict) -> list[dict]:
             if results[key].get("would_run")]
 
 
-def busy_host(bench: dict) -> float | None:
-    """The share of the host's CPU other processes used while this bench measured, where that made the
-    host busy (enginebench.hostload), else None."""
-    load = bench.get("host_load")
+def busy_host(record: dict) -> float | None:
+    """The share of the host's CPU other processes used while this bench or load sweep measured, where
+    that made the host busy (enginebench.hostload), else None."""
+    load = record.get("host_load")
     return load["other_share"] if load and load["busy"] else None
 
 
@@ -141,14 +141,15 @@ def serve_shown(results: dict[str, dict]) -> dict[str, dict]:
 def serving(results: dict[str, dict]) -> dict | None:
     """Requests/s within the SLO, ranked (one sweep each: engines tie only on equal figures), the engines
     whose served answers differ from their own, whose server failed, or that were not served; None when
-    nothing was served."""
+    nothing was served. A sweep measured while other processes used the host ranks nothing (`busy`)."""
     served = {v: r["serve"] for v, r in results.items() if "serve" in r}
     if not served:
         return None
     shown = serve_shown(results)
+    busy = {v: share for v, r in shown.items() if (share := busy_host(r["serve"]))}
     best = {v: r["serve"]["best"]["requests_per_s"] for v, r in shown.items() if r["serve"]["best"]}
-    figures = {v: {"median": x, "min": x, "max": x} for v, x in best.items()}
-    return {"ranking": ranked(figures, dict.fromkeys(figures)),
+    figures = {} if busy else {v: {"median": x, "min": x, "max": x} for v, x in best.items()}
+    return {"ranking": ranked(figures, dict.fromkeys(figures)), "busy": busy,
             "none_within": [v for v, r in shown.items() if not r["serve"]["best"]],
             "differs": {v: s["reason"] for v, s in served.items()
                         if s["status"] == "failed" and not s.get("check", {}).get("passed", True)},

@@ -21,8 +21,12 @@ def serving_line(found: dict | None, slo: dict) -> list[str]:
         return []
     lines = []
     ranking = found["ranking"]
-    if ranking or found["none_within"]:
-        what = f"Most requests/s within the SLO ({slo_text(slo)})"
+    what = f"Most requests/s within the SLO ({slo_text(slo)})"
+    if found["busy"]:
+        busy = ", ".join(f"`{v}` ({share:.0%} of the CPU)" for v, share in found["busy"].items())
+        lines.append(f"{what}: no winner called: other processes were using the host while {busy} served its "
+                     "load; re-measure on an idle host (`snakemake --forcerun serve`).")
+    elif ranking or found["none_within"]:
         if ranking:
             best, ties = ranking[0], [r for r in ranking[1:] if r["tie"]]
             text = f"{what}: **`{best['variant']}`**, {fmt_number(best['summary']['median'])} requests/s (1 sweep)"

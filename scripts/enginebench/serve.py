@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import results
+from . import hostload, results
 from .backends import get_backend
 from .errors import EngineBenchError, StageUnavailable
 from .progress import progress
@@ -63,12 +63,12 @@ def run_serve(spec: dict, paths: dict, threads: int) -> dict:
             record["check"] = check
             if not check["passed"]:
                 return {**record, "status": "failed", "reason": check["reason"]}
-            steps = sweep(server, spec, encoder, paths["snapshot"])
+            steps, load = sweep(server, spec, encoder, paths["snapshot"])
     except ServerError as error:
         return {**record, "status": "failed", "reason": str(error)}
     finally:
         record["server"]["pid"] = server.process.pid if server.process else None
-    return {**record, "status": "ok", "slo": serve["slo"], "steps": steps, "best": best_step(steps)}
+    return {**record, "status": "ok", "slo": serve["slo"], "steps": steps, "best": best_step(steps), "host_load": load}
 
 
 def continuation(encoder, prompt_ids: list[int], output_ids: list[int]) -> str:
@@ -159,7 +159,9 @@ def guidellm_command(scenario_file: Path) -> list[str]:
     return [sys.executable, "-m", "guidellm", "run", "--scenario", str(scenario_file), "--disable-console-interactive"]
 
 
-def sweep(server: Server, spec: dict, encoder, snapshot: Path) -> list[dict]:
+def sweep(server: Server, spec: dict, encoder, snapshot: Path) -> tuple[list[dict], dict]:
+    """The load sweep's steps, and what other processes used the host meanwhile (the server and GuideLLM
+    are this stage's own children: enginebench.hostload counts them as its own)."""
     serve = spec["serve"]
     text, _ = eval_text(spec["eval_text"])
     steps = len(serve["concurrency"])
@@ -173,15 +175,16 @@ def sweep(server: Server, spec: dict, encoder, snapshot: Path) -> list[dict]:
         progress(f"load sweep: GuideLLM, {steps} steps (concurrency {serve['concurrency']}), "
                  f"{serve['requests']} requests each after {serve['warmup_requests']} warm-up")
         env = {**os.environ, "GUIDELLM__MAX_WORKER_PROCESSES": "1", "HF_HUB_OFFLINE": "1"}
-        started = time.perf_counter()
+        started, before = time.perf_counter(), hostload.sample()
         done = subprocess.run(cmd, env=env, stdout=sys.stderr)
+        load = hostload.host_load(before)
         if gone := server.exited():
             raise ServerError(f"{gone}\n(during the load sweep)")
         if done.returncode != 0 or not out.exists():
             raise ServerError(f"GuideLLM exited with status {done.returncode} (the server still runs); see its "
                               "output above")
         progress(f"load sweep: done in {time.perf_counter() - started:.0f} s")
-        return parse_guidellm(json.loads(out.read_text()), serve["slo"])
+        return parse_guidellm(json.loads(out.read_text()), serve["slo"]), load
 
 
 def _percentiles(summary: dict, scale: float = 1.0) -> dict:
