@@ -48,8 +48,12 @@ def stamp_path(venv: Path) -> Path:
 
 
 def read_stamp(venv: Path) -> dict | None:
+    return read_stamp_file(stamp_path(venv))
+
+
+def read_stamp_file(path: Path) -> dict | None:
     try:
-        return json.loads(stamp_path(venv).read_text())
+        return json.loads(Path(path).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
 
@@ -111,13 +115,6 @@ def server_binary() -> Path:
 
 def server_stamp() -> dict | None:
     return read_stamp_file(SERVER_DIR / "build.json")
-
-
-def read_stamp_file(path: Path) -> dict | None:
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
 
 
 def server_problem(venv: Path | None = None) -> str | None:
