@@ -23,14 +23,14 @@ RESULT_FILES = {
     "*/checkpoints/*/manifest.json": "checkpoint", "*/engines/*/manifest.json": "engine",
     "*/logits-engines/*/manifest.json": "engine", "*/bench/*.json": "bench", "*/samples/*.json": "samples",
     "*/quality/*.json": "quality", "*/predicted/*.json": "predicted_quality", "quality-gate.json": "gate",
-    "*/history/*.json": "history",
+    "*/history/*.json": "history", "*/serve/*.json": "serve",
 }
 
 
 def committed_records() -> list[tuple[Path, str]]:
     found = []
     for folder in (DOCS / "default-report", DOCS / "gpu-report", DOCS / "gpu-report" / "depth-run",
-                   DOCS / "gpu-report-7b"):
+                   DOCS / "gpu-report-7b", DOCS / "serve-cpu-report"):
         for pattern, stage in RESULT_FILES.items():
             found += [(path, stage) for path in sorted(folder.glob(pattern))]
     return found
@@ -42,7 +42,7 @@ def test_every_committed_result_file_reads_through_its_layout():
     CLI before record version 1, through the one declared migration)."""
     records = committed_records()
     stages = {stage for _, stage in records}
-    assert {"preflight", "bench", "samples", "quality", "predicted_quality", "gate", "history"} <= stages
+    assert {"preflight", "bench", "samples", "quality", "predicted_quality", "gate", "history", "serve"} <= stages
     for path, stage in records:
         record = results.read(path, stage)
         assert record["stage"] == stage or stage == "history", path
