@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def section(report: str, heading: str) -> str:
     """The text under the heading that starts with `heading` (any level), up to the next heading."""
@@ -42,6 +44,18 @@ def table(report: str, heading: str) -> dict[str, dict]:
     """The first table under `heading`, keyed by its first column (the engine)."""
     (rows, *_) = tables(section(report, heading))
     return {next(iter(row.values())): row for row in rows}
+
+
+def column(report: str, heading: str, name: str) -> dict[str, str]:
+    """Column `name` of the first table under `heading` (engine -> cell); a column equal in every row is
+    not in the table but in the sentence after it, "Same for every engine: <name>: <value>; …"."""
+    rows = table(report, heading)
+    if all(name in row for row in rows.values()):
+        return {engine: row[name] for engine, row in rows.items()}
+    same = re.search(r"Same for every \w+: (.*)\.$", section(report, heading), re.MULTILINE)
+    value = same and re.search(re.escape(name) + r": (.+?)(?:; |$)", same.group(1))
+    assert value, f"no column {name!r} under {heading!r}, in its table or its constant-columns sentence"
+    return dict.fromkeys(rows, value.group(1))
 
 
 def widths(report: str) -> list[int]:

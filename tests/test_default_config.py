@@ -93,8 +93,9 @@ def test_report_has_the_host_record_roofline_latency_sweep_figures_and_history(f
     assert "- Memory bandwidth, host: " in report
     single = reportparse.table(report, "How fast: one request at a time")
     assert len(single) >= 4  # the sound engines
-    for row in single.values():
-        assert re.fullmatch(r"\d+%", row["% of bound"])
+    share = reportparse.column(report, "How fast: one request at a time", "% of bound")
+    for engine, row in single.items():
+        assert re.fullmatch(r"\d+%", share[engine])
         for column in ("Time to first token (ms): median; p90", "Inter-token latency (ms): median; p90"):
             assert re.fullmatch(r"[\d.,]+; p90 [\d.,]+ \(n=[\d,]+\)", row[column])
     assert list((finished / "results/gemma3-270m/history").glob("bench-*.json"))  # the run history's source

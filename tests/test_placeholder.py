@@ -212,5 +212,5 @@ def test_real_and_placeholder_model_in_one_run(tiny_model, tmp_path):
     answer = [line for line in reportparse.section(report, "Answer: shape").splitlines() if line.startswith("- ")]
     assert plan.speed_only("shape") in answer[0] and plan.speed_only("real") is None
     shape = report[report.index("\n## shape\n"):]
-    single = reportparse.table(shape, "How fast: one request at a time")
-    assert set(single) == found["shown"] and all(row["% of bound"] not in ("", "—") for row in single.values())
+    share = reportparse.column(shape, "How fast: one request at a time", "% of bound")
+    assert set(share) == found["shown"] and all(cell not in ("", "—") for cell in share.values())

@@ -15,6 +15,7 @@ from slurmflow import cluster_or_skip, log_heads, measuring_cpus, running_job, s
 from snakemake_run import planned_jobs, snakemake, write_config
 
 from enginebench.io import read_json
+from enginebench.scheduler import bandwidth_source
 
 
 def gpu_jobs(dry_run: str) -> set[str]:
@@ -117,8 +118,11 @@ def test_workflow_runs_as_slurm_jobs_and_reports_as_a_local_run(cluster, tmp_pat
     host_row = next(line for line in report.splitlines() if line.startswith("| Host |"))
     for v in ("fp32", "llama-q8_0"):
         assert f"{v}: {cluster.node} (SLURM job {job_of(f'tiny/bench/{v}.log')['slurm_job_id']})" in host_row
-    single = reportparse.table(report, "How fast: one request at a time")
-    assert all(row["% of bound"][0].isdigit() for row in single.values())  # same node: the roofline is computed
+    # Same node: the roofline divides the preflight's bandwidth into every bench, with no note.
+    preflight_env = read_json(results / "host/preflight.json")["environment"]
+    for v in ("fp32", "llama-q8_0"):
+        bench_env = read_json(results / f"tiny/bench/{v}.json")["environment"]
+        assert bandwidth_source(bench_env, preflight_env) == (True, None)
 
     # The same engines with the same verdicts as the local run.
     local_report = (local_dir / "results/report.md").read_text()
