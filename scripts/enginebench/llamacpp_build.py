@@ -117,17 +117,29 @@ def server_stamp() -> dict | None:
     return read_stamp_file(SERVER_DIR / "build.json")
 
 
-def server_problem(venv: Path | None = None) -> str | None:
-    """Why the llama-server here cannot serve this venv's llama.cpp engines (not built, built from another
-    llama-cpp-python version or for another flavour), else None."""
-    venv = Path(sys.prefix) if venv is None else Path(venv)
+def engines_build() -> dict:
+    """The llama-cpp-python this Python loads engines with: its version and flavour (CUDA where it can
+    offload), asked of the library itself (a venv's stamp or an air-gapped host's install alike), in a
+    child process: a CUDA build's library shares a process badly with torch (llamacpp_backend)."""
+    probe = ("import importlib.metadata as m, llama_cpp; "
+             "print(m.version('llama_cpp_python'), 'cuda' if llama_cpp.llama_supports_gpu_offload() else 'cpu')")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    if done.returncode != 0:
+        return {"version": None, "flavour": None}
+    version, flavour = done.stdout.split()[-2:]
+    return {"version": version, "flavour": flavour}
+
+
+def server_problem() -> str | None:
+    """Why the llama-server here cannot serve this process's llama.cpp engines (not built, built from
+    another llama-cpp-python version or for another flavour), else None."""
     stamp = server_stamp()
     if stamp is None or not server_binary().exists():
         return f"llama-server is not built in {SERVER_DIR}: `make llama-server` compiles it (~15 min on 2 cores)"
-    installed, engines = installed_version(venv / "bin" / "python"), read_stamp(venv) or {"flavour": "cpu"}
-    if stamp.get("version") != installed or stamp.get("flavour") != engines.get("flavour"):
+    engines = engines_build()
+    if (stamp.get("version"), stamp.get("flavour")) != (engines["version"], engines["flavour"]):
         return (f"llama-server was built from llama-cpp-python {stamp.get('version')} ({stamp.get('flavour')}), the "
-                f"engines are {installed} ({engines.get('flavour')}): `make llama-server` rebuilds it")
+                f"engines are {engines['version']} ({engines['flavour']}): `make llama-server` rebuilds it")
     return None
 
 
@@ -135,9 +147,11 @@ def server_offloads() -> bool:
     return (server_stamp() or {}).get("flavour") == "cuda"
 
 
-def build_server(version: str, build: dict, out: Path = SERVER_DIR, jobs: int | None = None) -> None:
-    """Compile llama-server from llama-cpp-python `version`'s sdist into `out` (a fresh folder renamed
-    into place at the end, its build.json last), unless the same build is there."""
+def build_server(version: str, build: dict, out: Path = SERVER_DIR, jobs: int | None = None,
+                 sdist: Path | None = None) -> None:
+    """Compile llama-server from llama-cpp-python `version`'s sdist (downloaded, or `sdist` where given:
+    an air-gapped host's bundle) into `out` (a fresh folder renamed into place at the end, its build.json
+    last), unless the same build is there."""
     wanted = {"version": version, "flavour": build["flavour"], "cmake_args": build["cmake_args"]}
     if read_stamp_file(Path(out) / "build.json") == wanted and (Path(out) / "llama-server").exists():
         print(f"llama-server: llama-cpp-python {version} ({build['flavour']}) already built in {out}")
@@ -151,12 +165,15 @@ def build_server(version: str, build: dict, out: Path = SERVER_DIR, jobs: int | 
                                "pip install cmake into the venv)")
     with tempfile.TemporaryDirectory(prefix="llama-server-") as tmp:
         tmp = Path(tmp)
-        download = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                    "-d", str(tmp), f"llama-cpp-python=={version}"]
-        if subprocess.run(download).returncode != 0:
-            raise EngineBenchError(f"downloading the llama-cpp-python {version} sdist failed; see pip's output above")
-        with tarfile.open(next(tmp.glob("llama_cpp_python-*.tar.gz"))) as sdist:
-            sdist.extractall(tmp, filter="data")
+        if sdist is None:
+            download = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                        "-d", str(tmp), f"llama-cpp-python=={version}"]
+            if subprocess.run(download).returncode != 0:
+                raise EngineBenchError(f"downloading the llama-cpp-python {version} sdist failed; see pip's output "
+                                       "above")
+            sdist = next(tmp.glob("llama_cpp_python-*.tar.gz"))
+        with tarfile.open(sdist) as archive:
+            archive.extractall(tmp, filter="data")
         source = next(tmp.glob("llama_cpp_python-*/vendor/llama.cpp"))
         flags = [a for a in build["cmake_args"].split() if not a.startswith("-DLLAVA")]
         steps = [["cmake", "-S", str(source), "-B", str(tmp / "build"), *SERVER_ARGS, *flags],

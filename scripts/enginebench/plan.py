@@ -244,17 +244,21 @@ class Plan:
         return self.config["serve"]["enabled"]
 
     def served_engines(self) -> list[tuple[str, str]]:
-        """The engines the serve stage puts behind their server (serve.enabled; TensorRT-LLM's
-        trtllm-serve is not wired yet, so its engines are left out and the report says so)."""
+        """The engines the serve stage puts behind their server (serve.enabled, those of serve.engines
+        where it names some; TensorRT-LLM's trtllm-serve is not wired yet, so its engines are left out
+        and the report says so)."""
         if not self.serves:
             return []
-        return [key for key in self.all_engines() if not self._in_container(self.engines[key])]
+        named = self.config["serve"]["engines"]
+        return [key for key in self.all_engines()
+                if not self._in_container(self.engines[key]) and (named is None or key[1] in named)]
 
     def serve_spec(self, model: str, variant: str) -> dict:
         """What defines a serve result: the engine, the sample prompts and length (the answers it checks)
         and the serve settings and eval text (the load)."""
-        return {**self.runtime_spec(model, variant, "samples"), "serve": self.config["serve"],
-                "eval_text": self.config["quality"]["eval_text"]}
+        serve = {k: v for k, v in self.config["serve"].items() if k != "engines"}  # which to serve: not how
+        return {**self.runtime_spec(model, variant, "samples"), "serve": serve,
+                "eval_text": self.config["quality"]["eval_text"], "speed_only": self.speed_only(model)}
 
     def reference(self, model: str) -> str | None:
         return self.references[model]
@@ -417,6 +421,10 @@ def check_serve(plan: Plan) -> None:
     low, high = serve["prompt_tokens"]["min"], serve["prompt_tokens"]["max"]
     if high < low:
         raise EngineBenchError(f"config key serve.prompt_tokens: max {high} is below min {low}")
+    variants = {v for _, v in plan.engines}
+    if serve["engines"] is not None and (unknown := [v for v in serve["engines"] if v not in variants]):
+        raise EngineBenchError(f"config key serve.engines: {', '.join(unknown)} is no variant of any model "
+                               f"(variants: {', '.join(sorted(variants))})")
     need = high + serve["output_tokens"] + 64  # the chat template's own tokens, at most
     for model, variant in plan.served_engines():
         n_ctx = plan.engines[(model, variant)].settings.get("n_ctx")

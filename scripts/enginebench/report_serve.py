@@ -63,7 +63,10 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
     for variant, r in served.items():
         record = r["serve"]
         check = record.get("check")
-        if record["status"] == "ok":
+        if record["status"] == "ok" and not check.get("compared", True):
+            state = (f"not compared: {check['not_compared']}; prompt lengths equal ({check['equal']} of "
+                     f"{len(check['answers'])} answers equal all the same, {check['api']})")
+        elif record["status"] == "ok":
             state = f"equal ({len(check['answers'])} of {len(check['answers'])} answers, {check['api']})"
         elif check is not None and not check["passed"]:
             state = f"FAIL: {check['reason']}"
