@@ -101,6 +101,14 @@ def reference_artifact(pattern):
     return artifact
 
 
+def serve_commands(spec):
+    """The serve job's server and load generator commands as shell comment lines (enginebench.serve)."""
+    from enginebench.serve import planned_commands
+
+    server, load = planned_commands(spec)
+    return f"# server: {server}\n# load generator: {load}\n"
+
+
 def eval_text_input(wildcards):
     """The configured eval text file, so that editing it re-scores the reference and re-runs the benches."""
     path = config["quality"]["eval_text"]

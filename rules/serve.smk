@@ -1,5 +1,7 @@
 # Stage 5b (serve.enabled): each engine behind its own OpenAI-compatible server, its answers checked
-# against its samples, its load swept by GuideLLM. It times the server, so it takes every core.
+# against its samples, its load swept by GuideLLM. It times the server, so it takes every core. The
+# shell's comment lines show the server's and GuideLLM's commands in a dry run (`snakemake -n -p`),
+# with placeholders for what only the job knows.
 
 
 rule serve:
@@ -17,6 +19,7 @@ rule serve:
                      labels={"model": "{model}", "engine": "{variant}", "file": "serve (JSON)"}),
     params:
         spec=lambda w: spec_json(PLAN.serve_spec(w.model, w.variant)),
+        commands=lambda w: serve_commands(PLAN.serve_spec(w.model, w.variant)),
     threads: workflow.cores
     resources:
         gpu=gpus,
@@ -25,6 +28,7 @@ rule serve:
     log:
         log_path("serve", "{variant}"),
     shell:
+        "{params.commands}"
         "python {input.cli:q} --spec {params.spec:q} --snapshot {input.snapshot:q}"
         " --checkpoint {input.checkpoint:q} --engine {input.engine:q} --samples {input.samples:q}"
         " --threads {threads} --out {output.serve:q} > {log:q} 2>&1"

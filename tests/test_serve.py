@@ -212,10 +212,18 @@ def test_an_unbuilt_server_is_unavailable_with_the_command_that_builds_it(served
 
 
 def test_serving_is_planned_after_the_samples_and_before_the_report(tmp_path):
-    done = snakemake(tmp_path, "-n", config=write_config(tmp_path, serve_config()))
+    done = snakemake(tmp_path, "-n", "-p", config=write_config(tmp_path, serve_config()))
     assert done.returncode == 0, done.stderr
     jobs = planned_jobs(done.stdout)
     assert ("serve", "results/tiny/serve/llama-f16.json") in jobs and ("serve", "results/tiny/serve/fp32.json") in jobs
+    # the dry run shows each serve job's server and load generator commands
+    servers = [line for line in done.stdout.splitlines() if "# server: " in line]
+    assert len(servers) == 2 and any("no server for torch engines yet" in line for line in servers)
+    llama = next(line for line in servers if "llama-server" in line)
+    assert "vendor/llama-server/llama-server --model" in llama and "--parallel 2" in llama and "--jinja" in llama
+    loads = [line for line in done.stdout.splitlines() if line.startswith("# load generator: ")]
+    assert len(loads) == 2 and all("python -m guidellm run --scenario" in line and "at 1, 2 in flight" in line
+                                   for line in loads)
     off = serve_config()
     off["serve"]["enabled"] = False
     done = snakemake(tmp_path, "-n", config=write_config(tmp_path, off))

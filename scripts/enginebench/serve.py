@@ -166,8 +166,35 @@ def scenario(url: str, data: Path, snapshot: Path, serve: dict, chat: bool, out:
     }
 
 
-def guidellm_command(scenario_file: Path) -> list[str]:
-    return [sys.executable, "-m", "guidellm", "run", "--scenario", str(scenario_file), "--disable-console-interactive"]
+def guidellm_command(scenario_file, python: str = sys.executable) -> list[str]:
+    return [python, "-m", "guidellm", "run", "--scenario", str(scenario_file), "--disable-console-interactive"]
+
+
+def planned_commands(spec: dict) -> tuple[str, str]:
+    """(server, load generator): the commands a serve job runs, with placeholders for what only the job
+    knows (the engine's GGUF or folder, the free port, the threads, the offload the server build allows),
+    for the dry run to show."""
+    import shlex
+
+    settings = spec["settings"]
+    offload = "<all layers if the server build offloads, else 0>" if settings.get("n_gpu_layers") is None \
+        else settings["n_gpu_layers"]
+    try:
+        cmd = get_backend(spec["backend"]).server_command(
+            "<engine file>", settings, port="<free port>", slots=spec["serve"]["slots"], threads="<threads>",
+            offload=offload)
+    except StageUnavailable as why:
+        server = f"none: {why}"
+    else:  # the checkout's own binary by its path in the checkout: the same text in every clone (a params rerun)
+        repo = Path(__file__).resolve().parents[2]
+        binary = Path(cmd[0])
+        server = shlex.join([str(binary.relative_to(repo)) if binary.is_relative_to(repo) else cmd[0], *cmd[1:]])
+    serve = spec["serve"]
+    load = (f"{shlex.join(guidellm_command('<scenario.json>', python='python'))}  (its concurrent profile at "
+            f"{', '.join(map(str, serve['concurrency']))} in flight, {serve['requests']} requests each after "
+            f"{serve['warmup_requests']} warm-up, prompts of {serve['prompt_tokens']['min']}-"
+            f"{serve['prompt_tokens']['max']} tokens, {serve['output_tokens']} new tokens)")
+    return server, load
 
 
 def sweep(server: Server, spec: dict, encoder, snapshot: Path) -> tuple[list[dict], dict]:

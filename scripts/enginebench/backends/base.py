@@ -138,6 +138,11 @@ class Backend(ABC):
         raise StageUnavailable saying why this backend's engines are not served here."""
         raise StageUnavailable(f"no server for {self.name} engines yet")
 
+    def server_command(self, engine_file, settings: dict, *, port, slots: int, threads, offload) -> list[str]:
+        """server()'s command from its parts alone (no check of this host), for the dry run to show with
+        placeholders; StageUnavailable where the backend has no server."""
+        raise StageUnavailable(f"no server for {self.name} engines yet")
+
     def served_file(self, checkpoint: Path, engine: Path) -> Path:
         """The engine file or folder its server loads."""
         return engine

@@ -347,11 +347,16 @@ class LlamaCppBackend(Backend):
         """llama-server (tools/server of the same llama.cpp source, `make llama-server`) with the
         engine's own context, KV type, flash attention and offload: `slots` sequences share n_ctx,
         continuous batching and the GGUF's chat template (--jinja) on, as they are by default."""
-        from ..llamacpp_build import server_binary, server_offloads, server_problem
+        from ..llamacpp_build import server_offloads, server_problem
 
         if problem := server_problem():
             raise StageUnavailable(problem)
-        offload = gpu_layers(settings, server_offloads())
+        return self.server_command(engine_file, settings, port=port, slots=slots, threads=threads,
+                                   offload=gpu_layers(settings, server_offloads()))
+
+    def server_command(self, engine_file, settings, *, port, slots, threads, offload):
+        from ..llamacpp_build import server_binary
+
         cmd = [str(server_binary()), "--model", str(engine_file), "--host", "127.0.0.1", "--port", str(port),
                "--ctx-size", str(settings["n_ctx"]), "--parallel", str(slots), "--threads", str(threads),
                "--threads-batch", str(threads), "--cache-type-k", settings["kv_cache"],
