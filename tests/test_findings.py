@@ -93,3 +93,39 @@ def test_serving_ranks_only_passing_engines_whose_server_answered_as_they_do(def
     results[fast]["serve"]["host_load"] = {"busy": True, "other_share": 0.4}  # measured beside other work
     found = serving(results)
     assert found["ranking"] == [] and found["busy"] == {fast: 0.4}
+
+
+def test_repeated_sweeps_give_each_step_a_median_and_range_and_overlapping_engines_tie(default_results):
+    """serve.repetitions: each step's figures are the median over the sweeps with the requests/s range;
+    a step meets the SLO only where every sweep's did; engines whose best steps' ranges overlap tie."""
+    from enginebench.findings import serving
+    from enginebench.serve import best_step, combined_steps
+
+    def step(concurrency, rps, ttft_p90, meets=True):
+        return {"concurrency": concurrency, "completed": 8, "errored": 0, "incomplete": 0, "duration_s": 2.0,
+                "requests_per_s": rps, "output_tokens_per_s": rps * 32, "slo_attainment": 1.0, "goodput_rps": rps,
+                "ttft_ms": {"p50": ttft_p90 / 2, "p90": ttft_p90}, "itl_ms": {"p90": 10.0}, "e2e_s": {},
+                "meets_slo": meets}
+
+    sweeps = [[step(1, 2.0, 100), step(4, 6.0, 300)], [step(1, 2.2, 110), step(4, 7.0, 900, meets=False)],
+              [step(1, 2.4, 120), step(4, 6.5, 320)]]
+    steps = combined_steps(sweeps)
+    assert [s["requests_per_s"] for s in steps] == [2.2, 6.5]
+    assert steps[0]["requests_per_s_range"] == [2.0, 2.4] and steps[0]["ttft_ms"]["p90"] == 110
+    assert steps[0]["completed"] == 24 and steps[0]["sweeps"] == 3
+    assert not steps[1]["meets_slo"] and best_step(steps) is steps[0]  # one sweep missed the SLO at 4 in flight
+
+    results, _, _ = default_results
+    results = copy.deepcopy(results)
+    a, b = [v for v, r in results.items() if ran(r) and r["verdict"]["verdict"] == "PASS"][:2]
+
+    def served(rates):
+        best = combined_steps([[step(1, x, 100)] for x in rates])[0]
+        return {"status": "ok", "check": {"passed": True}, "steps": [best], "best": best}
+
+    results[a]["serve"], results[b]["serve"] = served([9.0, 10.0, 11.0]), served([8.0, 8.5, 9.5])
+    ranking = serving(results)["ranking"]
+    assert [r["variant"] for r in ranking] == [a, b] and ranking[1]["tie"]  # 8.0-9.5 overlaps 9.0-11.0
+    assert ranking[0]["summary"] == {"median": 10.0, "min": 9.0, "max": 11.0, "n": 3}
+    results[b]["serve"] = served([5.0, 5.5, 6.0])
+    assert serving(results)["ranking"][1]["tie"] is None

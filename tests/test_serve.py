@@ -25,7 +25,7 @@ from enginebench.plan import build_plan, spec_json, validate_config
 
 pytestmark = pytest.mark.slow
 
-SERVE = {"enabled": True, "slots": 2, "concurrency": [1, 2], "requests": 4, "warmup_requests": 1,
+SERVE = {"enabled": True, "slots": 2, "concurrency": [1, 2], "requests": 4, "warmup_requests": 1, "repetitions": 2,
          "prompt_tokens": {"min": 16, "max": 32}, "output_tokens": 8, "slo": {"ttft_ms": 2000, "itl_ms": 500}}
 
 
@@ -73,8 +73,13 @@ def test_the_served_engine_answers_as_the_engine_and_its_load_is_swept(served_ru
     assert [a["served"] for a in check["answers"]] == [a["engine"] for a in check["answers"]]
     assert all(a["served_prompt_tokens"] == a["engine_prompt_tokens"] for a in check["answers"])
     assert [s["concurrency"] for s in record["steps"]] == SERVE["concurrency"]
+    assert len(record["sweeps"]) == SERVE["repetitions"]  # every sweep kept; the steps are their medians
+    for step, *runs in zip(record["steps"], *record["sweeps"], strict=True):
+        assert step["sweeps"] == SERVE["repetitions"] and step["completed"] == sum(r["completed"] for r in runs)
+        assert step["requests_per_s_range"] == [min(r["requests_per_s"] for r in runs),
+                                                max(r["requests_per_s"] for r in runs)]
     for step in record["steps"]:
-        assert 0 < step["completed"] <= SERVE["requests"] and step["errored"] == 0
+        assert 0 < step["completed"] <= SERVE["requests"] * SERVE["repetitions"] and step["errored"] == 0
         assert step["requests_per_s"] > 0 and step["output_tokens_per_s"] > 0
         assert step["ttft_ms"]["p50"] <= step["ttft_ms"]["p90"] <= step["ttft_ms"]["p99"]
     assert not alive(record["server"]["pid"])

@@ -74,7 +74,7 @@ def serving_figure(model: str, served: list[dict], slo: dict):
         ax.grid(alpha=0.3)
     _legend(axes[1])
     _footnote(fig, f"{model}. Engines whose server passed the served-output check and whose speed the report "
-              "shows (enginebench.findings.serve_shown); one GuideLLM sweep each."
+              "shows (enginebench.findings.serve_shown); each point the median over the engine's GuideLLM sweeps."
               + ("" if served else " None was served and shown."))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig

@@ -139,7 +139,8 @@ def serve_shown(results: dict[str, dict]) -> dict[str, dict]:
 
 
 def serving(results: dict[str, dict]) -> dict | None:
-    """Requests/s within the SLO, ranked (one sweep each: engines tie only on equal figures), the engines
+    """Requests/s within the SLO, ranked (median over the sweeps; engines tie where their min-max ranges
+    overlap, so one sweep each ties only on equal figures), the engines
     whose served answers differ from their own, whose server failed, or that were not served; None when
     nothing was served. A sweep measured while other processes used the host ranks nothing (`busy`)."""
     served = {v: r["serve"] for v, r in results.items() if "serve" in r}
@@ -147,8 +148,10 @@ def serving(results: dict[str, dict]) -> dict | None:
         return None
     shown = serve_shown(results)
     busy = {v: share for v, r in shown.items() if (share := busy_host(r["serve"]))}
-    best = {v: r["serve"]["best"]["requests_per_s"] for v, r in shown.items() if r["serve"]["best"]}
-    figures = {} if busy else {v: {"median": x, "min": x, "max": x} for v, x in best.items()}
+    best = {v: r["serve"]["best"] for v, r in shown.items() if r["serve"]["best"]}
+    figures = {} if busy else {v: {"median": b["requests_per_s"], "min": low, "max": high, "n": b.get("sweeps", 1)}
+                               for v, b in best.items()
+                               for low, high in [b.get("requests_per_s_range") or [b["requests_per_s"]] * 2]}
     return {"ranking": ranked(figures, dict.fromkeys(figures)), "busy": busy,
             "none_within": [v for v, r in shown.items() if not r["serve"]["best"]],
             "differs": {v: s["reason"] for v, s in served.items()

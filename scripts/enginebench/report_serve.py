@@ -15,6 +15,21 @@ def slo_text(slo: dict) -> str:
     return f"TTFT p90 ≤ {fmt_number(slo['ttft_ms'])} ms and ITL p90 ≤ {fmt_number(slo['itl_ms'])} ms"
 
 
+def rate_text(summary: dict) -> str:
+    """Requests/s over the sweeps: the median, its range where there were several."""
+    n = summary.get("n", 1)
+    if n == 1:
+        return f"{fmt_number(summary['median'])} requests/s (1 sweep)"
+    return (f"{fmt_number(summary['median'])} requests/s ({fmt_number(summary['min'])}–{fmt_number(summary['max'])}, "
+            f"{n} sweeps)")
+
+
+def step_rate(step: dict) -> str:
+    low, high = step.get("requests_per_s_range") or [step["requests_per_s"]] * 2
+    return rate_text({"median": step["requests_per_s"], "min": low, "max": high, "n": step.get("sweeps", 1)}
+                     ).removesuffix(" (1 sweep)").replace(" requests/s", "")
+
+
 def serving_line(found: dict | None, slo: dict) -> list[str]:
     """The answer's line: the most requests/s within the SLO, ties as elsewhere; servers that failed."""
     if found is None:
@@ -29,7 +44,7 @@ def serving_line(found: dict | None, slo: dict) -> list[str]:
     elif ranking or found["none_within"]:
         if ranking:
             best, ties = ranking[0], [r for r in ranking[1:] if r["tie"]]
-            text = f"{what}: **`{best['variant']}`**, {fmt_number(best['summary']['median'])} requests/s (1 sweep)"
+            text = f"{what}: **`{best['variant']}`**, {rate_text(best['summary'])}"
             text += "".join(f"; a tie with `{r['variant']}`: {r['tie']}" for r in ties)
         else:
             text = f"{what}: none; no served engine met it at any step"
@@ -79,14 +94,14 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
             continue
         best = record["best"]
         best_rows.append({"Engine": variant,
-                          "Requests/s within SLO": fmt_number(best["requests_per_s"]) if best else "none",
+                          "Requests/s within SLO": step_rate(best) if best else "none",
                           "In flight": best["concurrency"] if best else "—",
                           "Output tokens/s": fmt_number(best["output_tokens_per_s"]) if best else "—",
                           "TTFT p90 (ms)": fmt_number(best["ttft_ms"]["p90"]) if best else "—",
                           "ITL p90 (ms)": fmt_number(best["itl_ms"]["p90"]) if best else "—"})
         for step in record["steps"]:
             step_rows.append({"Engine": variant, "In flight": step["concurrency"],
-                              "Requests/s": fmt_number(step["requests_per_s"]),
+                              "Requests/s": step_rate(step),
                               "Goodput (requests/s)": "—" if step["goodput_rps"] is None
                               else fmt_number(step["goodput_rps"]),
                               "Output tokens/s": fmt_number(step["output_tokens_per_s"]),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,12 +68,19 @@ def run_serve(spec: dict, paths: dict, threads: int) -> dict:
             record["check"] = check
             if not check["passed"]:
                 return {**record, "status": "failed", "reason": check["reason"]}
-            steps, load = sweep(server, spec, encoder, paths["snapshot"])
+            sweeps, loads = [], []
+            for i in range(serve["repetitions"]):
+                progress(f"load sweep {i + 1} of {serve['repetitions']}")
+                steps, load = sweep(server, spec, encoder, paths["snapshot"])
+                sweeps.append(steps)
+                loads.append(load)
     except ServerError as error:
         return {**record, "status": "failed", "reason": str(error)}
     finally:
         record["server"]["pid"] = server.process.pid if server.process else None
-    return {**record, "status": "ok", "slo": serve["slo"], "steps": steps, "best": best_step(steps), "host_load": load}
+    steps = combined_steps(sweeps)
+    return {**record, "status": "ok", "slo": serve["slo"], "steps": steps, "best": best_step(steps), "sweeps": sweeps,
+            "host_load": busiest(loads)}
 
 
 def continuation(encoder, prompt_ids: list[int], output_ids: list[int]) -> str:
@@ -256,6 +264,36 @@ def parse_guidellm(report: dict, slo: dict) -> list[dict]:
                              and step["itl_ms"].get("p90", float("inf")) <= slo["itl_ms"])
         steps.append(step)
     return steps
+
+
+def combined_steps(sweeps: list[list[dict]]) -> list[dict]:
+    """Each step over the repeated sweeps: rates, goodput, attainment and latency percentiles are the
+    median, requests/s also its min-max range; counts are summed; a step meets the SLO only where every
+    sweep's did."""
+    combined = []
+    for runs in zip(*sweeps, strict=True):
+        rates = [r["requests_per_s"] for r in runs]
+        step = {"concurrency": runs[0]["concurrency"], "sweeps": len(runs),
+                **{k: sum(r[k] for r in runs) for k in ("completed", "errored", "incomplete", "duration_s")},
+                **{k: _median([r[k] for r in runs]) for k in ("requests_per_s", "output_tokens_per_s",
+                                                               "slo_attainment", "goodput_rps")},
+                **{k: {p: _median([r[k][p] for r in runs]) for p in PERCENTILES if all(p in r[k] for r in runs)}
+                   for k in ("ttft_ms", "itl_ms", "e2e_s")},
+                "requests_per_s_range": [min(rates), max(rates)],
+                "meets_slo": all(r["meets_slo"] for r in runs)}
+        combined.append(step)
+    return combined
+
+
+def _median(values: list) -> float | None:
+    return None if any(v is None for v in values) else statistics.median(values)
+
+
+def busiest(loads: list[dict]) -> dict:
+    """The host load of the sweep that saw the most of other processes (any busy sweep makes the engine's
+    figures busy)."""
+    known = [x for x in loads if x.get("other_share") is not None]
+    return max(known, key=lambda x: x["other_share"]) if known else loads[0]
 
 
 def best_step(steps: list[dict]) -> dict | None:
