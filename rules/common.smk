@@ -102,11 +102,13 @@ def reference_artifact(pattern):
 
 
 def serve_commands(spec):
-    """The serve job's server and load generator commands as shell comment lines (enginebench.serve)."""
+    """The serve job's server and load generator commands as shell comment lines (enginebench.serve), every
+    line commented. A param: editing their wording reruns the serve jobs, as a change of the spec does."""
     from enginebench.serve import planned_commands
 
     server, load = planned_commands(spec)
-    return f"# server: {server}\n# load generator: {load}\n"
+    text = f"server: {server}\nload generator: {load}"
+    return "".join(f"# {line}\n" for line in text.splitlines())
 
 
 def eval_text_input(wildcards):

@@ -119,6 +119,6 @@ collect)
   echo "$(wc -l < "$STATE/files.txt") files, $(du -h "$OUT/results.tgz" | cut -f1) in results.tgz"
   ;;
 *)
-  sed -n '2,15p' "$0"; exit 2
+  sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2
   ;;
 esac

@@ -123,6 +123,8 @@ def test_workflow_runs_as_slurm_jobs_and_reports_as_a_local_run(cluster, tmp_pat
     for v in ("fp32", "llama-q8_0"):
         bench_env = read_json(results / f"tiny/bench/{v}.json")["environment"]
         assert bandwidth_source(bench_env, preflight_env) == (True, None)
+    share = reportparse.column(report, "How fast: one request at a time", "% of bound")
+    assert all(cell[0].isdigit() for cell in share.values()), share  # ...and the report shows the share
 
     # The same engines with the same verdicts as the local run.
     local_report = (local_dir / "results/report.md").read_text()

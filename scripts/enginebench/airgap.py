@@ -202,6 +202,9 @@ def install(bundle: Path, site: Path, repo: Path, *, gpu: str = "auto", with_mod
     (the serve stage's server, minutes more)."""
     from .progress import progress
 
+    if with_server and not with_llamacpp:
+        raise EngineBenchError("--with-server builds the server of the llama.cpp engines, which need "
+                               "llama-cpp-python's build: drop --without-llamacpp")
     bundle, site = Path(bundle).resolve(), Path(site).resolve()
     parts = ("wheels", *(("sdist",) if with_llamacpp else ()), *(("model",) if with_model else ()))
     manifest = verify(bundle, parts)
@@ -212,7 +215,7 @@ def install(bundle: Path, site: Path, repo: Path, *, gpu: str = "auto", with_mod
         progress(f"installing {len(key)} wheels into {lib}")
         _pip(*pip_install, *[str(bundle / n) for n in key])
         _mark(site, "wheels", key)
-    if with_llamacpp or with_server:
+    if with_llamacpp:
         _install_llamacpp(bundle, site, repo, manifest, gpu, pip_install, with_server)
     if with_model:
         key = {n: f["sha256"] for n, f in manifest["files"].items() if n.startswith("model/")}

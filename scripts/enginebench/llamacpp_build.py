@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .environment import gpus
-from .errors import EngineBenchError
+from .errors import EngineBenchError, StageUnavailable
 
 COMMON_ARGS = ["-DLLAVA_BUILD=OFF"]  # text only: no multimodal library
 
@@ -123,9 +123,10 @@ def engines_build() -> dict:
     child process: a CUDA build's library shares a process badly with torch (llamacpp_backend)."""
     probe = ("import importlib.metadata as m, llama_cpp; "
              "print(m.version('llama_cpp_python'), 'cuda' if llama_cpp.llama_supports_gpu_offload() else 'cpu')")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
-        return {"version": None, "flavour": None}
+        raise StageUnavailable(f"llama_cpp cannot be imported here ({done.stderr.strip().splitlines()[-1:]}): the "
+                               "llama.cpp engines were not built by this Python")
     version, flavour = done.stdout.split()[-2:]
     return {"version": version, "flavour": flavour}
 

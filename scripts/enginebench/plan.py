@@ -416,7 +416,8 @@ def build_plan(config: dict) -> Plan:
 
 
 def check_serve(plan: Plan) -> None:
-    """serve.*: a prompt range that is one, and a server context that holds each slot's longest request."""
+    """serve.*: a prompt range that is one, engines named that exist, and a server context that holds
+    each slot's longest request."""
     serve = plan.config["serve"]
     low, high = serve["prompt_tokens"]["min"], serve["prompt_tokens"]["max"]
     if high < low:

@@ -75,11 +75,15 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
         return None
     shown = serve_shown(results)
     checks, best_rows, step_rows = [], [], []
+    sweeps = max((s.get("sweeps", 1) for r in served.values() for s in r["serve"].get("steps", [])), default=1)
+    completed = "Completed" if sweeps == 1 else "Completed (all sweeps)"
     for variant, r in served.items():
         record = r["serve"]
         check = record.get("check")
         if record["status"] == "ok" and not check.get("compared", True):
-            state = (f"not compared: {check['not_compared']}; prompt lengths equal ({check['equal']} of "
+            lengths = ("prompt lengths equal" if check.get("prompt_lengths_reported", 1) else
+                       "prompt lengths not reported by the server, so not checked")
+            state = (f"not compared: {check['not_compared']}; {lengths} ({check['equal']} of "
                      f"{len(check['answers'])} answers equal all the same, {check['api']})")
         elif record["status"] == "ok":
             state = f"equal ({len(check['answers'])} of {len(check['answers'])} answers, {check['api']})"
@@ -107,7 +111,7 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
                               "Output tokens/s": fmt_number(step["output_tokens_per_s"]),
                               "TTFT p50/p90/p99 (ms)": _p(step, "ttft_ms"), "ITL p50/p90/p99 (ms)": _p(step, "itl_ms"),
                               "End-to-end p50/p90/p99 (s)": _p(step, "e2e_s"),
-                              "Completed": step["completed"], "Errors": step["errored"],
+                              completed: step["completed"], "Errors": step["errored"],
                               "Within SLO": "yes" if step["meets_slo"] else "no"})
     (name, title), = SERVE_FIGURE.items()
     figure = {"path": Path(paths.FIGURE.format(model=model, figure=name)).relative_to("results").as_posix(),

@@ -72,6 +72,9 @@ def run_serve(spec: dict, paths: dict, threads: int) -> dict:
             for i in range(serve["repetitions"]):
                 progress(f"load sweep {i + 1} of {serve['repetitions']}")
                 steps, load = sweep(server, spec, encoder, paths["snapshot"])
+                if [s["concurrency"] for s in steps] != serve["concurrency"]:
+                    raise ServerError(f"GuideLLM's sweep {i + 1} returned steps at "
+                                      f"{[s['concurrency'] for s in steps]} in flight, not {serve['concurrency']}")
                 sweeps.append(steps)
                 loads.append(load)
     except ServerError as error:
@@ -111,14 +114,19 @@ def served_check(server: Server, samples: list[dict], encoder, max_tokens: int, 
                         "served_prompt_tokens": (answer.get("usage") or {}).get("prompt_tokens")})
     check = {"api": "chat completions" if chat else "text completions", "answers": answers,
              "equal": sum(a["served"] == a["engine"] for a in answers), "compared": speed_only is None}
+    check["prompt_lengths_reported"] = sum(a["served_prompt_tokens"] is not None for a in answers)
     if speed_only:
         check["not_compared"] = speed_only
         first = next((a for a in answers if a["served_prompt_tokens"] not in (None, a["engine_prompt_tokens"])), None)
+        if first is not None:
+            check["reason"] = (f"the server's prompt is {first['served_prompt_tokens']} tokens, the engine's "
+                               f"{first['engine_prompt_tokens']} (prompt {first['prompt']!r}): its chat template or "
+                               "tokenizer differs")
     else:
         first = next((a for a in answers if a["served"] != a["engine"]), None)
+        if first is not None:
+            check["reason"] = divergence_text(first, len(answers))
     check["passed"] = first is None
-    if first is not None:
-        check["reason"] = divergence_text(first, len(answers))
     return check
 
 
@@ -201,7 +209,8 @@ def planned_commands(spec: dict) -> tuple[str, str]:
     load = (f"{shlex.join(guidellm_command('<scenario.json>', python='python'))}  (its concurrent profile at "
             f"{', '.join(map(str, serve['concurrency']))} in flight, {serve['requests']} requests each after "
             f"{serve['warmup_requests']} warm-up, prompts of {serve['prompt_tokens']['min']}-"
-            f"{serve['prompt_tokens']['max']} tokens, {serve['output_tokens']} new tokens)")
+            f"{serve['prompt_tokens']['max']} tokens, {serve['output_tokens']} new tokens; "
+            f"{serve['repetitions']} sweep(s))")
     return server, load
 
 
@@ -240,7 +249,8 @@ def _percentiles(summary: dict, scale: float = 1.0) -> dict:
 
 
 def parse_guidellm(report: dict, slo: dict) -> list[dict]:
-    """One step per GuideLLM benchmark (its measurement window: warm-up excluded): requests/s and output
+    """One step per GuideLLM benchmark (the requests overlapping its measurement window, which starts when the
+    request after the warm-up ones starts): requests/s and output
     tokens/s over the window's duration, latency percentiles, errors, and goodput = requests/s × the share
     of requests that met every SLO target (GuideLLM's slo_attainment; errored requests count as missed)."""
     steps = []
