@@ -17,7 +17,7 @@ import recorded
 import serve as serve_cli
 from snakemake_run import planned_jobs, snakemake, write_config
 
-from enginebench import paths, serve
+from enginebench import paths, report_serve, serve
 from enginebench import results as records
 from enginebench.backends.llamacpp_backend import LlamaCppBackend
 from enginebench.errors import EngineBenchError
@@ -107,6 +107,10 @@ def test_the_report_ranks_only_what_was_served_and_checked(served_run):
     assert [r["variant"] for r in serving["ranking"]] == ["llama-f16"]  # the SLO is loose enough for the tiny model
     torch_record = records.read(root / paths.SERVE.format(model="tiny", variant="fp32"), "serve")
     assert serving["not_served"] == {"fp32": torch_record["reason"]} and not serving["differs"]
+    found = recorded.findings_of(root, plan, "tiny")
+    assert serving["ranking"][0]["summary"]["n"] == SERVE["repetitions"]  # ranked on every sweep's figures
+    section = report_serve.serving_section(found["results"], plan.config["serve"], "tiny")
+    assert section["sweeps"] == SERVE["repetitions"]  # read from the records, not the config
     text = (root / paths.REPORT).read_text()
     assert "### Serving under load" in text and "| In flight |" in text
     assert (root / paths.FIGURE.format(model="tiny", figure="serving")).stat().st_size > 0

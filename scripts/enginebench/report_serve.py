@@ -75,6 +75,8 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
         return None
     shown = serve_shown(results)
     checks, best_rows, step_rows = [], [], []
+    # how many sweeps the records hold (not the config's serve.repetitions: a report re-rendered under another
+    # config must not misstate them)
     sweeps = max((s.get("sweeps", 1) for r in served.values() for s in r["serve"].get("steps", [])), default=1)
     completed = "Completed" if sweeps == 1 else "Completed (all sweeps)"
     for variant, r in served.items():
@@ -117,4 +119,4 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
     figure = {"path": Path(paths.FIGURE.format(model=model, figure=name)).relative_to("results").as_posix(),
               "title": title}
     return {"slo": slo_text(serve["slo"]), "checks": checks, "best": table(best_rows), "steps": table(step_rows),
-            "settings": serve, "figure": figure}
+            "settings": serve, "sweeps": sweeps, "figure": figure}
