@@ -104,7 +104,7 @@ def reference_artifact(pattern):
 def serve_commands(spec):
     """The serve job's server and load generator commands as shell comment lines (enginebench.serve), every
     line commented. A param: editing their wording reruns the serve jobs, as a change of the spec does."""
-    from enginebench.serve import planned_commands
+    from enginebench.serve_commands import planned_commands
 
     server, load = planned_commands(spec)
     text = f"server: {server}\nload generator: {load}"

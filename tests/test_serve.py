@@ -64,9 +64,11 @@ def served_run(tmp_path_factory):
     return root, plan
 
 
-def test_the_served_engine_answers_as_the_engine_and_its_load_is_swept(served_run):
+@pytest.mark.parametrize("variant", ["llama-f16", "fp32"])
+def test_the_served_engine_answers_as_the_engine_and_its_load_is_swept(served_run, variant):
+    """llama-server for the llama.cpp engine, transformers serve (continuous batching) for the torch one."""
     root, plan = served_run
-    record = records.read(root / paths.SERVE.format(model="tiny", variant="llama-f16"), "serve")
+    record = records.read(root / paths.SERVE.format(model="tiny", variant=variant), "serve")
     assert record["status"] == "ok", record.get("reason")
     check = record["check"]
     assert check["passed"] and check["api"] == "chat completions"
@@ -76,8 +78,10 @@ def test_the_served_engine_answers_as_the_engine_and_its_load_is_swept(served_ru
     assert len(record["sweeps"]) == SERVE["repetitions"]  # every sweep kept; the steps are their medians
     for step, *runs in zip(record["steps"], *record["sweeps"], strict=True):
         assert step["sweeps"] == SERVE["repetitions"] and step["completed"] == sum(r["completed"] for r in runs)
-        assert step["requests_per_s_range"] == [min(r["requests_per_s"] for r in runs),
-                                                max(r["requests_per_s"] for r in runs)]
+        assert step["requests_per_s_summary"]["values"] == [r["requests_per_s"] for r in runs]
+        for run in runs:  # every request got the fixed output length (transformers serve: its generation config)
+            assert run["output_tokens_per_s"] * run["duration_s"] == pytest.approx(
+                run["completed"] * SERVE["output_tokens"])
     for step in record["steps"]:
         # GuideLLM counts every request overlapping its window: the warm-up ones too at 2 in flight
         assert 0 < step["completed"] <= (SERVE["requests"] + SERVE["warmup_requests"]) * SERVE["repetitions"]
@@ -85,9 +89,9 @@ def test_the_served_engine_answers_as_the_engine_and_its_load_is_swept(served_ru
         assert step["requests_per_s"] > 0 and step["output_tokens_per_s"] > 0
         assert step["ttft_ms"]["p50"] <= step["ttft_ms"]["p90"] <= step["ttft_ms"]["p99"]
     assert not alive(record["server"]["pid"])
-    # the torch engine has no server yet: recorded with the reason, not left blank
-    torch_record = records.read(root / paths.SERVE.format(model="tiny", variant="fp32"), "serve")
-    assert torch_record["status"] == "unavailable" and "no server for torch" in torch_record["reason"]
+    server = record["server"]["command"]
+    assert ("transformers" in server[3] and "--continuous-batching" in server) if variant == "fp32" \
+        else "--parallel" in server
 
 
 def test_a_model_without_chat_template_is_served_through_text_completions(tiny_model, tmp_path):
@@ -104,9 +108,9 @@ def test_a_model_without_chat_template_is_served_through_text_completions(tiny_m
 def test_the_report_ranks_only_what_was_served_and_checked(served_run):
     root, plan = served_run
     serving = recorded.findings_of(root, plan, "tiny")["answer"]["serving"]
-    assert [r["variant"] for r in serving["ranking"]] == ["llama-f16"]  # the SLO is loose enough for the tiny model
-    torch_record = records.read(root / paths.SERVE.format(model="tiny", variant="fp32"), "serve")
-    assert serving["not_served"] == {"fp32": torch_record["reason"]} and not serving["differs"]
+    # the SLO is loose enough for the tiny model
+    assert sorted(r["variant"] for r in serving["ranking"]) == ["fp32", "llama-f16"]
+    assert not serving["not_served"] and not serving["differs"]
     found = recorded.findings_of(root, plan, "tiny")
     assert serving["ranking"][0]["summary"]["n"] == SERVE["repetitions"]  # ranked on every sweep's figures
     section = report_serve.serving_section(found["results"], plan.config["serve"], "tiny")
@@ -229,7 +233,10 @@ def test_serving_is_planned_after_the_samples_and_before_the_report(tmp_path):
     assert ("serve", "results/tiny/serve/llama-f16.json") in jobs and ("serve", "results/tiny/serve/fp32.json") in jobs
     # the dry run shows each serve job's server and load generator commands
     servers = [line for line in done.stdout.splitlines() if "# server: " in line]
-    assert len(servers) == 2 and any("no server for torch engines yet" in line for line in servers)
+    assert len(servers) == 2
+    torch = next(line for line in servers if "transformers" in line)
+    assert "serve '<engine file>' --host 127.0.0.1 --port '<free port>'" in torch and "--continuous-batching" in torch
+    assert "<cuda if the host has a GPU, else cpu>" in torch and "--dtype float32" in torch
     llama = next(line for line in servers if "llama-server" in line)
     assert "vendor/llama-server/llama-server --model" in llama and "--parallel 2" in llama and "--jinja" in llama
     loads = [line for line in done.stdout.splitlines() if line.startswith("# load generator: ")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import history, paths
+from . import history, paths, stats
 from . import results as records
 from .bench import at_batch
 from .verdicts import SPEED_SHOWN, verdict
@@ -138,6 +138,12 @@ def serve_shown(results: dict[str, dict]) -> dict[str, dict]:
     return {v: r for v, r in speed_shown(results).items() if r.get("serve", {}).get("status") == "ok"}
 
 
+def rate_summary(step: dict) -> dict:
+    """A serving step's requests/s over its sweeps (enginebench.stats.summarize); a record from before
+    serve.repetitions holds one sweep's figure alone."""
+    return step.get("requests_per_s_summary") or stats.summarize([step["requests_per_s"]], "requests/s")
+
+
 def serving(results: dict[str, dict]) -> dict | None:
     """Requests/s within the SLO, ranked (median over the sweeps; engines tie where their min-max ranges
     overlap, so one sweep each ties only on equal figures), the engines
@@ -149,9 +155,7 @@ def serving(results: dict[str, dict]) -> dict | None:
     shown = serve_shown(results)
     busy = {v: share for v, r in shown.items() if (share := busy_host(r["serve"]))}
     best = {v: r["serve"]["best"] for v, r in shown.items() if r["serve"]["best"]}
-    figures = {} if busy else {v: {"median": b["requests_per_s"], "min": low, "max": high, "n": b.get("sweeps", 1)}
-                               for v, b in best.items()
-                               for low, high in [b.get("requests_per_s_range") or [b["requests_per_s"]] * 2]}
+    figures = {} if busy else {v: rate_summary(b) for v, b in best.items()}
     return {"ranking": ranked(figures, dict.fromkeys(figures)), "busy": busy,
             "none_within": [v for v, r in shown.items() if not r["serve"]["best"]],
             "differs": {v: s["reason"] for v, s in served.items()

@@ -7,8 +7,16 @@ from pathlib import Path
 
 from . import paths
 from .figures import SERVE_FIGURE
-from .findings import serve_shown
+from .findings import rate_summary, serve_shown
 from .report_cells import fmt_number, table
+
+
+# Each backend's server as the section's opening sentence names it ({slots}: serve.slots)
+SERVERS = {
+    "llamacpp": "llama.cpp: `llama-server` of the engine's own llama.cpp build, {slots} slots with continuous batching",
+    "torch": ("PyTorch: `transformers serve` on the snapshot at the engine's dtype, with its continuous batching "
+              "(no slot count; its own decode loop, not the bench's)"),
+}
 
 
 def slo_text(slo: dict) -> str:
@@ -25,9 +33,7 @@ def rate_text(summary: dict) -> str:
 
 
 def step_rate(step: dict) -> str:
-    low, high = step.get("requests_per_s_range") or [step["requests_per_s"]] * 2
-    return rate_text({"median": step["requests_per_s"], "min": low, "max": high, "n": step.get("sweeps", 1)}
-                     ).removesuffix(" (1 sweep)").replace(" requests/s", "")
+    return rate_text(rate_summary(step)).removesuffix(" (1 sweep)").replace(" requests/s", "")
 
 
 def serving_line(found: dict | None, slo: dict) -> list[str]:
@@ -118,5 +124,8 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
     (name, title), = SERVE_FIGURE.items()
     figure = {"path": Path(paths.FIGURE.format(model=model, figure=name)).relative_to("results").as_posix(),
               "title": title}
-    return {"slo": slo_text(serve["slo"]), "checks": checks, "best": table(best_rows), "steps": table(step_rows),
+    servers = list(dict.fromkeys(SERVERS[spec["backend"]].format(slots=spec["serve"]["slots"])
+                                 for r in served.values() if "server" in r["serve"]  # started (from the records)
+                                 for spec in [r["serve"]["spec"]] if spec["backend"] in SERVERS))
+    return {"slo": slo_text(serve["slo"]), "servers": servers, "checks": checks, "best": table(best_rows), "steps": table(step_rows),
             "settings": serve, "sweeps": sweeps, "figure": figure}

@@ -29,11 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import hostload, results
+from . import hostload, results, stats
 from .backends import get_backend
 from .errors import EngineBenchError, StageUnavailable
 from .progress import progress
 from .quality import eval_text
+from .serve_commands import guidellm_command
 from .server import Server, ServerError, free_port
 
 PERCENTILES = ("p50", "p90", "p99")
@@ -50,9 +51,9 @@ def run_serve(spec: dict, paths: dict, threads: int) -> dict:
         return {"stage": "serve", "spec": spec, "status": samples["status"],
                 "reason": f"samples: {samples['reason']}"}
     port = free_port()
+    served = backend.served_file(paths["snapshot"], paths["checkpoint"], paths["engine"])
     try:
-        cmd = backend.server(backend.served_file(paths["checkpoint"], paths["engine"]), settings, port=port,
-                             slots=serve["slots"], threads=threads)
+        cmd = backend.server(served, settings, port=port, slots=serve["slots"], threads=threads)
     except StageUnavailable as why:
         return {"stage": "serve", "spec": spec, "status": "unavailable", "reason": str(why)}
     encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"],
@@ -63,15 +64,16 @@ def run_serve(spec: dict, paths: dict, threads: int) -> dict:
     server = Server(cmd, port, log, serve["start_timeout_s"])
     try:
         with server:
-            check = served_check(server, samples["samples"], encoder, spec["samples"]["max_new_tokens"],
-                                 spec["speed_only"])
+            check = served_check(server, str(served), samples["samples"], encoder,
+                                 spec["samples"]["max_new_tokens"], spec["speed_only"])
             record["check"] = check
             if not check["passed"]:
                 return {**record, "status": "failed", "reason": check["reason"]}
             sweeps, loads = [], []
             for i in range(serve["repetitions"]):
                 progress(f"load sweep {i + 1} of {serve['repetitions']}")
-                steps, load = sweep(server, spec, encoder, paths["snapshot"])
+                steps, load = sweep(server, str(served), spec, encoder, paths["snapshot"],
+                                    backend.fixed_length_fields(serve["output_tokens"]))
                 if [s["concurrency"] for s in steps] != serve["concurrency"]:
                     raise ServerError(f"GuideLLM's sweep {i + 1} returned steps at "
                                       f"{[s['concurrency'] for s in steps]} in flight, not {serve['concurrency']}")
@@ -94,13 +96,15 @@ def continuation(encoder, prompt_ids: list[int], output_ids: list[int]) -> str:
     return whole[len(prompt):] if whole.startswith(prompt) else encoder.decode(output_ids)
 
 
-def served_check(server: Server, samples: list[dict], encoder, max_tokens: int, speed_only: str | None) -> dict:
-    """Each sample prompt through the server, greedily, one at a time; the answers against the engine's
-    (for placeholder weights, `speed_only` says why not: only the prompt lengths are compared)."""
+def served_check(server: Server, model: str, samples: list[dict], encoder, max_tokens: int,
+                 speed_only: str | None) -> dict:
+    """Each sample prompt through the server (as `model`: the served file, which a server pinned to it
+    accepts), greedily, one at a time; the answers against the engine's (for placeholder weights,
+    `speed_only` says why not: only the prompt lengths are compared)."""
     chat, answers = encoder.uses_chat_template, []
     for i, sample in enumerate(samples):
         progress(f"served check {i + 1}/{len(samples)}")
-        body = {"model": "engine", "max_tokens": max_tokens, "temperature": 0, "seed": 0, "stream": False}
+        body = {"model": model, "max_tokens": max_tokens, "temperature": 0, "seed": 0, "stream": False}
         if chat:
             answer = server.post("/v1/chat/completions", {**body, "messages": [{"role": "user", "content":
                                                                                   sample["prompt"]}]})
@@ -144,9 +148,9 @@ def divergence_text(answer: dict, count: int) -> str:
     return text
 
 
-def request_rows(encoder, text: str, serve: dict, count: int, seed: int = 0) -> list[dict]:
+def request_rows(encoder, text: str, serve: dict, count: int, with_length: bool, seed: int = 0) -> list[dict]:
     """`count` GuideLLM rows: a passage of the eval text of a length drawn from serve.prompt_tokens, and
-    the fixed output length."""
+    (`with_length`) the fixed output length, which GuideLLM sends with `ignore_eos`."""
     ids = encoder.tokenizer(text, add_special_tokens=False).input_ids
     low, high = serve["prompt_tokens"]["min"], serve["prompt_tokens"]["max"]  # min <= max: plan.check_serve
     if len(ids) <= high:
@@ -157,18 +161,24 @@ def request_rows(encoder, text: str, serve: dict, count: int, seed: int = 0) -> 
         length = rand.randint(low, high)
         start = rand.randrange(0, len(ids) - length)
         rows.append({"prompt": encoder.tokenizer.decode(ids[start:start + length]),
-                     "output_tokens_count": serve["output_tokens"]})
+                     **({"output_tokens_count": serve["output_tokens"]} if with_length else {})})
     return rows
 
 
-def scenario(url: str, data: Path, snapshot: Path, serve: dict, chat: bool, out: Path) -> dict:
+def scenario(url: str, model: str, data: Path, snapshot: Path, serve: dict, chat: bool, out: Path,
+             fixed_length: dict | None) -> dict:
     """GuideLLM's scenario: its concurrent profile at each step, warm-up requests left out of the figures,
-    the prompts of `data` (prompt, output_tokens_count), the snapshot's tokenizer, goodput under the SLO."""
+    the prompts of `data` (prompt, output_tokens_count), the snapshot's tokenizer, goodput under the SLO.
+    `fixed_length`: the fields that fix the output length on a server that refuses GuideLLM's own (the
+    rows then carry no output length; GuideLLM sends max_tokens and these fields with every request)."""
+    backend = {"kind": "openai_http", "target": url, "model": model, "timeout": REQUEST_TIMEOUT_S,
+               "request_format": "/v1/chat/completions" if chat else "/v1/completions"}
+    if fixed_length is not None:
+        backend.update(max_tokens=serve["output_tokens"], extras={"body": fixed_length})
     return {
         "metadata": {"name": "enginebench serve", "description": "enginebench's load sweep (rules/serve.smk)"},
         "spec": {
-            "backend": {"kind": "openai_http", "target": url, "model": "engine", "timeout": REQUEST_TIMEOUT_S,
-                        "request_format": "/v1/chat/completions" if chat else "/v1/completions"},
+            "backend": backend,
             "profile": {"kind": "concurrent", "streams": [serve["concurrency"][0]],
                         "warmup": {"value": serve["warmup_requests"], "mode": "requests"}},
             "constraints": [{"kind": "max_requests", "count": serve["requests"] + serve["warmup_requests"]}],
@@ -182,50 +192,20 @@ def scenario(url: str, data: Path, snapshot: Path, serve: dict, chat: bool, out:
     }
 
 
-def guidellm_command(scenario_file, python: str = sys.executable) -> list[str]:
-    return [python, "-m", "guidellm", "run", "--scenario", str(scenario_file), "--disable-console-interactive"]
-
-
-def planned_commands(spec: dict) -> tuple[str, str]:
-    """(server, load generator): the commands a serve job runs, with placeholders for what only the job
-    knows (the engine's GGUF or folder, the free port, the threads, the offload the server build allows),
-    for the dry run to show."""
-    import shlex
-
-    settings = spec["settings"]
-    offload = "<all layers if the server build offloads, else 0>" if settings.get("n_gpu_layers") is None \
-        else settings["n_gpu_layers"]
-    try:
-        cmd = get_backend(spec["backend"]).server_command(
-            "<engine file>", settings, port="<free port>", slots=spec["serve"]["slots"], threads="<threads>",
-            offload=offload)
-    except StageUnavailable as why:
-        server = f"none: {why}"
-    else:  # the checkout's own binary by its path in the checkout: the same text in every clone (a params rerun)
-        repo = Path(__file__).resolve().parents[2]
-        binary = Path(cmd[0])
-        server = shlex.join([str(binary.relative_to(repo)) if binary.is_relative_to(repo) else cmd[0], *cmd[1:]])
-    serve = spec["serve"]
-    load = (f"{shlex.join(guidellm_command('<scenario.json>', python='python'))}  (its concurrent profile at "
-            f"{', '.join(map(str, serve['concurrency']))} in flight, {serve['requests']} requests each after "
-            f"{serve['warmup_requests']} warm-up, prompts of {serve['prompt_tokens']['min']}-"
-            f"{serve['prompt_tokens']['max']} tokens, {serve['output_tokens']} new tokens; "
-            f"{serve['repetitions']} sweep(s))")
-    return server, load
-
-
-def sweep(server: Server, spec: dict, encoder, snapshot: Path) -> tuple[list[dict], dict]:
+def sweep(server: Server, model: str, spec: dict, encoder, snapshot: Path,
+          fixed_length: dict | None) -> tuple[list[dict], dict]:
     """The load sweep's steps, and what other processes used the host meanwhile (the server and GuideLLM
     are this stage's own children: enginebench.hostload counts them as its own)."""
     serve = spec["serve"]
     text, _ = eval_text(spec["eval_text"])
     steps = len(serve["concurrency"])
-    rows = request_rows(encoder, text, serve, steps * (serve["requests"] + serve["warmup_requests"]))
+    rows = request_rows(encoder, text, serve, steps * (serve["requests"] + serve["warmup_requests"]),
+                        with_length=fixed_length is None)
     with tempfile.TemporaryDirectory(prefix="enginebench-guidellm-") as tmp:
         data, out, scenario_file = (Path(tmp) / name for name in ("requests.jsonl", "guidellm.json", "scenario.json"))
         data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        scenario_file.write_text(json.dumps(scenario(server.url, data, Path(snapshot), serve,
-                                                     encoder.uses_chat_template, out), indent=1))
+        scenario_file.write_text(json.dumps(scenario(server.url, model, data, Path(snapshot), serve,
+                                                     encoder.uses_chat_template, out, fixed_length), indent=1))
         cmd = guidellm_command(scenario_file)
         progress(f"load sweep: GuideLLM, {steps} steps (concurrency {serve['concurrency']}), "
                  f"{serve['requests']} requests each after {serve['warmup_requests']} warm-up")
@@ -278,8 +258,8 @@ def parse_guidellm(report: dict, slo: dict) -> list[dict]:
 
 def combined_steps(sweeps: list[list[dict]]) -> list[dict]:
     """Each step over the repeated sweeps: rates, goodput, attainment and latency percentiles are the
-    median, requests/s also its min-max range; counts are summed; a step meets the SLO only where every
-    sweep's did."""
+    median, requests/s also its summary over the sweeps (enginebench.stats); counts are summed; a step
+    meets the SLO only where every sweep's did."""
     combined = []
     for runs in zip(*sweeps, strict=True):
         rates = [r["requests_per_s"] for r in runs]
@@ -289,7 +269,7 @@ def combined_steps(sweeps: list[list[dict]]) -> list[dict]:
                                                                "slo_attainment", "goodput_rps")},
                 **{k: {p: _median([r[k][p] for r in runs]) for p in PERCENTILES if all(p in r[k] for r in runs)}
                    for k in ("ttft_ms", "itl_ms", "e2e_s")},
-                "requests_per_s_range": [min(rates), max(rates)],
+                "requests_per_s_summary": stats.summarize(rates, "requests/s"),
                 "meets_slo": all(r["meets_slo"] for r in runs)}
         combined.append(step)
     return combined

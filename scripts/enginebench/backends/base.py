@@ -138,12 +138,21 @@ class Backend(ABC):
         raise StageUnavailable saying why this backend's engines are not served here."""
         raise StageUnavailable(f"no server for {self.name} engines yet")
 
-    def server_command(self, engine_file, settings: dict, *, port, slots: int, threads, offload) -> list[str]:
-        """server()'s command from its parts alone (no check of this host), for the dry run to show with
-        placeholders; StageUnavailable where the backend has no server."""
+    def server_command(self, engine_file, settings: dict, *, port, slots: int, threads, **host) -> list[str]:
+        """server()'s command from its parts alone (no check of this host: `host` holds what server() reads
+        of it), for the dry run to show with placeholders; StageUnavailable where the backend has no server."""
         raise StageUnavailable(f"no server for {self.name} engines yet")
 
-    def served_file(self, checkpoint: Path, engine: Path) -> Path:
+    def server_placeholders(self, settings: dict) -> dict:
+        """server_command()'s `host` facts as the dry run shows them (what only the job's host decides)."""
+        return {}
+
+    def fixed_length_fields(self, tokens: int) -> dict | None:
+        """Request fields that make this backend's server answer exactly `tokens` tokens, where it refuses
+        the load generator's own (`ignore_eos`, an extension of the OpenAI API); None where it takes those."""
+        return None
+
+    def served_file(self, snapshot: Path, checkpoint: Path, engine: Path) -> Path:
         """The engine file or folder its server loads."""
         return engine
 

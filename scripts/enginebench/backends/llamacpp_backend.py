@@ -336,12 +336,12 @@ class LlamaCppBackend(Backend):
             raise StageFailure(f"llama_model_quantize to {settings['quantization']} failed (rc={rc})")
         return {"timings": {"quantize_s": time.perf_counter() - started}, "file": GGUF_NAME}
 
-    def served_file(self, checkpoint, engine):
+    def served_file(self, snapshot, checkpoint, engine):
         path = Path(engine) / GGUF_NAME
         return path if path.exists() else Path(checkpoint) / GGUF_NAME
 
     def load(self, snapshot, checkpoint, engine, settings, *, threads, trust_remote_code):
-        return LlamaCppEngine(self.served_file(checkpoint, engine), settings, threads)
+        return LlamaCppEngine(self.served_file(snapshot, checkpoint, engine), settings, threads)
 
     def server(self, engine_file, settings, *, port, slots, threads):
         """llama-server (tools/server of the same llama.cpp source, `make llama-server`) with the
@@ -353,6 +353,10 @@ class LlamaCppBackend(Backend):
             raise StageUnavailable(problem)
         return self.server_command(engine_file, settings, port=port, slots=slots, threads=threads,
                                    offload=gpu_layers(settings, server_offloads()))
+
+    def server_placeholders(self, settings):
+        return {"offload": "<all layers if the server build offloads, else 0>"
+                if settings.get("n_gpu_layers") is None else settings["n_gpu_layers"]}
 
     def server_command(self, engine_file, settings, *, port, slots, threads, offload):
         from ..llamacpp_build import server_binary

@@ -24,9 +24,11 @@ none skipped). Whether graphs were captured, and every skip with torch's reason,
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import sys
 from pathlib import Path
 
-from ..errors import EngineBenchError
+from ..errors import EngineBenchError, StageUnavailable
 from .base import Backend, Engine
 
 
@@ -296,5 +298,48 @@ class TorchBackend(Backend):
             torch.cuda.reset_peak_memory_stats(device)
         return TorchEngine(model, device, decoder)
 
+    def served_file(self, snapshot, checkpoint, engine):
+        return Path(snapshot)  # the engine is the snapshot cast at load time
+
+    def server(self, engine_file, settings, *, port, slots, threads):
+        """transformers' own server (`transformers serve`, the PyTorch server of the library the engine
+        runs on) on the snapshot at the variant's dtype, with its continuous batching (paged attention).
+        It has no slot count: its scheduler takes requests while its paged KV cache has blocks, so `slots`
+        is not passed. It runs its own decode loop, not the bench's (`compile` and StaticDecoder do not
+        apply): the served figures are transformers serve's."""
+        import importlib.util
+
+        import torch
+
+        missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
+        if missing or not transformers_cli().exists():
+            lacking = ", ".join(missing or ["its CLI"])
+            raise StageUnavailable(f"transformers serve needs transformers[serving] ({lacking} missing here): "
+                                   "pip install -r envs/requirements.txt")
+        return self.server_command(engine_file, settings, port=port, slots=slots, threads=threads,
+                                   device="cuda" if torch.cuda.is_available() else "cpu")
+
+    def server_placeholders(self, settings):
+        return {"device": "<cuda if the host has a GPU, else cpu>"}
+
+    def server_command(self, engine_file, settings, *, port, slots, threads, device):
+        return ["env", f"OMP_NUM_THREADS={threads}", "HF_HUB_OFFLINE=1", str(transformers_cli()), "serve",
+                str(engine_file), "--host", "127.0.0.1", "--port", str(port), "--device", device,
+                "--dtype", settings["dtype"], "--continuous-batching", "--log-level", "info"]
+
+    def fixed_length_fields(self, tokens):
+        """transformers serve refuses fields it does not know (422: `ignore_eos`), but takes a whole
+        generation config as a JSON string: one whose minimum length is its maximum."""
+        return {"generation_config": json.dumps({"max_new_tokens": tokens, "min_new_tokens": tokens,
+                                                 "do_sample": False})}
+
     def versions(self):
         return {name: importlib.metadata.version(name) for name in ("torch", "transformers")}
+
+
+SERVER_MODULES = ("fastapi", "uvicorn", "openai")  # transformers[serving]: what `transformers serve` imports
+
+
+def transformers_cli() -> Path:
+    """The `transformers` command of this Python's environment."""
+    return Path(sys.executable).parent / "transformers"

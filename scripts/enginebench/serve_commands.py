@@ -1,0 +1,52 @@
+"""The serve stage's commands as a dry run shows them (`snakemake -n -p`): the backend's server with
+placeholders for what only the job knows, and GuideLLM's. Apart from enginebench.serve, so that building
+the DAG imports no more than the backends."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from .backends import get_backend
+from .errors import StageUnavailable
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def guidellm_command(scenario_file, python: str = sys.executable) -> list[str]:
+    return [python, "-m", "guidellm", "run", "--scenario", str(scenario_file), "--disable-console-interactive"]
+
+
+def shown(arg: str) -> str:
+    """A path of the checkout by its path in the checkout, one of this Python's environment as <env>/...:
+    the same text in every clone (the commands are a param: another text reruns the job)."""
+    path = Path(arg)
+    if not path.is_absolute():
+        return arg
+    if path.is_relative_to(REPO):
+        return str(path.relative_to(REPO))
+    prefix = Path(sys.prefix)
+    return f"<env>/{path.relative_to(prefix)}" if path.is_relative_to(prefix) else arg
+
+
+def planned_commands(spec: dict) -> tuple[str, str]:
+    """(server, load generator): the commands a serve job runs, with placeholders for what only the job
+    knows (the engine's file or folder, the free port, the threads, what the host offers: the backend's
+    server_placeholders), for the dry run to show."""
+    settings = spec["settings"]
+    backend = get_backend(spec["backend"])
+    try:
+        cmd = backend.server_command("<engine file>", settings, port="<free port>", slots=spec["serve"]["slots"],
+                                     threads="<threads>", **backend.server_placeholders(settings))
+    except StageUnavailable as why:
+        server = f"none: {why}"
+    else:
+        server = shlex.join(map(shown, cmd))
+    serve = spec["serve"]
+    load = (f"{shlex.join(guidellm_command('<scenario.json>', python='python'))}  (its concurrent profile at "
+            f"{', '.join(map(str, serve['concurrency']))} in flight, {serve['requests']} requests each after "
+            f"{serve['warmup_requests']} warm-up, prompts of {serve['prompt_tokens']['min']}-"
+            f"{serve['prompt_tokens']['max']} tokens, {serve['output_tokens']} new tokens; "
+            f"{serve['repetitions']} sweep(s))")
+    return server, load
