@@ -81,11 +81,12 @@ MinJobAge=600
 KillWait=5
 SlurmdParameters=config_overrides
 GresTypes=gpu
-NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb Gres=gpu:1 State=UNKNOWN
+NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb Gres=gpu:2 State=UNKNOWN
 PartitionName=ci Nodes=$node Default=YES MaxTime=INFINITE State=UP
 EOF
-    # A fake GPU: jobs that request one (--gpus=1) are scheduled and run; nothing uses it.
-    printf '%s\nName=gpu File=/dev/null\n' "$SLURM_MARK" > "$GRES_CONF"
+    # Two fake GPUs (slurmd counts a GPU per device file: any character device will do): jobs that request
+    # one or two (--gpus=N) are scheduled and run; nothing uses them.
+    printf '%s\nName=gpu File=/dev/null\nName=gpu File=/dev/zero\n' "$SLURM_MARK" > "$GRES_CONF"
 
     install -d -o munge -g munge -m0755 /run/munge
     setpriv --reuid=munge --regid=munge --init-groups /usr/sbin/munged --foreground >"$SLURM_STATE/munged.log" 2>&1 &

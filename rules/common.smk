@@ -66,8 +66,8 @@ def cli_script(name):
 
 
 def gpus(wildcards):
-    """resources: gpu for a runtime job: 1 for engines that need an NVIDIA GPU."""
-    return int(PLAN.needs_gpu(wildcards.model, wildcards.variant))
+    """resources: gpu for a runtime job: the variant's parallel.gpus, else 1 for engines that need an NVIDIA GPU."""
+    return PLAN.gpus(wildcards.model, wildcards.variant)
 
 
 def log_path(stage, name):

@@ -274,3 +274,12 @@ def test_serve_engines_names_the_served_variants_and_a_typo_is_one_sentence():
     validate_config(config)
     with pytest.raises(EngineBenchError, match=r"serve.engines: llama-f61 is no variant of any model"):
         build_plan(config)
+
+
+def test_a_torch_engine_without_transformers_serving_extra_is_unavailable_with_the_install_command(monkeypatch):
+    from enginebench.backends import torch_backend
+
+    monkeypatch.setattr(torch_backend, "SERVER_MODULES", ("fastapi", "no_such_module_here"))
+    with pytest.raises(torch_backend.StageUnavailable, match=r"no_such_module_here missing here\): pip install -r "
+                                                               r"envs/requirements.txt"):
+        torch_backend.TorchBackend().server(Path("snapshot"), {"dtype": "float32"}, port=1, slots=1, threads=1)

@@ -18,17 +18,20 @@ from enginebench.io import read_json
 from enginebench.scheduler import bandwidth_source
 
 
-def gpu_jobs(dry_run: str) -> set[str]:
-    """The jobs of a dry run whose rule declares `resources: gpu=1` (TensorRT-LLM's convert, engine
-    builds and runtime stages), named as the SLURM plugin comments them: rule_wildcards_values.
-    Without TensorRT-LLM on the node they record "not built on this host", which is what CI checks."""
-    found = set()
+def gpu_jobs(dry_run: str) -> dict[str, int]:
+    """The jobs of a dry run whose rule declares `resources: gpu=N` (TensorRT-LLM's convert, engine
+    builds and runtime stages: 1; the runtime stages of a variant with parallel.gpus: N), named as the SLURM
+    plugin comments them (rule_wildcards_values), with N. Without TensorRT-LLM, or without N GPUs, on the
+    node they record that they did not run there, which is what CI checks."""
+    found = {}
     for block in re.split(r"^(?=\s*(?:local)?rule \w+:)", dry_run, flags=re.M):
         rule = re.search(r"^\s*rule (\w+):", block, flags=re.M)
-        if rule and re.search(r"^\s*resources: .*\bgpu=1\b", block, flags=re.M):
+        asked = re.search(r"^\s*resources: .*\bgpu=(\d+)\b", block, flags=re.M)
+        if rule and asked and int(asked.group(1)) > 0:
             wildcards = re.search(r"^\s*wildcards: (.*)$", block, flags=re.M)
             values = [kv.split("=", 1)[1] for kv in wildcards.group(1).split(", ")] if wildcards else []
-            found.add("_wildcards_".join([rule.group(1), "_".join(values)]) if values else rule.group(1))
+            name = "_wildcards_".join([rule.group(1), "_".join(values)]) if values else rule.group(1)
+            found[name] = int(asked.group(1))
     return found
 
 RUN_TIMEOUT_S = 240
@@ -45,6 +48,9 @@ def slurm_config(model_path) -> dict:
                             "reference": "fp32", "chat_template": False,
                             "variants": {"fp32": {"backend": "torch", "dtype": "float32"},
                                          "llama-q8_0": {"backend": "llamacpp", "quantization": "Q8_0"},
+                                         # split over the node's 2 (fake) GPUs: sbatch --gpus=2 (issue 25)
+                                         "llama-q8_0-2gpu": {"backend": "llamacpp", "quantization": "Q8_0",
+                                                             "parallel": {"gpus": 2}},
                                          "trtllm-fp16": {"backend": "trtllm"}}}},
         "prompts": ["The function returns", "A module is"],
         "bench": {"max_new_tokens": 4, "warmup": 1, "repetitions": 2, "load_repetitions": 1, "batch_sizes": [1, 2]},
@@ -75,6 +81,8 @@ def test_workflow_runs_as_slurm_jobs_and_reports_as_a_local_run(cluster, tmp_pat
     expected = sorted(job for job in planned_jobs(dry.stdout) if job[0] != "all")  # `all` is a local target
     gpu = gpu_jobs(dry.stdout)
     assert {name.split("_wildcards_")[0] for name in gpu} >= {"trtllm_engine", "trtllm_bench", "trtllm_quality"}
+    assert {name: n for name, n in gpu.items() if n > 1} == {
+        f"{stage}_wildcards_tiny_llama-q8_0-2gpu": 2 for stage in ("bench", "samples", "quality")}
     run = start_on_slurm(slurm_dir, config, cluster)
     local = snakemake(local_dir, config=config)  # meanwhile, the same workflow without SLURM
     returncode, output = finish(run)
@@ -94,9 +102,9 @@ def test_workflow_runs_as_slurm_jobs_and_reports_as_a_local_run(cluster, tmp_pat
     assert {j["JobState"] for j in jobs.values()} == {"COMPLETED"}
     by_rule = {j["Comment"].removeprefix("rule_"): j for j in jobs.values()}
     for name, job in by_rule.items():
-        wants_gpu = name in gpu  # sbatch --gpus=1
-        assert (job.get("TresPerJob") == "gres:gpu:1") == wants_gpu, (name, job.get("TresPerJob"))
-    assert gpu <= set(by_rule)
+        tres = job.get("TresPerJob") or ""  # sbatch --gpus=N
+        assert (tres == f"gres:gpu:{gpu[name]}") if name in gpu else not tres.startswith("gres:gpu"), (name, tres)
+    assert set(gpu) <= set(by_rule)
     # threads: every core of a local run, capped by the profile's max-threads (ENGINEBENCH_SLURM_CPUS)
     assert by_rule["bench_wildcards_tiny_fp32"]["NumCPUs"] == str(measuring_cpus(cluster))
     assert by_rule["engine_wildcards_tiny_llama-q8_0"]["NumCPUs"] == "1"  # no threads: one CPU
@@ -134,7 +142,7 @@ def test_workflow_runs_as_slurm_jobs_and_reports_as_a_local_run(cluster, tmp_pat
     assert verdicts == [{k: e[k] for k in ("variant", "kind", "verdict")} for e in
                         read_json(local_dir / "results/quality-gate.json")["engines"]]
     assert {v["variant"]: v["verdict"] for v in verdicts} == {"fp32": "PASS", "llama-q8_0": "PASS",
-                                                              "trtllm-fp16": "NOT RUN"}
+                                                              "llama-q8_0-2gpu": "NOT RUN", "trtllm-fp16": "NOT RUN"}
 
 
 def test_cancelled_job_leaves_no_output_and_the_rerun_rebuilds_it(cluster, tmp_path, tiny_model):

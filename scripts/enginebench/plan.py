@@ -193,8 +193,13 @@ class Plan:
     def logits_engines(self) -> list[tuple[str, str]]:
         return [key for key in self.all_engines() if get_backend(self.engines[key].backend).separate_logits_engine]
 
-    def needs_gpu(self, model: str, variant: str) -> bool:
-        return get_backend(self.engines[(model, variant)].backend).gpu
+    def gpus(self, model: str, variant: str) -> int:
+        """GPUs a runtime job of the engine asks (`resources: gpu`): its parallel.gpus where set, else 1 for
+        a backend whose engines need a GPU, else 0."""
+        engine = self.engines[(model, variant)]
+        if parallel := engine.settings.get("parallel"):
+            return parallel["gpus"]
+        return int(get_backend(engine.backend).gpu)
 
     def _in_container(self, engine: Engine) -> bool:
         return get_backend(engine.backend).runs_in_container
@@ -215,7 +220,18 @@ class Plan:
         return tags[0] if tags else None
 
     def check_host(self) -> None:
-        """Stop before any job when this host can run a backend but not a variant's settings."""
+        """Stop before any job when this host can run a backend but not a variant's settings, or has GPUs
+        but fewer than a variant's parallel.gpus (a host without any GPU records those engines as not run
+        here: a plan made on a SLURM submit host or a laptop still runs elsewhere)."""
+        asked = {key: e.settings["parallel"]["gpus"] for key, e in self.engines.items() if e.settings.get("parallel")}
+        if asked:
+            from .environment import gpus
+
+            have = len(gpus())
+            for (model, variant), n in asked.items():
+                if 0 < have < n:
+                    raise EngineBenchError(f"models.{model}.variants.{variant}.parallel.gpus asks for {n} GPUs; this "
+                                           f"host has {have} (nvidia-smi): lower it or run on a larger host")
         for engine in self.engines.values():
             try:
                 get_backend(engine.backend).check_host(engine.settings)
@@ -454,9 +470,14 @@ def resolve_reference(model: str, cfg: dict) -> str | None:
         if not backend.exposes_logits:
             raise EngineBenchError(f"config key models.{model}.reference: {reference!r} uses backend "
                                    f"{backend.name!r}, which exposes no logits to compare against")
+        if variants[reference].get("parallel", {}).get("gpus", 1) > 1:
+            raise EngineBenchError(f"config key models.{model}.reference: {reference!r} is spread over "
+                                   f"{variants[reference]['parallel']['gpus']} GPUs (parallel); the reference runs "
+                                   "in one process: name a variant without parallel")
         return reference
     dtype = cfg["source"].get("dtype")
-    matches = [v for v, s in variants.items() if s["backend"] == "torch" and dtype and s["dtype"] == dtype]
+    matches = [v for v, s in variants.items() if s["backend"] == "torch" and dtype and s["dtype"] == dtype
+               and s.get("parallel", {}).get("gpus", 1) == 1]
     if not matches:
         precision = f"{dtype} (the snapshot's precision)" if dtype else "the snapshot's precision (unknown for a " \
             f"{cfg['source']['kind']} source)"

@@ -10,7 +10,6 @@ from .figures import SERVE_FIGURE
 from .findings import rate_summary, serve_shown
 from .report_cells import fmt_number, table
 
-
 # Each backend's server as the section's opening sentence names it ({slots}: serve.slots)
 SERVERS = {
     "llamacpp": "llama.cpp: `llama-server` of the engine's own llama.cpp build, {slots} slots with continuous batching",
@@ -127,5 +126,5 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
     servers = list(dict.fromkeys(SERVERS[spec["backend"]].format(slots=spec["serve"]["slots"])
                                  for r in served.values() if "server" in r["serve"]  # started (from the records)
                                  for spec in [r["serve"]["spec"]] if spec["backend"] in SERVERS))
-    return {"slo": slo_text(serve["slo"]), "servers": servers, "checks": checks, "best": table(best_rows), "steps": table(step_rows),
-            "settings": serve, "sweeps": sweeps, "figure": figure}
+    return {"slo": slo_text(serve["slo"]), "servers": servers, "checks": checks, "best": table(best_rows),
+            "steps": table(step_rows), "settings": serve, "sweeps": sweeps, "figure": figure}

@@ -105,8 +105,25 @@ def open_engine(spec: dict, paths: dict, threads: int):
 
 
 def skipped_result(stage: str, spec: dict, paths: dict) -> dict | None:
-    """The result a runtime stage writes for an engine that was not built, else None."""
+    """The result a runtime stage writes for an engine that was not built, or that this host cannot run
+    across the GPUs it asks for, else None."""
     if "engine" not in paths:
         return None
-    problem = upstream_problem(paths["engine"])
+    problem = upstream_problem(paths["engine"]) or parallel_problem(spec)
     return None if problem is None else {"stage": stage, "spec": spec, **problem}
+
+
+def parallel_problem(spec: dict) -> dict | None:
+    """Why an engine of parallel.gpus > 1 does not run here: fewer GPUs on this host (on a host that has
+    some, Plan.check_host refused the plan already), or a backend whose stages do not run it yet."""
+    parallel = spec["settings"].get("parallel")
+    if not parallel or parallel["gpus"] == 1:
+        return None
+    from .environment import gpus
+
+    have = len(gpus())
+    if have < parallel["gpus"]:
+        reason = f"parallel.gpus asks for {parallel['gpus']} GPUs; this host has {have or 'none'}"
+    else:
+        reason = get_backend(spec["backend"]).parallel_problem(parallel)
+    return None if reason is None else {"status": "unavailable", "reason": f"not run on this host: {reason}"}

@@ -156,6 +156,11 @@ class Backend(ABC):
         """The engine file or folder its server loads."""
         return engine
 
+    def parallel_problem(self, parallel: dict) -> str | None:
+        """Why this backend's runtime stages do not run an engine across parallel["gpus"] GPUs on a host that
+        has them, or None where they do."""
+        return None
+
     def check_host(self, settings: dict) -> None:
         """Raise EngineBenchError if this host can run the backend but not these settings (hardware)."""
         return None

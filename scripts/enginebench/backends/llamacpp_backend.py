@@ -104,6 +104,26 @@ def kv_bytes_for(kv_caches: list[dict], tokens: int) -> int:
     return round(sum(c["bytes"] / c["cells"] * min(tokens, c["cells"]) for c in kv_caches))
 
 
+def split_across_gpus(L, model_params, parallel: dict | None):
+    """llama_model_params for `parallel` (schema: gpus, mode layer|row): split_mode, an even tensor_split
+    over the first `gpus` devices, main_gpu 0. Returns the tensor_split array (the params hold a pointer
+    to it), or None for one device."""
+    if not parallel or parallel["gpus"] == 1:
+        return None
+    split = (ctypes.c_float * L.llama_max_devices())(*[1.0] * parallel["gpus"])
+    model_params.split_mode = {"layer": L.LLAMA_SPLIT_MODE_LAYER, "row": L.LLAMA_SPLIT_MODE_ROW}[parallel["mode"]]
+    model_params.tensor_split = ctypes.cast(split, ctypes.POINTER(ctypes.c_float))
+    model_params.main_gpu = 0
+    return split
+
+
+def server_split_flags(parallel: dict | None) -> list[str]:
+    """llama-server's flags for the same split as split_across_gpus."""
+    if not parallel or parallel["gpus"] == 1:
+        return []
+    return ["--split-mode", parallel["mode"], "--tensor-split", ",".join(["1"] * parallel["gpus"]), "--main-gpu", "0"]
+
+
 def gpu_layers(settings: dict, supports_offload: bool) -> int:
     """n_gpu_layers for llama_model_params: the variant's, else every layer where the build offloads."""
     if settings["n_gpu_layers"] is not None:
@@ -145,6 +165,7 @@ class LlamaCppEngine(Engine):
         self.path = path
         model_params = L.llama_model_default_params()
         model_params.n_gpu_layers = gpu_layers(settings, L.llama_supports_gpu_offload())
+        self._tensor_split = split_across_gpus(L, model_params, settings.get("parallel"))  # kept alive: a pointer
         log_start = len(_LOG)
         self.model = L.llama_model_load_from_file(str(path).encode(), model_params)
         if not self.model:
@@ -365,7 +386,7 @@ class LlamaCppBackend(Backend):
                "--ctx-size", str(settings["n_ctx"]), "--parallel", str(slots), "--threads", str(threads),
                "--threads-batch", str(threads), "--cache-type-k", settings["kv_cache"],
                "--cache-type-v", settings["kv_cache"], "--flash-attn", "on" if settings["flash_attn"] else "off",
-               "--n-gpu-layers", str(offload), "--jinja", "--no-webui"]
+               "--n-gpu-layers", str(offload), "--jinja", "--no-webui", *server_split_flags(settings.get("parallel"))]
         return cmd + ([] if settings["offload_kqv"] else ["--no-kv-offload"])
 
     def versions(self):

@@ -285,11 +285,16 @@ class TorchBackend(Backend):
 
         torch.set_num_threads(threads)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        sharded = (settings.get("parallel") or {}).get("gpus", 1) > 1  # one rank of torchrun's (tensor_parallel)
         model = AutoModelForCausalLM.from_pretrained(
             Path(snapshot), dtype=getattr(torch, settings["dtype"]), use_safetensors=True,
-            trust_remote_code=trust_remote_code,
+            trust_remote_code=trust_remote_code, **({"tp_plan": "auto"} if sharded else {}),
         )
-        model.to(device).eval()
+        if sharded:  # transformers placed this rank's shard (its GPU by LOCAL_RANK, or the CPU over gloo)
+            device = model.device
+        else:
+            model.to(device)
+        model.eval()
         decoder = None
         if settings["compile"]:
             mode = "reduce-overhead" if device.type == "cuda" else "default"  # CUDA graphs on a GPU
@@ -297,6 +302,10 @@ class TorchBackend(Backend):
         if device.type == "cuda":  # peak memory since load: not another job's in this process
             torch.cuda.reset_peak_memory_stats(device)
         return TorchEngine(model, device, decoder)
+
+    def parallel_problem(self, parallel):
+        return ("the runtime stages do not start a tensor-parallel torch engine's processes yet "
+                "(enginebench.tensor_parallel runs one through torchrun; issue 25)")
 
     def served_file(self, snapshot, checkpoint, engine):
         return Path(snapshot)  # the engine is the snapshot cast at load time
