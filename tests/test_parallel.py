@@ -1,7 +1,8 @@
 """Past one GPU (issue 25), on the CPU: a torch engine split over 2 processes (transformers' tensor-parallel
-plan over gloo) answers as one process, token for token; a variant's `parallel.gpus` is what its runtime jobs
-ask (`resources: gpu=N`, the SLURM profile's --gpus=N: test_slurm); a plan that asks more GPUs than a host
-with GPUs has stops with one sentence; a host without any GPU records the engine as not run here."""
+plan over gloo, each stage started as 2 torchrun ranks) answers as one process, token for token, through the
+pipeline; a variant's `parallel.gpus` is what its runtime jobs ask (`resources: gpu=N`, the SLURM profile's
+--gpus=N: test_slurm); a plan that asks more GPUs than a host with GPUs has stops with one sentence; a host
+without any GPU records a llama.cpp split engine as not run here."""
 
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ from snakemake_run import snakemake, write_config
 
 from enginebench import stages
 from enginebench.backends.llamacpp_backend import LlamaCppBackend, server_split_flags, split_across_gpus
-from enginebench.backends.torch_backend import TorchBackend
 from enginebench.errors import EngineBenchError
+from enginebench.io import read_json
 from enginebench.plan import build_plan, validate_config
-from enginebench.tensor_parallel import run as tensor_parallel_run
 
 TWO = {"gpus": 2}
 
@@ -37,23 +37,6 @@ def parallel_config() -> dict:
     }
 
 
-@pytest.mark.slow
-def test_two_torch_processes_over_gloo_answer_as_one_token_for_token(tiny_model, tmp_path):
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    prompts = [tokenizer(p).input_ids for p in ("The function returns", "A module is a file containing", "x = 1")]
-    settings = {"backend": "torch", "dtype": "float32", "compile": False, "max_cache_len": 512}
-    one = TorchBackend().load(tiny_model, None, None, settings, threads=2, trust_remote_code=False)
-    single = [one.generate([ids], 24, [tokenizer.eos_token_id], fixed_length=False)[0] for ids in prompts]
-    split = tensor_parallel_run(tiny_model, {**settings, "parallel": {"gpus": 2, "mode": "tensor"}}, prompts, 24,
-                                [tokenizer.eos_token_id], tmp_path)
-    assert split["world_size"] == 2 and split["device"] == "cpu"
-    # the weights really were split: rank 0 holds about half of them (norms are replicated)
-    assert 0.45 < split["parameters_on_rank_0"] / split["parameters"] < 0.6
-    assert split["outputs"] == single and all(len(row) > 0 for row in single)
-
-
 def test_the_parallel_setting_is_validated_per_backend_and_is_part_of_the_engine():
     config = parallel_config()
     validate_config(config)
@@ -66,6 +49,11 @@ def test_the_parallel_setting_is_validated_per_backend_and_is_part_of_the_engine
         bad["models"]["tiny"]["variants"][variant]["parallel"]["mode"] = mode
         with pytest.raises(EngineBenchError, match=rf"variants.{variant}.parallel.mode: '{mode}' is not one of"):
             validate_config(bad)
+    bad = parallel_config()
+    bad["models"]["tiny"]["variants"]["fp32-tp2"]["compile"] = True
+    validate_config(bad)
+    with pytest.raises(EngineBenchError, match=r"fp32-tp2.*compile: true with parallel"):
+        build_plan(bad)
     bad = parallel_config()
     bad["models"]["tiny"]["reference"] = "fp32-tp2"
     validate_config(bad)
@@ -110,14 +98,15 @@ def test_a_plan_asking_more_gpus_than_the_host_has_stops_with_one_sentence(monke
     assert snakemake(tmp_path, "-n", config=write_config(tmp_path, parallel_config())).returncode == 0
 
 
-def test_a_host_without_gpus_records_a_split_engine_as_not_run_here():
+def test_a_host_without_gpus_records_a_gpu_split_engine_as_not_run_here():
+    """llama.cpp's split needs the GPUs; a torch engine's ranks are CPU processes over gloo there."""
     config = parallel_config()
     validate_config(config)
     plan = build_plan(config)
-    for variant in ("fp32-tp2", "llama-f16-row2"):
-        problem = stages.parallel_problem(plan.engine_spec("tiny", variant))
-        assert problem == {"status": "unavailable",
-                           "reason": "not run on this host: parallel.gpus asks for 2 GPUs; this host has none"}
+    problem = stages.parallel_problem(plan.engine_spec("tiny", "llama-f16-row2"))
+    assert problem == {"status": "unavailable",
+                       "reason": "not run on this host: parallel.gpus asks for 2 GPUs; this host has none"}
+    assert stages.parallel_problem(plan.engine_spec("tiny", "fp32-tp2")) is None
     assert stages.parallel_problem(plan.engine_spec("tiny", "fp32")) is None
 
 
@@ -135,3 +124,75 @@ def test_llamacpp_splits_its_layers_or_rows_over_the_gpus():
     assert server_split_flags(settings["parallel"]) == ["--split-mode", "layer", "--tensor-split", "1,1",
                                                         "--main-gpu", "0"]
     assert cmd[cmd.index("--split-mode"):cmd.index("--main-gpu") + 2] == server_split_flags(settings["parallel"])
+
+
+@pytest.mark.slow
+def test_a_tensor_parallel_torch_engine_runs_through_the_pipeline_as_two_ranks(tiny_model, tmp_path):
+    """On a host without GPU the ranks are 2 CPU processes over gloo: each runtime stage starts itself under
+    torchrun; rank 0 writes. The split engine answers as the single one, passes the quality gate, and its
+    bench counts the other rank as its own (not as another process making the host busy)."""
+    from enginebench import paths
+    from enginebench import results as records
+
+    config = parallel_config()
+    config["models"]["tiny"]["source"]["path"] = str(tiny_model)
+    config["models"]["tiny"]["chat_template"] = False
+    config["models"]["tiny"]["variants"].pop("llama-f16-row2")
+    config["samples"]["max_new_tokens"] = 24
+    done = snakemake(tmp_path, config=write_config(tmp_path, config))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    read = {stage: {v: records.read(tmp_path / pattern.format(model="tiny", variant=v), stage)
+                    for v in ("fp32", "fp32-tp2")}
+            for stage, pattern in (("samples", paths.SAMPLES), ("bench", paths.BENCH), ("quality", paths.QUALITY))}
+    assert [s["output_ids"] for s in read["samples"]["fp32-tp2"]["samples"]] == \
+           [s["output_ids"] for s in read["samples"]["fp32"]["samples"]]
+    bench = read["bench"]["fp32-tp2"]
+    assert bench["status"] == "ok", bench.get("reason")
+    split = bench["engine_info"]["tensor_parallel"]
+    assert split["ranks"] == 2 and split["collectives"] == "gloo"
+    assert 0.45 < split["parameters_on_rank_0"] / split["parameters"] < 0.6
+    assert "tensor_parallel" not in read["bench"]["fp32"]["engine_info"]
+    assert [p.get("what") for p in bench["raw"]["load_probes"]] == ["the ranks' first load, tokenizer included"]
+    assert read["quality"]["fp32-tp2"]["status"] == "ok"
+    gate = read_json(tmp_path / "results/quality-gate.json")["engines"]
+    assert {e["variant"]: e["verdict"] for e in gate} == {"fp32": "PASS", "fp32-tp2": "PASS"}
+    for stage in ("bench", "samples", "quality"):  # one job, started again as 2 ranks; the serve stage never is
+        log = (tmp_path / f"results/logs/tiny/{stage}/fp32-tp2.log").read_text()
+        assert "tensor parallel over 2 processes" in log
+
+
+RANK_SCRIPT = """
+import os, pathlib, sys, time
+sys.path.insert(0, {scripts!r})
+from enginebench import hostload
+before = hostload.sample()
+started = time.process_time()
+while time.process_time() - started < 1.0:  # each rank burns 1 s of CPU
+    pass
+done = pathlib.Path({flag!r})
+if os.environ["RANK"] == "1":
+    done.touch()
+    time.sleep(2)  # alive while rank 0 counts
+else:
+    deadline = time.monotonic() + 60
+    while not done.exists() and time.monotonic() < deadline:  # the other rank has burnt its second
+        time.sleep(0.05)
+    print("OWN", hostload.sample()["own"] - before["own"])
+"""
+
+
+def test_the_ranks_of_one_engine_count_as_its_own_cpu_time_not_as_other_processes(tmp_path):
+    """A rank's host-load sample counts every rank torchrun started (a split engine's bench must not call the
+    host busy because of its own other rank)."""
+    import subprocess
+    import sys
+
+    from enginebench.tensor_parallel import SCRIPTS
+
+    script = tmp_path / "rank.py"
+    script.write_text(RANK_SCRIPT.format(scripts=str(SCRIPTS), flag=str(tmp_path / "rank-1-done")))
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                           str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    own = float(next(line for line in done.stdout.splitlines() if line.startswith("OWN")).split()[1])
+    assert own >= 1.8  # both ranks' burns (one rank alone: ~1.0)

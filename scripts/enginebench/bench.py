@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import tensor_parallel
 from .energy import counter
 from .environment import environment
 from .errors import EngineBenchError
@@ -196,7 +197,9 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
     settings = spec["bench"]
     load_before = sample()  # what else runs on the host while this bench measures
     probes = []
-    for i in range(settings["load_repetitions"]):
+    # A rank of a tensor-parallel engine cannot start a fresh process that joins its ranks' group: its own
+    # first load, in the process torchrun has just started, is the cold load (once)
+    for i in range(0 if tensor_parallel.in_rank() else settings["load_repetitions"]):
         progress(f"cold load {i + 1}/{settings['load_repetitions']} in a fresh process")
         probes.append(probe_load({"backend": spec["backend"], "settings": spec["settings"]}, paths,
                                  threads, spec["trust_remote_code"]))
@@ -204,6 +207,9 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
     started = time.perf_counter()
     backend, encoder, engine = open_engine(spec, paths, threads)
     in_process_load_s = time.perf_counter() - started  # tokenizer included; warm page cache
+    if not probes:
+        progress("cold load: this rank's first load (a tensor-parallel engine: torchrun started it fresh)")
+        probes.append({"load_s": in_process_load_s, "what": "the ranks' first load, tokenizer included"})
     prompts = [encoder.encode(p) for p in spec["prompts"]]
     parity = tokenizer_parity(engine, encoder, spec["prompts"])
     n, sizes = settings["max_new_tokens"], sorted(settings["batch_sizes"])  # readers rely on this order

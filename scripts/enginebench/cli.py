@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from . import results
+from . import results, tensor_parallel
 from .errors import EngineBenchError
 from .scheduler import job_record, job_text
 
@@ -91,8 +91,13 @@ def runtime_main(stage: str, description: str, run, argv: list[str] | None, inpu
     args = parser.parse_args(argv)
     paths = {name: getattr(args, name) for name in (*artifacts, *inputs)} | {"out": args.out}
     spec = parse_spec(args.spec)
-    result = {**(skipped_result(stage, spec, paths) or run(spec, paths, args.threads)), "job": job_record()}
-    results.write(args.out, result)
-    if record is not None:
-        record(result, args.out)
+    skipped = skipped_result(stage, spec, paths)
+    if skipped is None and (ranks := tensor_parallel.ranks_to_start(stage, spec)):
+        return tensor_parallel.relaunch(stage, ranks, sys.argv[1:] if argv is None else argv)
+    threads = max(1, args.threads // tensor_parallel.world_size())  # a rank's share of the job's cores
+    result = {**(skipped or run(spec, paths, threads)), "job": job_record()}
+    if tensor_parallel.rank() == 0:  # one result per job, whatever the number of ranks
+        results.write(args.out, result)
+        if record is not None:
+            record(result, args.out)
     return 0

@@ -25,8 +25,9 @@ def _cpu_seconds() -> tuple[float, float] | None:
     return sum(fields[i] for i in _BUSY_FIELDS if i < len(fields)) / tick, sum(fields[:8]) / tick
 
 
-def _living_descendants_seconds() -> float:
-    """CPU seconds of this process's living descendants (getrusage counts only children waited for)."""
+def _living_descendants_seconds(root: int | None = None) -> float:
+    """CPU seconds of the living descendants of `root` (this process by default; getrusage counts only
+    children waited for)."""
     children: dict[int, list[int]] = {}
     seconds: dict[int, float] = {}
     tick = os.sysconf("SC_CLK_TCK")
@@ -42,7 +43,7 @@ def _living_descendants_seconds() -> float:
         pid = int(entry.name)
         children.setdefault(ppid, []).append(pid)
         seconds[pid] = cpu / tick  # utime + stime
-    total, todo = 0.0, list(children.get(os.getpid(), []))
+    total, todo = 0.0, list(children.get(root or os.getpid(), []))
     while todo:
         pid = todo.pop()
         total += seconds[pid]
@@ -51,6 +52,11 @@ def _living_descendants_seconds() -> float:
 
 
 def _own_seconds() -> float:
+    if "TORCHELASTIC_RUN_ID" in os.environ and os.path.isdir("/proc"):
+        # one rank of a tensor-parallel engine (enginebench.tensor_parallel): every rank torchrun started,
+        # this one included (alive), is the engine's own
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return _living_descendants_seconds(os.getppid()) + children.ru_utime + children.ru_stime
     usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     living = _living_descendants_seconds() if os.path.isdir("/proc") else 0.0
     return sum(u.ru_utime + u.ru_stime for u in usage) + living

@@ -114,16 +114,12 @@ def skipped_result(stage: str, spec: dict, paths: dict) -> dict | None:
 
 
 def parallel_problem(spec: dict) -> dict | None:
-    """Why an engine of parallel.gpus > 1 does not run here: fewer GPUs on this host (on a host that has
-    some, Plan.check_host refused the plan already), or a backend whose stages do not run it yet."""
+    """Why an engine of parallel.gpus > 1 does not run here (the backend's parallel_problem: fewer GPUs on
+    this host than it asks; on a host that has some, Plan.check_host refused the plan already)."""
     parallel = spec["settings"].get("parallel")
     if not parallel or parallel["gpus"] == 1:
         return None
     from .environment import gpus
 
-    have = len(gpus())
-    if have < parallel["gpus"]:
-        reason = f"parallel.gpus asks for {parallel['gpus']} GPUs; this host has {have or 'none'}"
-    else:
-        reason = get_backend(spec["backend"]).parallel_problem(parallel)
+    reason = get_backend(spec["backend"]).parallel_problem(parallel, len(gpus()))
     return None if reason is None else {"status": "unavailable", "reason": f"not run on this host: {reason}"}

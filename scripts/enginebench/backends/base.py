@@ -69,6 +69,7 @@ class Backend(ABC):
     gpu = False  # its engines need an NVIDIA GPU (rules then declare resources: gpu=1)
     runs_in_container = False  # its checkpoint and engine rules run in settings["container"]
     exposes_logits = False  # its engines implement Engine.logits (a quality reference needs them)
+    tensor_parallel = False  # a runtime stage of an engine with parallel.gpus > 1 runs as that many torchrun ranks
     # its quality stage reads logits from a second engine built for them (Plan.logits_engine_spec),
     # because returning them slows the timed one
     separate_logits_engine = False
@@ -156,9 +157,11 @@ class Backend(ABC):
         """The engine file or folder its server loads."""
         return engine
 
-    def parallel_problem(self, parallel: dict) -> str | None:
-        """Why this backend's runtime stages do not run an engine across parallel["gpus"] GPUs on a host that
-        has them, or None where they do."""
+    def parallel_problem(self, parallel: dict, gpus_here: int) -> str | None:
+        """Why this backend's runtime stages do not run an engine across parallel["gpus"] GPUs on a host with
+        `gpus_here`, or None where they do."""
+        if gpus_here < parallel["gpus"]:
+            return f"parallel.gpus asks for {parallel['gpus']} GPUs; this host has {gpus_here or 'none'}"
         return None
 
     def check_host(self, settings: dict) -> None:

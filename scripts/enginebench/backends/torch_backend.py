@@ -199,10 +199,22 @@ def _captured_graphs(device) -> int:
     return nodes
 
 
+def _tensor_parallel(model) -> dict | None:
+    """Ranks, collective backend and the weights this rank holds, where the model is sharded (else None)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    from ..tensor_parallel import parameter_counts
+
+    return {"ranks": dist.get_world_size(), "collectives": dist.get_backend(), **parameter_counts(model)}
+
+
 class TorchEngine(Engine):
     def __init__(self, model, device, decoder: StaticDecoder | None = None):
         self.model = model
         self.device = device
+        self.parallel = _tensor_parallel(model)
         self.decoder = decoder  # the compiled path; None for eager
         self.compiles = decoder is not None
 
@@ -261,6 +273,8 @@ class TorchEngine(Engine):
             info["device_name"] = torch.cuda.get_device_name(self.device)
         if self.decoder is not None:
             info["compiled"] = self.decoder.record()
+        if parallel := self.parallel:
+            info["tensor_parallel"] = parallel
         return info
 
     def peak_device_memory_bytes(self):
@@ -273,6 +287,7 @@ class TorchEngine(Engine):
 
 class TorchBackend(Backend):
     exposes_logits = True
+    tensor_parallel = True
     name = "torch"
 
     def describe(self, settings):
@@ -303,9 +318,15 @@ class TorchBackend(Backend):
             torch.cuda.reset_peak_memory_stats(device)
         return TorchEngine(model, device, decoder)
 
-    def parallel_problem(self, parallel):
-        return ("the runtime stages do not start a tensor-parallel torch engine's processes yet "
-                "(enginebench.tensor_parallel runs one through torchrun; issue 25)")
+    def settings_error(self, settings):
+        if settings["compile"] and settings.get("parallel", {}).get("gpus", 1) > 1:
+            return "compile: true with parallel: the compiled decoder over a sharded model is not built yet"
+        return None
+
+    def parallel_problem(self, parallel, gpus_here):
+        """On a host without GPU the ranks are CPU processes over gloo (as an engine of one process runs on
+        the CPU there)."""
+        return None if gpus_here == 0 else super().parallel_problem(parallel, gpus_here)
 
     def served_file(self, snapshot, checkpoint, engine):
         return Path(snapshot)  # the engine is the snapshot cast at load time
@@ -320,6 +341,8 @@ class TorchBackend(Backend):
 
         import torch
 
+        if (settings.get("parallel") or {}).get("gpus", 1) > 1:
+            raise StageUnavailable("transformers serve runs a model in one process: no tensor-parallel server")
         missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
         if missing or not transformers_cli().exists():
             lacking = ", ".join(missing or ["its CLI"])
