@@ -70,6 +70,10 @@ def gpus(wildcards):
     return PLAN.gpus(wildcards.model, wildcards.variant)
 
 
+def serve_gpus(wildcards):
+    return PLAN.gpus(wildcards.model, wildcards.variant, stage="serve")
+
+
 def log_path(stage, name):
     return paths.LOG.format(model="{model}", stage=stage, name=name)
 

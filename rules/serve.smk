@@ -22,7 +22,7 @@ rule serve:
         commands=lambda w: serve_commands(PLAN.serve_spec(w.model, w.variant)),
     threads: workflow.cores
     resources:
-        gpu=gpus,
+        gpu=serve_gpus,
     conda:
         CONDA_ENV
     log:

@@ -43,6 +43,8 @@ def test_the_parallel_setting_is_validated_per_backend_and_is_part_of_the_engine
     plan = build_plan(copy.deepcopy(config))
     assert config["models"]["tiny"]["variants"]["fp32-tp2"]["parallel"] == {"gpus": 2, "mode": "tensor"}
     assert (plan.gpus("tiny", "fp32-tp2"), plan.gpus("tiny", "llama-f16-row2"), plan.gpus("tiny", "fp32")) == (2, 2, 0)
+    # a split torch engine has no server: its serve job asks no GPU; llama-server splits as the engine does
+    assert (plan.gpus("tiny", "fp32-tp2", "serve"), plan.gpus("tiny", "llama-f16-row2", "serve")) == (0, 2)
     assert plan.engine_spec("tiny", "fp32-tp2")["settings"]["parallel"] == {"gpus": 2, "mode": "tensor"}
     for variant, mode in (("fp32-tp2", "row"), ("llama-f16-row2", "tensor")):
         bad = copy.deepcopy(parallel_config())
@@ -62,7 +64,8 @@ def test_the_parallel_setting_is_validated_per_backend_and_is_part_of_the_engine
         build_plan(bad)
 
 
-def test_runtime_jobs_ask_for_the_variants_gpus_in_the_dry_run(tmp_path):
+def test_runtime_jobs_ask_for_the_variants_gpus_in_the_dry_run(monkeypatch, tmp_path):
+    fake_gpus(monkeypatch, tmp_path, 0)  # planned on a host without GPU, whatever this one has
     done = snakemake(tmp_path, "-n", config=write_config(tmp_path, parallel_config()))
     assert done.returncode == 0, done.stderr
     asked = {}
@@ -94,12 +97,18 @@ def test_a_plan_asking_more_gpus_than_the_host_has_stops_with_one_sentence(monke
     assert "enginebench: models.tiny.variants.fp32-tp2.parallel.gpus asks for 2 GPUs; this host has 1 " \
            "(nvidia-smi): lower it or run on a larger host" in output
     assert "Traceback" not in output and "rule snapshot" not in output  # before any job
+    monkeypatch.setenv("SLURM_JOB_ID", "7")  # a SLURM job's node may show only the job's GPUs: not checked there
+    assert snakemake(tmp_path, "-n", config=write_config(tmp_path, parallel_config())).returncode == 0
+    monkeypatch.delenv("SLURM_JOB_ID")
     fake_gpus(monkeypatch, tmp_path / "two", 2)  # enough: planned
     assert snakemake(tmp_path, "-n", config=write_config(tmp_path, parallel_config())).returncode == 0
 
 
-def test_a_host_without_gpus_records_a_gpu_split_engine_as_not_run_here():
+def test_a_host_without_gpus_records_a_gpu_split_engine_as_not_run_here(monkeypatch):
     """llama.cpp's split needs the GPUs; a torch engine's ranks are CPU processes over gloo there."""
+    from enginebench import environment
+
+    monkeypatch.setattr(environment, "gpus", lambda: [])  # whatever this host has
     config = parallel_config()
     validate_config(config)
     plan = build_plan(config)
@@ -152,6 +161,10 @@ def test_a_tensor_parallel_torch_engine_runs_through_the_pipeline_as_two_ranks(t
     assert split["ranks"] == 2 and split["collectives"] == "gloo"
     assert 0.45 < split["parameters_on_rank_0"] / split["parameters"] < 0.6
     assert "tensor_parallel" not in read["bench"]["fp32"]["engine_info"]
+    # the other rank is the engine's own, not another process: on 2 cores it alone would be ~50 % of the CPU
+    # (an idle host shows a few %; 30 % leaves room for noise and still catches it)
+    assert bench["host_load"]["other_share"] < 0.3, bench["host_load"]
+    assert bench["metrics"]["energy"]["reason"].startswith("not measured: the engine spans several GPUs")
     assert [p.get("what") for p in bench["raw"]["load_probes"]] == ["the ranks' first load, tokenizer included"]
     assert read["quality"]["fp32-tp2"]["status"] == "ok"
     gate = read_json(tmp_path / "results/quality-gate.json")["engines"]

@@ -218,6 +218,8 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
     first_runs = warm_up(engine, prompts, sizes, n, encoder.stop_ids, warmups)
 
     read_energy, energy_counter = counter(engine.info().get("device", "cpu"))
+    if (spec["settings"].get("parallel") or {}).get("gpus", 1) > 1:  # one device's counter: not the engine's
+        read_energy, energy_counter = None, "not measured: the engine spans several GPUs, the counter reads one"
     raw = {size: [] for size in sizes}
     for i in range(settings["repetitions"]):
         for size in sizes:
@@ -237,6 +239,8 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
             depths.append({"depth": depth, **depth_run(engine, ids, n, encoder.stop_ids, warmups,
                                                        settings["repetitions"])})
         except Exception as error:  # an engine that cannot hold this context: recorded, the others still run
+            if tensor_parallel.in_rank():  # unless the other ranks wait in this depth's collectives: fail the job
+                raise
             depths.append({"depth": depth, "status": "failed", "context_tokens": len(ids),
                            "reason": f"{type(error).__name__}: {error}"})
 

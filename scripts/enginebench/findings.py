@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import history, paths, stats
+from . import history, paths
 from . import results as records
 from .bench import at_batch
 from .verdicts import SPEED_SHOWN, verdict
@@ -139,9 +139,12 @@ def serve_shown(results: dict[str, dict]) -> dict[str, dict]:
 
 
 def rate_summary(step: dict) -> dict:
-    """A serving step's requests/s over its sweeps (enginebench.stats.summarize); a record from before
-    serve.repetitions holds one sweep's figure alone."""
-    return step.get("requests_per_s_summary") or stats.summarize([step["requests_per_s"]], "requests/s")
+    """A serving step's requests/s over its sweeps (enginebench.stats.summarize). Older records: the median
+    and its min-max range (written before the summary), or one sweep's figure alone."""
+    if "requests_per_s_summary" in step:
+        return step["requests_per_s_summary"]
+    low, high = step.get("requests_per_s_range") or [step["requests_per_s"]] * 2
+    return {"median": step["requests_per_s"], "min": low, "max": high, "n": step.get("sweeps", 1)}
 
 
 def serving(results: dict[str, dict]) -> dict | None:

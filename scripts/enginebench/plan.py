@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,13 +194,15 @@ class Plan:
     def logits_engines(self) -> list[tuple[str, str]]:
         return [key for key in self.all_engines() if get_backend(self.engines[key].backend).separate_logits_engine]
 
-    def gpus(self, model: str, variant: str) -> int:
-        """GPUs a runtime job of the engine asks (`resources: gpu`): its parallel.gpus where set, else 1 for
-        a backend whose engines need a GPU, else 0."""
+    def gpus(self, model: str, variant: str, stage: str = "bench") -> int:
+        """GPUs a runtime job of the engine asks (`resources: gpu`): its parallel.gpus where set (none for the
+        serve job of a tensor-parallel torch engine, which has no server), else 1 for a backend whose engines
+        need a GPU, else 0."""
         engine = self.engines[(model, variant)]
+        backend = get_backend(engine.backend)
         if parallel := engine.settings.get("parallel"):
-            return parallel["gpus"]
-        return int(get_backend(engine.backend).gpu)
+            return 0 if stage == "serve" and backend.tensor_parallel and parallel["gpus"] > 1 else parallel["gpus"]
+        return int(backend.gpu)
 
     def _in_container(self, engine: Engine) -> bool:
         return get_backend(engine.backend).runs_in_container
@@ -224,7 +227,9 @@ class Plan:
         but fewer than a variant's parallel.gpus (a host without any GPU records those engines as not run
         here: a plan made on a SLURM submit host or a laptop still runs elsewhere)."""
         asked = {key: e.settings["parallel"]["gpus"] for key, e in self.engines.items() if e.settings.get("parallel")}
-        if asked:
+        # Not inside a SLURM job: its node re-reads the workflow and may show only the job's own GPUs
+        # (ConstrainDevices); each runtime job checks its own need (stages.parallel_problem)
+        if asked and "SLURM_JOB_ID" not in os.environ:
             from .environment import gpus
 
             have = len(gpus())

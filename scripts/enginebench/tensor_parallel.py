@@ -60,6 +60,18 @@ def relaunch(stage: str, ranks: int, argv: list[str]) -> int:
     return 0
 
 
+def finish() -> None:
+    """In a rank: wait for every rank (rank 0 samples the host load, counting the living ranks as its own,
+    and writes), then leave the process group."""
+    if not in_rank():
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def parameter_counts(model) -> dict:
     """The model's parameters, and those this rank holds (a DTensor's local shard)."""
     from torch.distributed.tensor import DTensor
