@@ -131,3 +131,40 @@ def test_repeated_sweeps_give_each_step_a_median_and_range_and_overlapping_engin
                                                                                   "max": 11.0, "n": 3}
     results[b]["serve"] = served([5.0, 5.5, 6.0])
     assert serving(results)["ranking"][1]["tie"] is None
+
+
+def test_engines_that_differ_only_in_their_gpus_scale_against_the_fewest_that_ran_and_pass():
+    """findings.scaling: a family is one backend and settings split one way (an engine on one GPU belongs to
+    every split of its settings); its base is the fewest GPUs shown; one that failed the gate or did not run
+    is listed apart, with why; efficiency is the speedup over the ratio of GPU counts, batch size by batch size."""
+    from enginebench.findings import scaling
+
+    def engine(backend, gpus=1, mode=None, tokens_per_s=(10.0, 30.0), verdict="PASS", status=("ok", ""), **more):
+        settings = {"quantization": "F16", **more, **({"parallel": {"gpus": gpus, "mode": mode}} if mode else {})}
+        sweep = [{"batch_size": size, "tokens_per_s": {"median": t, "min": t, "max": t, "n": 1}}
+                 for size, t in zip((1, 8), tokens_per_s, strict=True)]
+        return {"spec": {"backend": backend, "settings": settings}, "status": status,
+                "verdict": {"verdict": verdict, "reasons": []}, "bench": {"metrics": {"sweep": sweep}}}
+
+    results = {
+        "f16": engine("llamacpp", tokens_per_s=(10.0, 30.0)),
+        "f16-layer2": engine("llamacpp", 2, "layer", tokens_per_s=(9.0, 54.0)),
+        "f16-layer4": engine("llamacpp", 4, "layer", status=("failed", "bench: CUDA out of memory")),
+        "f16-row2": engine("llamacpp", 2, "row", tokens_per_s=(16.0, 45.0)),
+        "q4-row2": engine("llamacpp", 2, "row", quantization="Q4_K_M"),  # nothing of its settings on fewer GPUs
+        "bf16-tp2": engine("torch", 2, "tensor", verdict="FAIL"),
+        "bf16-tp4": engine("torch", 4, "tensor", tokens_per_s=(20.0, 80.0)),
+        "bf16-tp8": engine("torch", 8, "tensor", tokens_per_s=(30.0, 100.0)),
+    }
+    found = {(f["backend"], f["mode"]): f for f in scaling(results)}
+    assert set(found) == {("llamacpp", "layer"), ("llamacpp", "row"), ("torch", "tensor")}
+    layer = found[("llamacpp", "layer")]
+    assert layer["base"] == "f16" and [m["variant"] for m in layer["shown"]] == ["f16", "f16-layer2"]
+    points = layer["shown"][1]["points"]
+    assert [(p["batch_size"], p["speedup"], p["efficiency"]) for p in points] == [(1, 0.9, 0.45), (8, 1.8, 0.9)]
+    assert layer["not_run"] == [{"variant": "f16-layer4", "gpus": 4, "reason": "bench: CUDA out of memory"}]
+    assert [m["variant"] for m in found[("llamacpp", "row")]["shown"]] == ["f16", "f16-row2"]
+    torch = found[("torch", "tensor")]  # the 2-GPU engine fails the gate: 4 GPUs are the base
+    assert torch["base"] == "bf16-tp4" and torch["failed"] == [{"variant": "bf16-tp2", "gpus": 2, "verdict": "FAIL"}]
+    eight = torch["shown"][1]["points"]
+    assert [(p["speedup"], p["efficiency"]) for p in eight] == [(1.5, 0.75), (1.25, 0.625)]

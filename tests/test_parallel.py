@@ -15,6 +15,7 @@ from snakemake_run import snakemake, write_config
 
 from enginebench import stages
 from enginebench.backends.llamacpp_backend import LlamaCppBackend, server_split_flags, split_across_gpus
+from enginebench.bench import at_batch
 from enginebench.errors import EngineBenchError
 from enginebench.io import read_json
 from enginebench.plan import build_plan, validate_config
@@ -148,6 +149,7 @@ def test_a_tensor_parallel_torch_engine_runs_through_the_pipeline_as_two_ranks(t
     config["models"]["tiny"]["chat_template"] = False
     config["models"]["tiny"]["variants"].pop("llama-f16-row2")
     config["samples"]["max_new_tokens"] = 24
+    config["bench"].update(batch_sizes=[1, 2], context_depths=[0, 64])
     done = snakemake(tmp_path, config=write_config(tmp_path, config))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     read = {stage: {v: records.read(tmp_path / pattern.format(model="tiny", variant=v), stage)
@@ -172,6 +174,28 @@ def test_a_tensor_parallel_torch_engine_runs_through_the_pipeline_as_two_ranks(t
     for stage in ("bench", "samples", "quality"):  # one job, started again as 2 ranks; the serve stage never is
         log = (tmp_path / f"results/logs/tiny/{stage}/fp32-tp2.log").read_text()
         assert "tensor parallel over 2 processes" in log
+
+    # what one rank holds: half the weights (the largest rank's), and the KV cache summed over the ranks is
+    # the single engine's, each rank holding its heads' half
+    single = read["bench"]["fp32"]
+    assert 0.45 < split["largest_rank_weight_bytes"] / single["engine_info"]["weight_bytes"] < 0.6
+    for depth, one in zip(bench["metrics"]["depths"], single["metrics"]["depths"], strict=True):
+        assert depth["kv_cache"]["bytes"] == one["kv_cache"]["bytes"]
+        assert depth["kv_cache"]["largest_rank_bytes"] * 2 == one["kv_cache"]["bytes"]
+    # the report's scaling section: the split engine against the single one, at each batch size
+    report = (tmp_path / "results/report.md").read_text()
+    section = report[report.index("### Past one GPU: how each engine scales"):report.index("### What each costs")]
+    assert "`torch`, tensor parallel, against `fp32` (1 GPU):" in section
+    for size in (1, 2):
+        speedup = (at_batch(bench["metrics"], size)["tokens_per_s"]["median"]
+                   / at_batch(single["metrics"], size)["tokens_per_s"]["median"])
+        assert re.search(rf"^\| fp32-tp2 \| 2 \(CPU processes\) \| {size} \| [^|]+ \| {speedup:.2f}× \| "
+                         rf"{speedup / 2:.0%} \|$", section, flags=re.M), section
+    kv = bench["metrics"]["depths"][-1]["kv_cache"]["largest_rank_bytes"] / bench["metrics"]["depths"][-1][
+        "context_tokens"]
+    assert re.search(rf"^\| fp32-tp2 \| 2 \(CPU processes\) \| {split['largest_rank_weight_bytes'] / 1e6:.2f} "
+                     rf"\(the largest rank's shard\) \| {kv * 1000 / 1e6:.2f} \(the largest rank's cache\) \|",
+                     section, flags=re.M), section
 
 
 RANK_SCRIPT = """

@@ -96,12 +96,14 @@ def test_a_beaten_bound_says_so_and_the_bound_is_the_best_repetition():
     env = {"host": "n1", "job": {"node": "n1"}, "cpu": "x", "gpus": []}
     llama = {"num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "hidden_size": 64}
     host = {"environment": env, "model_config": llama,
-            "bandwidth": {"host": {"median": 8.0, "min": 5.0, "max": 10.0}, "device": None}}
+            "bandwidth": {"host": {"median": 8.0, "min": 5.0, "max": 10.0},
+                          "device": {"median": 4000.0, "min": 3900.0, "max": 4100.0}}}
 
-    def bench(tokens_per_s):
+    def bench(tokens_per_s, device="cpu", parallel=None):
+        settings = {"parallel": parallel} if parallel else {}
         return {"bench": {"environment": env, "describe": {"kv_cache": "f16"}, "prompt_tokens": [4],
-                          "spec": {"bench": {"max_new_tokens": 8}},
-                          "engine_info": {"device": "cpu", "weight_bytes": 10**9},
+                          "spec": {"bench": {"max_new_tokens": 8}, "settings": settings},
+                          "engine_info": {"device": device, "weight_bytes": 10**9},
                           "metrics": {"decode_tokens_per_s_single": {"median": tokens_per_s}}}}
 
     bound, share = roofline_cells(bench(5.0), host)
@@ -109,6 +111,14 @@ def test_a_beaten_bound_says_so_and_the_bound_is_the_best_repetition():
     assert share == "50%"
     _, beaten = roofline_cells(bench(10.4), host)
     assert beaten.startswith("104%: above its bound, so the bound is wrong")
+    # past one GPU: a tensor or row split's GPUs read at once (their bandwidths add up), a layer split's in
+    # turn (one GPU's), and ranks on the CPU read the host's one memory
+    one_gpu = float(roofline_cells(bench(1.0, "cuda:0"), host)[0].replace(",", ""))
+    assert one_gpu == pytest.approx(4100.0, rel=0.01)
+    for mode, gpus, times in (("tensor", 4, 4), ("row", 2, 2), ("layer", 2, 1)):
+        bound, _ = roofline_cells(bench(1.0, "cuda:0", {"gpus": gpus, "mode": mode}), host)
+        assert float(bound.replace(",", "")) == pytest.approx(one_gpu * times, rel=0.001)
+    assert roofline_cells(bench(5.0, "cpu", {"gpus": 2, "mode": "tensor"}), host) == roofline_cells(bench(5.0), host)
 
 
 def test_the_host_lines_say_how_each_bandwidth_was_measured():

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .backends.base import parallel_gpus
 from .findings import busy_host, passed, peak_bytes
 from .report_cells import MB, fmt_number, latency_cell, speedup_text, summary_cell, thousandths
-from .roofline import bound_bandwidth, decode_bound, decode_context, kv_bytes_per_token
+from .roofline import bound_bandwidth, decode_bound, decode_context, kv_bytes_per_token, stream_gpus
 from .scheduler import bandwidth_source
 
 
@@ -76,12 +77,15 @@ def energy_note(rows: list[Row]) -> str | None:
             f"counted by {counted}.")
 
 
-def bandwidth_for(bench: dict, host: dict) -> tuple[bool, dict | None, str | None]:
-    """(usable, bandwidth, note): the preflight bandwidth that bounds this engine (its GPU's, else the
-    host's), whether it was measured on this hardware, and where it was measured."""
+def bandwidth_for(bench: dict, host: dict) -> tuple[bool, float | None, str | None]:
+    """(usable, GB/s, note): the bandwidth that bounds one decode stream of this engine (the preflight's
+    best repetition on its GPU, times the GPUs a tensor or row split reads at once; else the host's),
+    whether it was measured on this hardware, and where it was measured."""
     on_gpu = str(bench["engine_info"].get("device", "cpu")).startswith("cuda")
     usable, where = bandwidth_source(bench["environment"], host["environment"])
-    return usable, host["bandwidth"]["device" if on_gpu else "host"], where
+    measured = host["bandwidth"]["device" if on_gpu else "host"]
+    gb_s = None if measured is None else bound_bandwidth(measured) * stream_gpus(bench["spec"]["settings"], on_gpu)
+    return usable, gb_s, where
 
 
 def roofline_cells(results: dict, host: dict) -> tuple[str, str]:
@@ -95,11 +99,71 @@ def roofline_cells(results: dict, host: dict) -> tuple[str, str]:
     kv = kv_bytes_per_token(host["model_config"], bench["describe"]["kv_cache"])
     if not info.get("weight_bytes") or bandwidth is None or kv is None:
         return "not computed (weights, KV layout or bandwidth unknown)", "—"
-    bound = decode_bound(bound_bandwidth(bandwidth), info["weight_bytes"], kv, decode_context(bench))
+    bound = decode_bound(bandwidth, info["weight_bytes"], kv, decode_context(bench))
     share = m["decode_tokens_per_s_single"]["median"] / bound["tokens_per_s"]
     beaten = (": above its bound, so the bound is wrong: the engine reads fewer bytes per token than counted, or "
               "memory gives it more than the preflight measured" if share > 1 else "")
     return fmt_number(bound["tokens_per_s"]), f"{share:.0%}{beaten}" + (f" ({where})" if where else "")
+
+
+def gpus_text(row: Row) -> str:
+    """The GPUs the engine spans; on a host without GPU a split torch engine's ranks are CPU processes."""
+    gpus = parallel_gpus(row.results["spec"]["settings"])
+    on_cpu = gpus > 1 and not str(row.bench["engine_info"].get("device", "cpu")).startswith("cuda")
+    return f"{gpus} (CPU processes)" if on_cpu else str(gpus)
+
+
+def gpu_share(buffers: dict[str, int], gpus: int) -> float | None:
+    """The share of llama.cpp's buffers (its load log, by buffer name) the busiest GPU holds: its own buffer,
+    plus a row split's buffer (CUDA_Split: the split tensors of every GPU) ÷ the GPUs (tensor_split is even);
+    None where nothing is on a GPU."""
+    on_gpu = {name: b for name, b in buffers.items() if not name.startswith("CPU")}
+    if not on_gpu:
+        return None
+    split = sum(b for name, b in on_gpu.items() if name.endswith("_Split"))
+    own = max((b for name, b in on_gpu.items() if not name.endswith("_Split")), default=0)
+    return (own + split / gpus) / sum(buffers.values())
+
+
+def weights_per_gpu(bench: dict) -> tuple[int | None, str]:
+    """(bytes, how): the weights the busiest GPU (or rank) of the engine holds."""
+    info, gpus = bench["engine_info"], parallel_gpus(bench["spec"]["settings"])
+    if (split := info.get("tensor_parallel")) and "largest_rank_weight_bytes" in split:
+        return split["largest_rank_weight_bytes"], "the largest rank's shard"
+    if split:  # recorded before the largest rank's bytes were
+        return round(info["weight_bytes"] * split["parameters_on_rank_0"] / split["parameters"]), "rank 0's shard"
+    if gpus > 1 and (share := gpu_share(info.get("model_buffer_bytes", {}), gpus)) is not None:
+        return round(info["weight_bytes"] * share), "llama.cpp's model buffers"
+    return info.get("weight_bytes"), "one device holds them all"
+
+
+def kv_per_gpu(bench: dict) -> tuple[int | None, str]:
+    """(bytes per 1k tokens of context, how): the KV cache the busiest GPU (or rank) holds at the bench's
+    deepest context depth, or (None, why)."""
+    entries = [e for e in bench["metrics"].get("depths") or [] if e["status"] == "ok" and e.get("kv_cache")]
+    if not entries:
+        return None, "not measured (no context depth of bench.context_depths ran with a KV figure)"
+    entry, gpus = entries[-1], parallel_gpus(bench["spec"]["settings"])
+    kv, per_1k = entry["kv_cache"], 1000 / entry["context_tokens"]
+    if "largest_rank_bytes" in kv:
+        return round(kv["largest_rank_bytes"] * per_1k), "the largest rank's cache"
+    if gpus > 1 and (share := gpu_share(bench["engine_info"].get("kv_buffer_bytes", {}), gpus)) is not None:
+        return round(kv["bytes"] * share * per_1k), "llama.cpp's KV buffers"
+    return round(kv["bytes"] * per_1k), "one device holds it all"
+
+
+def memory_cell(measured: tuple[int | None, str]) -> str:
+    size, how = measured
+    return how if size is None else f"{fmt_number(size / MB)} ({how})"
+
+
+def stream_bandwidth_text(row: Row) -> str:
+    usable, bandwidth, where = bandwidth_for(row.bench, row.host)
+    if not usable or bandwidth is None:
+        return f"not measured: {where}" if not usable else "not measured"
+    on_gpu = str(row.bench["engine_info"].get("device", "cpu")).startswith("cuda")
+    gpus = stream_gpus(row.bench["spec"]["settings"], on_gpu)
+    return f"{fmt_number(bandwidth)}" + (f" ({gpus} × one GPU's)" if gpus > 1 else "")
 
 
 def device_text(bench: dict) -> str:
@@ -203,6 +267,13 @@ COLUMNS: dict[str, Column] = {
     "share": Column("% of bound", lambda row: roofline_cells(row.results, row.host)[1]),
     "device": Column("Device", lambda row: device_text(row.bench)),
     # what the engine costs
+    # across GPUs: the engine's family's scaling (findings.scaling puts speedup and efficiency in the point)
+    "gpus": Column("GPUs", gpus_text),
+    "x_fewest": Column("× fewest GPUs", lambda row: f"{row.point['speedup']:.2f}×"),
+    "efficiency": Column("Scaling efficiency", lambda row: f"{row.point['efficiency']:.0%}"),
+    "weights_per_gpu": Column("Weights per GPU (MB)", lambda row: memory_cell(weights_per_gpu(row.bench))),
+    "kv_per_gpu": Column("KV cache per GPU per 1k tokens (MB)", lambda row: memory_cell(kv_per_gpu(row.bench))),
+    "stream_bandwidth": Column("Bandwidth one stream reads (GB/s)", stream_bandwidth_text),
     "weights": Column("Weights in memory (MB)", lambda row: fmt_number(row.bench["engine_info"]["weight_bytes"] / MB)
                       if row.bench["engine_info"].get("weight_bytes") else "not reported"),
     "peak_memory": Column("Peak memory (MB)", lambda row: fmt_number(peak_bytes(row.metrics) / MB)),
@@ -229,6 +300,9 @@ TABLES: dict[str, tuple[str, ...]] = {
     "batch": ("engine", "tokens_per_s", "x_baseline", "x_batch1", "ttft", "itl", "energy"),
     "sweep": ("engine", "batch_size", "tokens_per_s", "x_batch1", "ttft", "itl", "energy"),
     "cost": ("engine_verdict", "weights", "peak_memory", "load", "build", "compile", "disk"),
+    "scaling": ("engine", "gpus", "batch_size", "tokens_per_s", "x_fewest", "efficiency"),
+    "scaling_memory": ("engine_verdict", "gpus", "weights_per_gpu", "kv_per_gpu", "peak_memory", "stream_bandwidth",
+                       "bound", "share"),
     "quality": ("engine", "weights_format", "kv_cache", "verdict", "perplexity_ratio", "kl", "top1", "greedy",
                 "repeated"),
 }

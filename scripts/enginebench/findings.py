@@ -4,10 +4,12 @@ lays these findings out."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from . import history, paths
 from . import results as records
+from .backends.base import parallel_gpus
 from .bench import at_batch
 from .verdicts import SPEED_SHOWN, verdict
 
@@ -198,3 +200,50 @@ def answer(results: dict[str, dict], model_dir: Path, batch_size: int) -> dict:
         "not_built": [{"variant": v, "predicted": results[v]["predicted"]["verdict"]["verdict"]
                        if "predicted" in results[v] else None} for v, r in results.items() if not ran(r)],
     }
+
+
+def _scaled(results: dict[str, dict], variant: str, base: str) -> list[dict]:
+    """`variant`'s tokens/s at every batch size ÷ `base`'s at the same size (`speedup`), and that ÷ the ratio
+    of their GPU counts (`efficiency`)."""
+    gpus = parallel_gpus(results[variant]["spec"]["settings"]) / parallel_gpus(results[base]["spec"]["settings"])
+    points = []
+    for point in results[variant]["bench"]["metrics"]["sweep"]:
+        speedup = (point["tokens_per_s"]["median"]
+                   / at_batch(results[base]["bench"]["metrics"], point["batch_size"])["tokens_per_s"]["median"])
+        points.append({"batch_size": point["batch_size"], "tokens_per_s": point["tokens_per_s"],
+                       "speedup": speedup, "efficiency": speedup / gpus})
+    return points
+
+
+def scaling(results: dict[str, dict]) -> list[dict]:
+    """Engines that differ only in the GPUs they span (the same backend and settings, and split the same way;
+    an engine on one GPU belongs to every split of its settings), fewest GPUs first, where such a family has
+    two or more: `shown` those whose speed is shown (speed_shown), each with its points (_scaled) against the
+    fewest GPUs shown (`base`); `failed` those that ran and fail the gate; `not_run` those that did not run
+    here (did not fit, or no such host), with why."""
+    def family_of(spec: dict) -> tuple[str, str]:
+        return spec["backend"], json.dumps({k: v for k, v in spec["settings"].items() if k != "parallel"},
+                                           sort_keys=True)
+
+    def mode(spec: dict) -> str | None:
+        return spec["settings"]["parallel"]["mode"] if parallel_gpus(spec["settings"]) > 1 else None
+
+    splits = dict.fromkeys((*family_of(r["spec"]), mode(r["spec"])) for r in results.values() if mode(r["spec"]))
+    shown = speed_shown(results)
+    found = []
+    for backend, settings, split in splits:
+        members = sorted((v for v, r in results.items()
+                          if family_of(r["spec"]) == (backend, settings) and mode(r["spec"]) in (None, split)),
+                         key=lambda v: parallel_gpus(results[v]["spec"]["settings"]))
+        if len(members) < 2:
+            continue
+        gpus = {v: parallel_gpus(results[v]["spec"]["settings"]) for v in members}
+        measured = [v for v in members if v in shown]
+        base = measured[0] if measured else None
+        found.append({"backend": backend, "mode": split, "base": base,
+                      "shown": [{"variant": v, "gpus": gpus[v], "points": _scaled(results, v, base)} for v in measured],
+                      "failed": [{"variant": v, "gpus": gpus[v], "verdict": results[v]["verdict"]["verdict"]}
+                                 for v in members if ran(results[v]) and v not in shown],
+                      "not_run": [{"variant": v, "gpus": gpus[v], "reason": results[v]["status"][1]}
+                                  for v in members if not ran(results[v])]})
+    return found

@@ -33,6 +33,7 @@ from .report_appendix import (
     sweep_table,
 )
 from .report_cells import MB, fmt_number, markdown_table, pick_text, table
+from .report_scaling import scaling_section
 from .report_serve import serving_line, serving_section
 from .report_speed import cost_section, depth_sections, speed_sections
 
@@ -157,6 +158,7 @@ def render_report(layout: dict, root: Path) -> str:
             "cost": cost_section(results),
             "depth": depth_sections(results, host),
             "serving": serving_section(results, layout["serve"], model),
+            "scaling": scaling_section(results, host),
             "not_built": [{"variant": v, "status": r["status"][0], "reason": r["status"][1], "would_run": would_run(r)}
                           for v, r in results.items() if not ran(r)],
             "figures": [{"path": Path(paths.FIGURE.format(model=model, figure=name)).relative_to("results").as_posix(),

@@ -6,7 +6,6 @@ from .bench import at_batch
 from .columns import Row, bandwidth_for, engine_with_verdict, notes, row
 from .findings import passed, ran, speed_shown
 from .report_cells import MB, fmt_number, summary_cell, table, thousandths
-from .roofline import bound_bandwidth
 
 
 def speed_sections(model: dict, results: dict[str, dict], host: dict, batch_size: int) -> dict:
@@ -54,7 +53,7 @@ def depth_bound(results: dict, host: dict, entry: dict) -> str:
         return f"not computed: {where}"
     if not info.get("weight_bytes") or bandwidth is None or entry.get("kv_cache") is None:
         return "not computed (weights, KV bytes or bandwidth unknown)"
-    return fmt_number(bound_bandwidth(bandwidth) * 1e9 / (info["weight_bytes"] + entry["kv_cache"]["bytes"]))
+    return fmt_number(bandwidth * 1e9 / (info["weight_bytes"] + entry["kv_cache"]["bytes"]))
 
 
 def depth_sections(results: dict[str, dict], host: dict) -> dict:

@@ -45,3 +45,11 @@ def bound_bandwidth(measured: dict) -> float:
 def decode_bound(bandwidth_gb_s: float, weight_bytes: float, kv_per_token: float, context: float) -> dict:
     per_token = weight_bytes + kv_per_token * context
     return {"bytes_per_token": per_token, "tokens_per_s": bandwidth_gb_s * 1e9 / per_token}
+
+
+def stream_gpus(settings: dict, on_gpu: bool) -> int:
+    """GPUs whose memory one decode stream reads at once: every GPU of a tensor or row split (each reads
+    its share of every layer's weights at the same time), one for a layer split (its GPUs take their
+    layers in turn) or an engine on one device; the host's memory is one memory however many ranks read it."""
+    parallel = settings.get("parallel") or {"gpus": 1}
+    return parallel["gpus"] if on_gpu and parallel.get("mode") in ("tensor", "row") else 1

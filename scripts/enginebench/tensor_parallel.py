@@ -73,9 +73,10 @@ def finish() -> None:
 
 
 def parameter_counts(model) -> dict:
-    """The model's parameters, and those this rank holds (a DTensor's local shard)."""
+    """The model's parameters, those this rank holds (a DTensor's local shard) and their bytes."""
     from torch.distributed.tensor import DTensor
 
     params = list(model.parameters())
-    return {"parameters": sum(p.numel() for p in params),
-            "parameters_on_rank_0": sum((p.to_local() if isinstance(p, DTensor) else p).numel() for p in params)}
+    local = [p.to_local() if isinstance(p, DTensor) else p for p in params]
+    return {"parameters": sum(p.numel() for p in params), "parameters_on_rank_0": sum(p.numel() for p in local),
+            "weight_bytes_on_rank": sum(p.numel() * p.element_size() for p in local)}

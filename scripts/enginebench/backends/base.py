@@ -14,6 +14,11 @@ from pathlib import Path
 from ..errors import StageUnavailable
 
 
+def parallel_gpus(settings: dict) -> int:
+    """GPUs an engine spans: its variant's parallel.gpus, 1 without."""
+    return (settings.get("parallel") or {}).get("gpus", 1)
+
+
 class Engine(ABC):
     """A loaded engine, ready to generate."""
 

@@ -199,22 +199,28 @@ def _captured_graphs(device) -> int:
     return nodes
 
 
-def _tensor_parallel(model) -> dict | None:
-    """Ranks, collective backend and the weights this rank holds, where the model is sharded (else None)."""
+def _tensor_parallel(model, device) -> dict | None:
+    """Ranks, collective backend, the parameters rank 0 holds and the most weight bytes one rank holds, where
+    the model is sharded (else None). Every rank calls it (a collective)."""
+    import torch
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
         return None
     from ..tensor_parallel import parameter_counts
 
-    return {"ranks": dist.get_world_size(), "collectives": dist.get_backend(), **parameter_counts(model)}
+    counts = parameter_counts(model)
+    largest = torch.tensor([counts.pop("weight_bytes_on_rank")], device=device)  # NCCL: on the GPU
+    dist.all_reduce(largest, op=dist.ReduceOp.MAX)
+    return {"ranks": dist.get_world_size(), "collectives": dist.get_backend(), **counts,
+            "largest_rank_weight_bytes": int(largest)}
 
 
 class TorchEngine(Engine):
     def __init__(self, model, device, decoder: StaticDecoder | None = None):
         self.model = model
         self.device = device
-        self.parallel = _tensor_parallel(model)
+        self.parallel = _tensor_parallel(model, device)
         self.decoder = decoder  # the compiled path; None for eager
         self.compiles = decoder is not None
 
@@ -259,8 +265,18 @@ class TorchEngine(Engine):
         with torch.inference_mode():
             out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True, logits_to_keep=1)
         tensors = [t for layer in out.past_key_values.layers for t in (layer.keys, layer.values) if t is not None]
-        return {"bytes": sum(t.numel() * t.element_size() for t in tensors),
-                "how": f"{type(out.past_key_values).__name__} tensors after a forward pass"}
+        held = sum(t.numel() * t.element_size() for t in tensors)
+        how = f"{type(out.past_key_values).__name__} tensors after a forward pass"
+        if not self.parallel:
+            return {"bytes": held, "how": how}
+        # a rank's cache holds its own heads only: every rank's sum, and the largest one GPU holds
+        import torch.distributed as dist
+
+        total, largest = (torch.tensor([held], device=self.device) for _ in range(2))  # NCCL: on the GPU
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        dist.all_reduce(largest, op=dist.ReduceOp.MAX)
+        return {"bytes": int(total), "largest_rank_bytes": int(largest),
+                "how": f"{how}, summed over the {self.parallel['ranks']} ranks"}
 
     def info(self):
         import torch
