@@ -1,5 +1,6 @@
 # Stage 0: the host record, once per host: CPU, RAM, free disk, GPUs with compute capability, and
-# measured memory bandwidth (the roofline's numerator). It takes every core while it measures.
+# measured memory bandwidth (the roofline's numerator), and the all-reduce bandwidth among the GPUs of the
+# config's widest split. It takes every core while it measures.
 
 
 rule preflight:
@@ -7,10 +8,12 @@ rule preflight:
         cli=cli_script("preflight"),
     output:
         preflight=report(paths.PREFLIGHT, category="Host", labels={"file": "preflight (JSON)"}),
+    params:
+        ranks=PLAN.widest_split(),
     threads: workflow.cores
     conda:
         CONDA_ENV
     log:
         "results/logs/preflight.log",
     shell:
-        "python {input.cli:q} --threads {threads} --out {output.preflight:q} > {log:q} 2>&1"
+        "python {input.cli:q} --threads {threads} --ranks {params.ranks} --out {output.preflight:q} > {log:q} 2>&1"

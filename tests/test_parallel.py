@@ -120,6 +120,21 @@ def test_a_host_without_gpus_records_a_gpu_split_engine_as_not_run_here(monkeypa
     assert stages.parallel_problem(plan.engine_spec("tiny", "fp32")) is None
 
 
+def test_the_preflight_measures_an_interconnect_only_where_an_engine_is_split():
+    from enginebench.preflight import interconnect
+
+    config = parallel_config()
+    validate_config(config)
+    assert build_plan(config).widest_split() == 2
+    single = parallel_config()
+    for variant in ("fp32-tp2", "llama-f16-row2"):
+        del single["models"]["tiny"]["variants"][variant]
+    validate_config(single)
+    assert build_plan(single).widest_split() == 1
+    assert interconnect(1, 0) is None and interconnect(1, 8) is None
+    assert interconnect(2, 1) == {"reason": "one GPU here: nothing to all-reduce among"}
+
+
 def test_llamacpp_splits_its_layers_or_rows_over_the_gpus():
     import llama_cpp as L
 
@@ -182,8 +197,13 @@ def test_a_tensor_parallel_torch_engine_runs_through_the_pipeline_as_two_ranks(t
     for depth, one in zip(bench["metrics"]["depths"], single["metrics"]["depths"], strict=True):
         assert depth["kv_cache"]["bytes"] == one["kv_cache"]["bytes"]
         assert depth["kv_cache"]["largest_rank_bytes"] * 2 == one["kv_cache"]["bytes"]
+    # the interconnect of the widest split, measured by the preflight: gloo among 2 CPU processes here
+    link = records.read(tmp_path / paths.PREFLIGHT, "preflight")["interconnect"]
+    assert (link["ranks"], link["collectives"], link["n"]) == (2, "gloo", 3) and 0 < link["min"] <= link["max"]
     # the report's scaling section: the split engine against the single one, at each batch size
     report = (tmp_path / "results/report.md").read_text()
+    assert f"- Interconnect: {link['max']:.1f} GB/s, the best of n=3" in report
+    assert "all-reduce of 32 MiB among 2 CPU processes (gloo)" in report
     section = report[report.index("### Past one GPU: how each engine scales"):report.index("### What each costs")]
     assert "`torch`, tensor parallel, against `fp32` (1 GPU):" in section
     for size in (1, 2):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from . import tensor_parallel
+from .backends.base import parallel_gpus
 from .energy import counter
 from .environment import environment
 from .errors import EngineBenchError
@@ -218,7 +219,7 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
     first_runs = warm_up(engine, prompts, sizes, n, encoder.stop_ids, warmups)
 
     read_energy, energy_counter = counter(engine.info().get("device", "cpu"))
-    if (spec["settings"].get("parallel") or {}).get("gpus", 1) > 1:  # one device's counter: not the engine's
+    if parallel_gpus(spec["settings"]) > 1:  # one device's counter: not the engine's
         read_energy, energy_counter = None, "not measured: the engine spans several GPUs, the counter reads one"
     raw = {size: [] for size in sizes}
     for i in range(settings["repetitions"]):

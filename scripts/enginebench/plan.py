@@ -17,6 +17,7 @@ import yaml
 
 from . import paths
 from .backends import get_backend
+from .backends.base import parallel_gpus
 from .errors import EngineBenchError
 from .snapshot import fetch_problem
 
@@ -203,6 +204,10 @@ class Plan:
         if parallel := engine.settings.get("parallel"):
             return 0 if stage == "serve" and backend.tensor_parallel and parallel["gpus"] > 1 else parallel["gpus"]
         return int(backend.gpu)
+
+    def widest_split(self) -> int:
+        """The most GPUs one engine spans (1 where none is split): the preflight measures their interconnect."""
+        return max((parallel_gpus(e.settings) for e in self.engines.values()), default=1)
 
     def _in_container(self, engine: Engine) -> bool:
         return get_backend(engine.backend).runs_in_container
@@ -475,14 +480,14 @@ def resolve_reference(model: str, cfg: dict) -> str | None:
         if not backend.exposes_logits:
             raise EngineBenchError(f"config key models.{model}.reference: {reference!r} uses backend "
                                    f"{backend.name!r}, which exposes no logits to compare against")
-        if variants[reference].get("parallel", {}).get("gpus", 1) > 1:
+        if parallel_gpus(variants[reference]) > 1:
             raise EngineBenchError(f"config key models.{model}.reference: {reference!r} is spread over "
                                    f"{variants[reference]['parallel']['gpus']} GPUs (parallel); the reference runs "
                                    "in one process: name a variant without parallel")
         return reference
     dtype = cfg["source"].get("dtype")
     matches = [v for v, s in variants.items() if s["backend"] == "torch" and dtype and s["dtype"] == dtype
-               and s.get("parallel", {}).get("gpus", 1) == 1]
+               and parallel_gpus(s) == 1]
     if not matches:
         precision = f"{dtype} (the snapshot's precision)" if dtype else "the snapshot's precision (unknown for a " \
             f"{cfg['source']['kind']} source)"

@@ -7,7 +7,8 @@ far beyond the caches), device memory by a large copy where a GPU is present. A 
 beaten, so the roofline takes the best of the repetitions. Other processes' share of the
 CPU is sampled around the host measurement as around a bench: a busy host is measured again, up to
 three times, and the record says whether the kept measurement was busy. The device measurement records
-the other processes computing on the GPU (nvidia-smi).
+the other processes computing on the GPU (nvidia-smi). Where an engine of the config spans several GPUs, the
+all-reduce bandwidth among that many (enginebench.interconnect).
 """
 
 from __future__ import annotations
@@ -95,7 +96,22 @@ def device_bandwidth(nbytes: int = 4 * COPY_BYTES, repetitions: int = 10) -> dic
             "method": f"torch device-to-device copy of {nbytes / 2**20:.0f} MiB, read + write counted"}
 
 
-def run_preflight(results: Path, threads: int = 1) -> dict:
+def interconnect(ranks: int, gpus: int) -> dict | None:
+    """The all-reduce bandwidth among the config's widest split (enginebench.interconnect): NCCL among as many
+    of this host's GPUs, gloo among CPU processes on a host without GPU; None where no engine is split."""
+    from .interconnect import all_reduce_bandwidth
+
+    if ranks < 2:
+        return None
+    if gpus == 1:
+        return {"reason": "one GPU here: nothing to all-reduce among"}
+    ranks = min(ranks, gpus) if gpus else ranks
+    progress(f"measuring the all-reduce bandwidth among {ranks} {'GPUs' if gpus else 'CPU processes'}")
+    return all_reduce_bandwidth(ranks, on_gpus=gpus > 0)
+
+
+def run_preflight(results: Path, threads: int = 1, ranks: int = 1) -> dict:
+    """The host record; `ranks`: the most GPUs one engine of the config spans (its interconnect is measured)."""
     results = Path(results)
     results.mkdir(parents=True, exist_ok=True)
     env = environment()
@@ -112,4 +128,5 @@ def run_preflight(results: Path, threads: int = 1) -> dict:
         "gpus": [{**g, "fp8": fp8_capable(g["compute_capability"])} for g in env["gpus"]],
         "disk": {"path": str(results), "free_bytes": disk.free, "total_bytes": disk.total},
         "bandwidth": {"host": host, "device": device},
+        "interconnect": interconnect(ranks, len(env["gpus"])),
     }

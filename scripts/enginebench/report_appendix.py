@@ -196,4 +196,8 @@ def preflight_lines(preflight: dict) -> list[str]:
             f"Free disk under `{preflight['disk']['path']}`: {preflight['disk']['free_bytes'] / 1e9:.1f} GB",
             f"GPUs: {gpus}",
             f"Memory bandwidth, host: {rate(bw['host'])}",
-            "Memory bandwidth, device: " + (rate(bw["device"]) if bw["device"] else "no GPU")]
+            "Memory bandwidth, device: " + (rate(bw["device"]) if bw["device"] else "no GPU")] + \
+        ([f"Interconnect: {interconnect['reason']}" if "reason" in interconnect else
+          f"Interconnect: {interconnect['max']:.1f} GB/s, the best of n={interconnect['n']} (median "
+          f"{interconnect['median']:.1f}, min {interconnect['min']:.1f}; {interconnect['method']})"]
+         if (interconnect := preflight.get("interconnect")) else [])

@@ -6,6 +6,8 @@ engine gets. Each generated token reads every weight once plus the KV cache of i
 
 from __future__ import annotations
 
+from .backends.base import parallel_gpus
+
 # bytes per KV-cache element by cache type (llama.cpp block formats: block bytes / 32 elements)
 KV_ELEMENT_BYTES = {"float32": 4.0, "f32": 4.0, "float16": 2.0, "bfloat16": 2.0, "f16": 2.0, "bf16": 2.0,
                     "q8_0": 34 / 32, "q5_1": 24 / 32, "q5_0": 22 / 32, "q4_1": 20 / 32, "q4_0": 18 / 32,
@@ -51,5 +53,5 @@ def stream_gpus(settings: dict, on_gpu: bool) -> int:
     """GPUs whose memory one decode stream reads at once: every GPU of a tensor or row split (each reads
     its share of every layer's weights at the same time), one for a layer split (its GPUs take their
     layers in turn) or an engine on one device; the host's memory is one memory however many ranks read it."""
-    parallel = settings.get("parallel") or {"gpus": 1}
-    return parallel["gpus"] if on_gpu and parallel.get("mode") in ("tensor", "row") else 1
+    gpus = parallel_gpus(settings)
+    return gpus if on_gpu and gpus > 1 and settings["parallel"]["mode"] in ("tensor", "row") else 1

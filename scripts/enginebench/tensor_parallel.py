@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .backends.base import parallel_gpus
 from .errors import EngineBenchError
 
 SCRIPTS = Path(__file__).resolve().parents[1]
@@ -40,7 +41,7 @@ def ranks_to_start(stage: str, spec: dict) -> int:
     """How many processes `stage` of this spec must be started as (0: run it here as it is)."""
     from .backends import get_backend
 
-    ranks = (spec["settings"].get("parallel") or {}).get("gpus", 1)
+    ranks = parallel_gpus(spec["settings"])
     return ranks if (ranks > 1 and stage in RANKED_STAGES and get_backend(spec["backend"]).tensor_parallel
                      and not in_rank()) else 0
 

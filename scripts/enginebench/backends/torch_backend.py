@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 from ..errors import EngineBenchError, StageUnavailable
-from .base import Backend, Engine
+from .base import Backend, Engine, parallel_gpus
 
 
 class _TokenStreamer:
@@ -316,7 +316,7 @@ class TorchBackend(Backend):
 
         torch.set_num_threads(threads)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        sharded = (settings.get("parallel") or {}).get("gpus", 1) > 1  # one rank of torchrun's (tensor_parallel)
+        sharded = parallel_gpus(settings) > 1  # one rank of torchrun's (tensor_parallel)
         model = AutoModelForCausalLM.from_pretrained(
             Path(snapshot), dtype=getattr(torch, settings["dtype"]), use_safetensors=True,
             trust_remote_code=trust_remote_code, **({"tp_plan": "auto"} if sharded else {}),
@@ -335,7 +335,7 @@ class TorchBackend(Backend):
         return TorchEngine(model, device, decoder)
 
     def settings_error(self, settings):
-        if settings["compile"] and settings.get("parallel", {}).get("gpus", 1) > 1:
+        if settings["compile"] and parallel_gpus(settings) > 1:
             return "compile: true with parallel: the compiled decoder over a sharded model is not built yet"
         return None
 
@@ -357,7 +357,7 @@ class TorchBackend(Backend):
 
         import torch
 
-        if (settings.get("parallel") or {}).get("gpus", 1) > 1:
+        if parallel_gpus(settings) > 1:
             raise StageUnavailable("transformers serve runs a model in one process: no tensor-parallel server")
         missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
         if missing or not transformers_cli().exists():
