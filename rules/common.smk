@@ -74,6 +74,10 @@ def serve_gpus(wildcards):
     return PLAN.gpus(wildcards.model, wildcards.variant, stage="serve")
 
 
+def engine_gpus(wildcards):
+    return PLAN.gpus(wildcards.model, wildcards.variant, stage="engine")
+
+
 def log_path(stage, name):
     return paths.LOG.format(model="{model}", stage=stage, name=name)
 

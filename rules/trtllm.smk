@@ -59,7 +59,7 @@ use rule engine as trtllm_engine with:
     conda:
         no_conda
     resources:
-        gpu=1,
+        gpu=engine_gpus,  # build.workers GPUs build a split engine's ranks side by side
 
 
 use rule trtllm_engine as trtllm_logits_engine with:

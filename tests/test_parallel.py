@@ -135,6 +135,17 @@ def test_the_preflight_measures_an_interconnect_only_where_an_engine_is_split():
     assert interconnect(2, 1) == {"reason": "one GPU here: nothing to all-reduce among"}
 
 
+def test_the_72b_config_plans_each_engine_at_its_gpu_count(repo):
+    from enginebench.plan import load_config
+
+    plan = build_plan(load_config(repo / "config" / "qwen2.5-72b-multigpu.yaml"))
+    asked = {variant: plan.gpus(model, variant) for model, variant in plan.engines}
+    assert asked == {"torch-bf16-tp2": 2, "torch-bf16-tp4": 4, "torch-bf16-tp8": 8, "trtllm-bf16-tp2": 2,
+                     "trtllm-bf16-tp4": 4, "llamacpp-f16-layer2": 2, "llamacpp-f16-row2": 2, "llamacpp-f16-layer4": 4,
+                     "llamacpp-q4_k_m": 0, "llamacpp-q4_k_m-layer2": 2}  # llama.cpp needs no GPU to run
+    assert plan.widest_split() == 8
+
+
 def test_llamacpp_splits_its_layers_or_rows_over_the_gpus():
     import llama_cpp as L
 

@@ -25,6 +25,12 @@ pins TENSORRTLLM_REPO_TAG=release/1.2.1 for the same release):
   SAMPLING= tensorrt_llm/sampling_params.py@a98a9061d72f6fd39f5d055ebdd2c6878a100e2c (end_id, stop_token_ids,
             ignore_eos, detokenize; _get_stop_words turns stop_token_ids into stop words)
   QUANTPY = examples/quantization/quantize.py@059c97c10c12e948e91676c8db3c9f137b0a2389 (the argparse block)
+  QWENTP  = examples/models/core/qwen/convert_checkpoint.py@0df9aaf38338424867a1ca1faa71173501205001
+            (parse_arguments: --tp_size, --pp_size, --workers; convert_and_save_hf: one Mapping per rank,
+            save_checkpoint(output_dir, save_config=(rank == 0)): config.json with the mapping and
+            rank{r}.safetensors, tensorrt_llm/models/modeling_utils.py)
+  ENGINES = tensorrt_llm/builder.py, Engine.save: config.json and rank{r}.engine per rank; BUILD's
+            parallel_build reads world_size from the checkpoint's mapping (no parallel flag in trtllm-build)
 The commits are the versions the index holds, from the 1.1-1.3 line; none is the v1.2.1 tag itself.
 Tests that fail on the code before issue 11 name the defect they pin down.
 """
@@ -46,6 +52,7 @@ from enginebench.backends.trtllm_backend import (
     check_hardware,
     convert_command,
     quantize_command,
+    rank_engine_bytes,
     runtime_call,
 )
 from enginebench.errors import EngineBenchError
@@ -199,10 +206,58 @@ def test_qwen_stage1_and_runtime_invocations():
     assert (fp8_kv["qformat"], fp8_kv["kv_cache_dtype"]) == ("fp8", "fp8")  # QUANT:66-81, :110-113 choices
     assert plan.engines[("qwen2.5-7b", "trtllm-int4-awq")].settings["awq_block_size"] == 128
     # LLMAPI: __init__(self, model, tokenizer=None, ...); an engine folder as model loads it with TrtLlmArgs
-    assert runtime_call(Path("ENGINE"), Path("HF")) == ('tensorrt_llm._tensorrt_engine.LLM(model="ENGINE", '
+    assert runtime_call(Path("ENGINE"), Path("HF"), fp16) == ('tensorrt_llm._tensorrt_engine.LLM(model="ENGINE", '
                                                         'tokenizer="HF", kv_cache_config=KvCacheConfig('
                                                         'enable_block_reuse=False))')
     assert fp16["container"] == CONTAINER == "nvcr.io/nvidia/tensorrt-llm/release:1.2.1"
+
+
+def test_a_tensor_parallel_variant_is_a_checkpoint_of_n_ranks_an_engine_per_rank_and_an_llm_of_n_workers(
+        monkeypatch, tmp_path):
+    """Issue 25: parallel {gpus: 2} on a TensorRT-LLM variant is --tp_size 2 at stage 1 (its own checkpoint),
+    trtllm-build unchanged (it builds one engine per rank of the checkpoint's mapping: ENGINES) and the LLM API
+    with tensor_parallel_size=2 (LLMARGS _load_config_from_engine: 1 or the engine's own tp_size, else a
+    ValueError; with it the LLM starts its MPI workers itself)."""
+    config = load_config(QWEN)
+    variants = config["models"]["qwen2.5-7b"]["variants"]
+    variants["trtllm-fp16-tp2"] = {**variants["trtllm-fp16"], "parallel": {"gpus": 2},
+                                   "build": {**variants["trtllm-fp16"]["build"], "workers": 2}}
+    variants["trtllm-fp8-tp2"] = {**variants["trtllm-fp8"], "parallel": {"gpus": 2}}
+    validate_config(config)
+    plan = build_plan(config)
+    one, two = (plan.engines[("qwen2.5-7b", v)] for v in ("trtllm-fp16", "trtllm-fp16-tp2"))
+    assert two.settings["parallel"] == {"gpus": 2, "mode": "tensor"}
+    assert (one.checkpoint, two.checkpoint) == ("trtllm-unquantized-float16", "trtllm-unquantized-float16-tp2")
+    assert plan.gpus("qwen2.5-7b", "trtllm-fp16-tp2") == 2 and plan.gpus("qwen2.5-7b", "trtllm-fp16") == 1
+    # trtllm-build builds the ranks on build.workers GPUs; stage 1 writes them all from one
+    assert [plan.gpus("qwen2.5-7b", v, "engine") for v in ("trtllm-fp16-tp2", "trtllm-fp8-tp2")] == [2, 1]
+    # QWENTP --tp_size; QUANTPY --tp_size (ModelOpt's export writes that many ranks)
+    def stage1(variant):  # the checkpoint job's command, from the checkpoint's own settings
+        engine = plan.engines[("qwen2.5-7b", variant)]
+        return plan.checkpoints[("qwen2.5-7b", engine.checkpoint)]["settings"]
+
+    assert convert_command(Path("HF"), Path("CKPT"), stage1("trtllm-fp16-tp2"), "Qwen2ForCausalLM")[-4:] == [
+        "--tp_size", "2", "--workers", "1"]
+    cmd = quantize_command(Path("HF"), Path("CKPT"), stage1("trtllm-fp8-tp2"))
+    assert cmd[cmd.index("--tp_size") + 1] == "2"
+    assert "--tp_size" not in quantize_command(Path("HF"), Path("CKPT"), stage1("trtllm-fp8"))
+    assert "--tp_size 2 " in plan.container_invocation("checkpoint", {"model": "qwen2.5-7b",
+                                                                      "checkpoint": two.checkpoint})
+    built = build_command(Path("CKPT"), Path("E"), two.settings)  # BUILD --workers: ranks built side by side
+    assert built[built.index("--workers"):built.index("--workers") + 2] == ["--workers", "2"]
+    assert [a for a in built if a not in ("--workers", "2")] == build_command(Path("CKPT"), Path("E"), one.settings)
+    assert ", tensor_parallel_size=2, " in runtime_call(Path("ENGINE"), Path("HF"), two.settings)
+    fake = _FakeTrtllm(monkeypatch)
+    engine = tmp_path / "engine"
+    engine.mkdir()
+    for rank, size in ((0, 7), (1, 5), (10, 3)):  # one file per rank, in rank order
+        (engine / f"rank{rank}.engine").write_bytes(b"x" * size)
+    loaded = TrtllmEngine(engine, Path("HF"), trust_remote_code=False, ranks=2)
+    assert fake.llm_kwargs["tensor_parallel_size"] == 2
+    assert rank_engine_bytes(engine) == [7, 5, 3] and loaded.info()["rank_engine_bytes"] == [7, 5, 3]
+    assert loaded.info()["tensor_parallel"]["ranks"] == 2
+    TrtllmEngine(engine, Path("HF"), trust_remote_code=False)
+    assert "tensor_parallel_size" not in fake.llm_kwargs
 
 
 def test_container_and_compute_capability_define_trtllm_engines(monkeypatch):

@@ -132,9 +132,13 @@ def weights_per_gpu(bench: dict) -> tuple[int | None, str]:
         return split["largest_rank_weight_bytes"], "the largest rank's shard"
     if split:  # recorded before the largest rank's bytes were
         return round(info["weight_bytes"] * split["parameters_on_rank_0"] / split["parameters"]), "rank 0's shard"
+    if engines := info.get("rank_engine_bytes"):  # TensorRT-LLM: close to the weights a rank's GPU holds
+        return max(engines), "the largest rank's engine file"
     if gpus > 1 and (share := gpu_share(info.get("model_buffer_bytes", {}), gpus)) is not None:
         return round(info["weight_bytes"] * share), "llama.cpp's model buffers"
-    return info.get("weight_bytes"), "one device holds them all"
+    if not info.get("weight_bytes"):
+        return None, "not reported"
+    return info["weight_bytes"], "one device holds them all"
 
 
 def kv_per_gpu(bench: dict) -> tuple[int | None, str]:

@@ -196,14 +196,9 @@ class Plan:
         return [key for key in self.all_engines() if get_backend(self.engines[key].backend).separate_logits_engine]
 
     def gpus(self, model: str, variant: str, stage: str = "bench") -> int:
-        """GPUs a runtime job of the engine asks (`resources: gpu`): its parallel.gpus where set (none for the
-        serve job of a tensor-parallel torch engine, which has no server), else 1 for a backend whose engines
-        need a GPU, else 0."""
+        """GPUs a job of the engine's `stage` asks (`resources: gpu`): the backend's say (Backend.gpus)."""
         engine = self.engines[(model, variant)]
-        backend = get_backend(engine.backend)
-        if parallel := engine.settings.get("parallel"):
-            return 0 if stage == "serve" and backend.tensor_parallel and parallel["gpus"] > 1 else parallel["gpus"]
-        return int(backend.gpu)
+        return get_backend(engine.backend).gpus(engine.settings, stage)
 
     def widest_split(self) -> int:
         """The most GPUs one engine spans (1 where none is split): the preflight measures their interconnect."""

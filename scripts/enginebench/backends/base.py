@@ -162,6 +162,13 @@ class Backend(ABC):
         """The engine file or folder its server loads."""
         return engine
 
+    def gpus(self, settings: dict, stage: str) -> int:
+        """GPUs a job of `stage` asks (`resources: gpu`; SLURM --gpus): a runtime job of a split engine its
+        parallel.gpus, else 1 where the backend's engines need a GPU, else 0."""
+        if stage in ("bench", "samples", "quality", "serve") and parallel_gpus(settings) > 1:
+            return parallel_gpus(settings)
+        return int(self.gpu)
+
     def parallel_problem(self, parallel: dict, gpus_here: int) -> str | None:
         """Why this backend's runtime stages do not run an engine across parallel["gpus"] GPUs on a host with
         `gpus_here`, or None where they do."""

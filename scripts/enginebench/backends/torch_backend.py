@@ -339,6 +339,10 @@ class TorchBackend(Backend):
             return "compile: true with parallel: the compiled decoder over a sharded model is not built yet"
         return None
 
+    def gpus(self, settings, stage):
+        # a split engine has no server (transformers serve runs one process): its serve job records why
+        return 0 if stage == "serve" and parallel_gpus(settings) > 1 else super().gpus(settings, stage)
+
     def parallel_problem(self, parallel, gpus_here):
         """On a host without GPU the ranks are CPU processes over gloo (as an engine of one process runs on
         the CPU there)."""

@@ -39,7 +39,7 @@ from ..errors import EngineBenchError, StageFailure
 from ..preflight import fp8_capable
 from ..progress import progress
 from ..tools import run_tool
-from .base import Backend, Engine
+from .base import Backend, Engine, parallel_gpus
 
 CONTAINER = "nvcr.io/nvidia/tensorrt-llm/release:1.2.1"
 # Examples folder inside the container (the image's TensorRT-LLM checkout).
@@ -138,6 +138,8 @@ def quantize_command(snapshot: Path, out: Path, settings: dict) -> list[str]:
     calib = settings["calibration"]
     cmd = ["python", str(EXAMPLES / "quantization" / "quantize.py"), "--model_dir", str(snapshot),
            "--output_dir", str(out), "--dtype", settings["dtype"], "--qformat", settings["qformat"]]
+    if tp_size(settings) > 1:
+        cmd += ["--tp_size", str(tp_size(settings))]
     if settings["kv_cache_dtype"] != "none":
         cmd += ["--kv_cache_dtype", settings["kv_cache_dtype"]]
     cmd += ["--calib_dataset", calib["dataset"], "--calib_size", str(calib["size"]),
@@ -158,7 +160,7 @@ def convert_command(snapshot: Path, out: Path, settings: dict, architecture: str
                            f"(known: {', '.join(CONVERTERS)})")
     return ["python", str(EXAMPLES / "models" / "core" / family / "convert_checkpoint.py"),
             "--model_dir", str(snapshot), "--output_dir", str(out), "--dtype", settings["dtype"],
-            "--tp_size", "1", "--workers", "1"]
+            "--tp_size", str(tp_size(settings)), "--workers", "1"]
 
 
 def build_command(checkpoint: Path, out: Path, settings: dict) -> list[str]:
@@ -179,13 +181,27 @@ def build_command(checkpoint: Path, out: Path, settings: dict) -> list[str]:
     return cmd + ["--input_timing_cache", cache, "--output_timing_cache", cache]
 
 
-def runtime_call(engine: Path, snapshot: Path) -> str:
+def tp_size(settings: dict) -> int:
+    """The ranks of a checkpoint or an engine (their settings' parallel.gpus; 1 without)."""
+    return parallel_gpus(settings)
+
+
+def runtime_call(engine: Path, snapshot: Path, settings: dict) -> str:
     # double quotes: the line is also shell-quoted into the job's log (rules/trtllm.smk)
-    return (f'tensorrt_llm._tensorrt_engine.LLM(model="{engine}", tokenizer="{snapshot}", '
+    ranks = f"tensor_parallel_size={tp_size(settings)}, " if tp_size(settings) > 1 else ""
+    return (f'tensorrt_llm._tensorrt_engine.LLM(model="{engine}", tokenizer="{snapshot}", {ranks}'
             "kv_cache_config=KvCacheConfig(enable_block_reuse=False))")
 
 
-def llm_kwargs(kv_tokens: int | None = None) -> dict:
+def rank_engine_bytes(engine: Path) -> list[int]:
+    """The size of each rank's engine file (rank0.engine, rank1.engine, ...: one per rank, Engine.save in
+    tensorrt_llm/builder.py), which is close to the weights the rank's GPU holds (docs/source/reference/memory.md
+    @7ff5302: "the weights memory size is close to the TensorRT engine size")."""
+    files = sorted(Path(engine).glob("rank*.engine"), key=lambda f: int(f.stem.removeprefix("rank")))
+    return [f.stat().st_size for f in files]
+
+
+def llm_kwargs(kv_tokens: int | None = None, ranks: int = 1) -> dict:
     """LLM(...) options besides model and tokenizer: no KV-block reuse (on by default), or repeated
     identical prompts would time a cached prefix (and FP8 KV + reuse breaks Qwen2.5 output, #2699).
     `kv_tokens` caps the KV pool (KvCacheConfig.max_tokens: the smaller of it and the free-memory
@@ -193,7 +209,10 @@ def llm_kwargs(kv_tokens: int | None = None) -> dict:
     from tensorrt_llm.llmapi import KvCacheConfig
 
     cap = {} if kv_tokens is None else {"max_tokens": kv_tokens}
-    return {"kv_cache_config": KvCacheConfig(enable_block_reuse=False, **cap)}
+    # the engine's mapping decides its ranks; the LLM API refuses a tensor_parallel_size other than 1 or that
+    # (llm_args.py@fcd3f316, _load_config_from_engine), and with it set starts one MPI worker per GPU itself
+    parallel = {"tensor_parallel_size": ranks} if ranks > 1 else {}
+    return {"kv_cache_config": KvCacheConfig(enable_block_reuse=False, **cap), **parallel}
 
 
 def logits_kv_tokens(engine: Path) -> int | None:
@@ -225,15 +244,17 @@ def _architecture(snapshot: Path) -> str:
 class TrtllmEngine(Engine):
     """The TensorRT engine through the LLM API (written to 1.2.1's API; runs only where it is installed)."""
 
-    def __init__(self, engine: Path, snapshot: Path, trust_remote_code: bool):
+    def __init__(self, engine: Path, snapshot: Path, trust_remote_code: bool, ranks: int = 1):
         from tensorrt_llm._tensorrt_engine import LLM
+
+        self.engine, self.ranks = Path(engine), ranks
 
         kv_tokens = logits_kv_tokens(engine)
         if kv_tokens is not None:
             progress(f"logits engine: KvCacheConfig(enable_block_reuse=False, max_tokens={kv_tokens}), the rest of "
                      "the GPU's memory left to the context logits")
         self.llm = LLM(model=str(engine), tokenizer=str(snapshot), trust_remote_code=trust_remote_code,
-                       **llm_kwargs(kv_tokens))
+                       **llm_kwargs(kv_tokens, ranks))
 
     def generate(self, batch, max_new_tokens, stop_ids, fixed_length, on_token=None):
         from tensorrt_llm import SamplingParams
@@ -281,7 +302,11 @@ class TrtllmEngine(Engine):
         return out[0].context_logits.float().cpu().numpy()
 
     def info(self):
-        return {"device": "cuda", "runtime": "tensorrt_llm._tensorrt_engine.LLM"}
+        info = {"device": "cuda", "runtime": "tensorrt_llm._tensorrt_engine.LLM",
+                "rank_engine_bytes": rank_engine_bytes(self.engine)}
+        if self.ranks > 1:
+            info["tensor_parallel"] = {"ranks": self.ranks, "collectives": "nccl (TensorRT-LLM's MPI workers)"}
+        return info
 
 
 class TrtllmBackend(Backend):
@@ -290,9 +315,18 @@ class TrtllmBackend(Backend):
     runs_in_container = True
     separate_logits_engine = True
 
+    def gpus(self, settings, stage):
+        # stage 1 converts or calibrates on one GPU, however many ranks it writes; trtllm-build builds its
+        # ranks on as many GPUs as it has workers (capped at the GPUs it sees: BUILD main())
+        if stage == "engine":
+            return max(1, min(tp_size(settings), settings["build"]["workers"] or 1))
+        return super().gpus(settings, stage)
+
     def checkpoint_settings(self, settings):
         ckpt = {k: settings[k] for k in ("dtype", "qformat", "kv_cache_dtype")}
         ckpt["container"] = settings["container"]
+        if tp_size(settings) > 1:  # a checkpoint of that many ranks
+            ckpt["parallel"] = settings["parallel"]
         if settings["qformat"] != "none":
             ckpt.update(calibration=settings["calibration"], awq_block_size=settings["awq_block_size"])
         return ckpt
@@ -301,7 +335,7 @@ class TrtllmBackend(Backend):
         parts = ["trtllm", ckpt["qformat"] if ckpt["qformat"] != "none" else "unquantized"]
         if ckpt["kv_cache_dtype"] != "none":
             parts.append(f"kv-{ckpt['kv_cache_dtype']}")
-        return "-".join(parts + [ckpt["dtype"]])
+        return "-".join(parts + [ckpt["dtype"]] + ([f"tp{tp_size(ckpt)}"] if tp_size(ckpt) > 1 else []))
 
     def describe(self, settings):
         quant = settings["qformat"] if settings["qformat"] != "none" else settings["dtype"]
@@ -390,7 +424,7 @@ class TrtllmBackend(Backend):
                 return f"nothing: {refusal}"
         if stage == "engine":
             return " ".join(build_command(checkpoint, engine, settings))
-        return runtime_call(engine, snapshot)
+        return runtime_call(engine, snapshot, settings)
 
     def container_command(self, stage, snapshot, checkpoint, engine, settings):
         # the converter's model family is known only once the snapshot is there
@@ -411,7 +445,7 @@ class TrtllmBackend(Backend):
                 "fp8_context_fmha": effective_fp8_context_fmha(settings)}
 
     def load(self, snapshot, checkpoint, engine, settings, *, threads, trust_remote_code):
-        return TrtllmEngine(Path(engine), Path(snapshot), trust_remote_code)
+        return TrtllmEngine(Path(engine), Path(snapshot), trust_remote_code, tp_size(settings))
 
     def versions(self):
         versions = {}
