@@ -22,6 +22,8 @@ try:
     validate_config(config)  # JSON Schema (config/schema.yaml), fills defaults
     PLAN = build_plan(config)
     PLAN.check_host()  # e.g. FP8 variants on a GPU below compute capability 8.9
+    _gpu = workflow.global_resources.get("gpu")  # --resources gpu=N (a profile's): a snakemake Resource
+    PLAN.check_gpu_resource(getattr(_gpu, "value", _gpu))
     CONTAINER = PLAN.container() and f"docker://{PLAN.container()}"  # for the trtllm_* rules
 except EngineBenchError as error:
     raise WorkflowError(f"enginebench: {error}") from None

@@ -105,6 +105,17 @@ def test_a_plan_asking_more_gpus_than_the_host_has_stops_with_one_sentence(monke
     assert snakemake(tmp_path, "-n", config=write_config(tmp_path, parallel_config())).returncode == 0
 
 
+def test_a_gpu_resource_below_the_widest_job_stops_the_plan_before_any_job(monkeypatch, tmp_path):
+    """profiles/trtllm sets --resources gpu=1; Snakemake would refuse a job asking 2 only at its turn."""
+    fake_gpus(monkeypatch, tmp_path, 0)
+    config = write_config(tmp_path, parallel_config())
+    done = snakemake(tmp_path, "-n", "--resources", "gpu=1", config=config)
+    assert done.returncode != 0
+    assert ("enginebench: models.tiny.variants.fp32-tp2 runs on 2 GPUs, but --resources gpu=1 lets a job use 1: "
+            "raise it to this host's GPU count (at least --resources gpu=2)") in done.stdout + done.stderr
+    assert snakemake(tmp_path, "-n", "--resources", "gpu=2", config=config).returncode == 0
+
+
 def test_a_host_without_gpus_records_a_gpu_split_engine_as_not_run_here(monkeypatch):
     """llama.cpp's split needs the GPUs; a torch engine's ranks are CPU processes over gloo there."""
     from enginebench import environment

@@ -200,6 +200,17 @@ class Plan:
         engine = self.engines[(model, variant)]
         return get_backend(engine.backend).gpus(engine.settings, stage)
 
+    def check_gpu_resource(self, limit: int | None) -> None:
+        """Stop before any job where `--resources gpu=<limit>` (profiles/trtllm sets 1) is below what the
+        widest job asks: Snakemake would refuse that job only when its turn comes, after the others ran."""
+        asked = {key: max(get_backend(e.backend).gpus(e.settings, stage) for stage in ("engine", "bench", "serve"))
+                 for key, e in self.engines.items()}
+        (model, variant), most = max(asked.items(), key=lambda item: item[1], default=((None, None), 0))
+        if limit is not None and most > limit:
+            raise EngineBenchError(f"models.{model}.variants.{variant} runs on {most} GPUs, but --resources "
+                                   f"gpu={limit} lets a job use {limit}: raise it to this host's GPU count "
+                                   f"(at least --resources gpu={most})")
+
     def widest_split(self) -> int:
         """The most GPUs one engine spans (1 where none is split): the preflight measures their interconnect."""
         return max((parallel_gpus(e.settings) for e in self.engines.values()), default=1)
