@@ -11,6 +11,8 @@ rule preflight:
     params:
         ranks=PLAN.widest_split(),
     threads: workflow.cores
+    resources:
+        gpu=PLAN.preflight_gpus(),  # under SLURM: the GPUs whose bandwidth and all-reduce it measures
     conda:
         CONDA_ENV
     log:

@@ -6,7 +6,7 @@
 
 rule serve:
     wildcard_constraints:
-        variant=one_of_or_none(PLAN.engine_slugs(in_container=False)),
+        variant=one_of_or_none([v for _, v in PLAN.served_engines()]),  # a host job, TensorRT-LLM's too
     input:
         cli=cli_script("serve"),
         snapshot=rules.snapshot.output.snapshot,

@@ -1,8 +1,9 @@
 # Every TensorRT-LLM job (stage 1 checkpoint, trtllm-build of the timed and the logits engine, bench,
 # samples, quality) runs in the pinned NGC container with the GPU: these are the generic stage rules
 # (`use rule ... with:`) taking the containerized variants (their wildcard constraints; the generic
-# rules take the others), declaring `container:` and no conda environment of ours; a GPU job declares
-# gpu=1 through the generic rules' `gpus`. profiles/trtllm runs them through `apptainer exec --nv`.
+# rules take the others), declaring `container:` and no conda environment of ours; each job declares the
+# GPUs it uses (Backend.gpus: stage 1 one, a build min(tp ranks, build.workers), a runtime job its ranks).
+# profiles/trtllm runs them through `apptainer exec --nv`; the serve job is a host job (rules/serve.smk).
 # The container tag is part of every spec (params), so upgrading it marks the artifacts stale.
 #
 # Each job's spec also says what it runs and where (container_spec: the tool command, and

@@ -139,12 +139,14 @@ def test_engines_that_differ_only_in_their_gpus_scale_against_the_fewest_that_ra
     is listed apart, with why; efficiency is the speedup over the ratio of GPU counts, batch size by batch size."""
     from enginebench.findings import scaling
 
-    def engine(backend, gpus=1, mode=None, tokens_per_s=(10.0, 30.0), verdict="PASS", status=("ok", ""), **more):
+    def engine(backend, gpus=1, mode=None, tokens_per_s=(10.0, 30.0), verdict="PASS", status=("ok", ""),
+               device="cuda", sizes=(1, 8), **more):
         settings = {"quantization": "F16", **more, **({"parallel": {"gpus": gpus, "mode": mode}} if mode else {})}
         sweep = [{"batch_size": size, "tokens_per_s": {"median": t, "min": t, "max": t, "n": 1}}
-                 for size, t in zip((1, 8), tokens_per_s, strict=True)]
+                 for size, t in zip(sizes, tokens_per_s, strict=True)]
         return {"spec": {"backend": backend, "settings": settings}, "status": status,
-                "verdict": {"verdict": verdict, "reasons": []}, "bench": {"metrics": {"sweep": sweep}}}
+                "verdict": {"verdict": verdict, "reasons": []},
+                "bench": {"metrics": {"sweep": sweep}, "engine_info": {"device": device}}}
 
     results = {
         "f16": engine("llamacpp", tokens_per_s=(10.0, 30.0)),
@@ -155,9 +157,18 @@ def test_engines_that_differ_only_in_their_gpus_scale_against_the_fewest_that_ra
         "bf16-tp2": engine("torch", 2, "tensor", verdict="FAIL"),
         "bf16-tp4": engine("torch", 4, "tensor", tokens_per_s=(20.0, 80.0)),
         "bf16-tp8": engine("torch", 8, "tensor", tokens_per_s=(30.0, 100.0)),
+        # build workers change how fast an engine builds, not what it runs: one family; the 1-GPU engine's job
+        # got no GPU (it ran on the CPU): no ratio to it; a base without batch 8 gives that point no ratio
+        "trt": engine("trtllm", device="cpu", build={"workers": None, "max_batch_size": 8}),
+        "trt-tp2": engine("trtllm", 2, "tensor", sizes=(1,), tokens_per_s=(12.0,),
+                          build={"workers": 2, "max_batch_size": 8}),
+        "trt-tp4": engine("trtllm", 4, "tensor", tokens_per_s=(18.0, 50.0), build={"workers": 4, "max_batch_size": 8}),
     }
     found = {(f["backend"], f["mode"]): f for f in scaling(results)}
-    assert set(found) == {("llamacpp", "layer"), ("llamacpp", "row"), ("torch", "tensor")}
+    assert set(found) == {("llamacpp", "layer"), ("llamacpp", "row"), ("torch", "tensor"), ("trtllm", "tensor")}
+    trt = found[("trtllm", "tensor")]
+    assert trt["base"] == "trt-tp2" and trt["elsewhere"] == [{"variant": "trt", "gpus": 1, "device": "cpu"}]
+    assert [(p["batch_size"], p["speedup"]) for p in trt["shown"][1]["points"]] == [(1, 1.5)]
     layer = found[("llamacpp", "layer")]
     assert layer["base"] == "f16" and [m["variant"] for m in layer["shown"]] == ["f16", "f16-layer2"]
     points = layer["shown"][1]["points"]
@@ -168,3 +179,42 @@ def test_engines_that_differ_only_in_their_gpus_scale_against_the_fewest_that_ra
     assert torch["base"] == "bf16-tp4" and torch["failed"] == [{"variant": "bf16-tp2", "gpus": 2, "verdict": "FAIL"}]
     eight = torch["shown"][1]["points"]
     assert [(p["speedup"], p["efficiency"]) for p in eight] == [(1.5, 0.75), (1.25, 0.625)]
+
+
+def test_what_one_gpu_holds_is_read_from_each_engines_own_records():
+    """columns.weights_per_gpu / kv_per_gpu: a TensorRT-LLM split's largest rank's engine file (its info has no
+    weight_bytes), a torch split's largest rank (or rank 0's, recorded before), llama.cpp's buffers per GPU
+    (a row split's CUDA_Split shared evenly); and a scaling family none of whose engines ran has no memory
+    table (report_scaling)."""
+    from enginebench.columns import kv_per_gpu, weights_per_gpu
+    from enginebench.report_scaling import scaling_section
+
+    def bench(info, gpus=2, mode="tensor", kv=None):
+        depths = [{"status": "ok", "context_tokens": 500, "kv_cache": kv}] if kv else []
+        return {"engine_info": info, "metrics": {"depths": depths},
+                "spec": {"settings": {"parallel": {"gpus": gpus, "mode": mode}}}}
+
+    trt = bench({"device": "cuda", "tensor_parallel": {"ranks": 2, "collectives": "nccl"},
+                 "rank_engine_bytes": [7_000_000, 6_000_000]})
+    assert weights_per_gpu(trt) == (7_000_000, "the largest rank's engine file")
+    assert kv_per_gpu(trt)[0] is None
+    torch = bench({"weight_bytes": 100, "tensor_parallel": {"parameters": 50, "parameters_on_rank_0": 26}},
+                  kv={"bytes": 1000, "how": "x"})
+    assert weights_per_gpu(torch) == (52, "rank 0's shard") and kv_per_gpu(torch) == (2000, "rank 0's cache")
+    torch["engine_info"]["tensor_parallel"]["largest_rank_weight_bytes"] = 55
+    assert weights_per_gpu(torch) == (55, "the largest rank's shard")
+    llama = bench({"weight_bytes": 1000, "model_buffer_bytes": {"CUDA0": 100, "CUDA_Split": 800, "CPU_Mapped": 100},
+                   "kv_buffer_bytes": {"CUDA0": 60, "CUDA1": 40}}, mode="row", kv={"bytes": 1000, "how": "x"})
+    assert weights_per_gpu(llama) == (500, "llama.cpp's model buffers")  # (100 + 800 / 2) / 1000 of the weights
+    assert kv_per_gpu(llama) == (1200, "llama.cpp's KV buffers")  # 60 % of 2,000 per 1k tokens
+
+    def unbuilt(gpus):
+        settings = {"dtype": "bfloat16", **({"parallel": {"gpus": gpus, "mode": "tensor"}} if gpus > 1 else {})}
+        return {"spec": {"backend": "trtllm", "settings": settings},
+                "status": ("unavailable", "engine: no TensorRT-LLM"),
+                "verdict": {"verdict": "NOT BUILT", "reasons": []}, "bench": {"status": "unavailable"}}
+
+    section = scaling_section({"trt": unbuilt(1), "trt-tp2": unbuilt(2)}, host={})
+    assert section["memory"] is None and section["families"][0]["table"] is None
+    assert section["families"][0]["not_run"] == ["`trt` (1 GPU): engine: no TensorRT-LLM",
+                                                 "`trt-tp2` (2 GPUs): engine: no TensorRT-LLM"]

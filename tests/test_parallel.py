@@ -227,7 +227,7 @@ def test_a_tensor_parallel_torch_engine_runs_through_the_pipeline_as_two_ranks(t
     assert f"- Interconnect: {link['max']:.1f} GB/s, the best of n=3" in report
     assert "all-reduce of 32 MiB among 2 CPU processes (gloo)" in report
     section = report[report.index("### Past one GPU: how each engine scales"):report.index("### What each costs")]
-    assert "`torch`, tensor parallel, against `fp32` (1 GPU):" in section
+    assert "`torch`, tensor parallel, against `fp32` (1 CPU process):" in section
     for size in (1, 2):
         speedup = (at_batch(bench["metrics"], size)["tokens_per_s"]["median"]
                    / at_batch(single["metrics"], size)["tokens_per_s"]["median"])

@@ -282,4 +282,5 @@ def test_a_torch_engine_without_transformers_serving_extra_is_unavailable_with_t
     monkeypatch.setattr(torch_backend, "SERVER_MODULES", ("fastapi", "no_such_module_here"))
     with pytest.raises(torch_backend.StageUnavailable, match=r"no_such_module_here missing here\): pip install -r "
                                                                r"envs/requirements.txt"):
-        torch_backend.TorchBackend().server(Path("snapshot"), {"dtype": "float32"}, port=1, slots=1, threads=1)
+        torch_backend.TorchBackend().server(Path("snapshot"), {"dtype": "float32"}, port=1, slots=1, threads=1,
+                                             snapshot=Path("snapshot"))

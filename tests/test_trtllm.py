@@ -29,6 +29,9 @@ pins TENSORRTLLM_REPO_TAG=release/1.2.1 for the same release):
             (parse_arguments: --tp_size, --pp_size, --workers; convert_and_save_hf: one Mapping per rank,
             save_checkpoint(output_dir, save_config=(rank == 0)): config.json with the mapping and
             rank{r}.safetensors, tensorrt_llm/models/modeling_utils.py)
+  SERVE   = tensorrt_llm/commands/serve.py@00209af149e7774406881a37283dce303571eb11 (MODEL argument;
+            --backend pytorch|tensorrt|_autodeploy, --tokenizer, --host, --port, --max_batch_size,
+            --tensor_parallel_size/--tp_size; the tensorrt backend loads the engine through _tensorrt_engine.LLM)
   ENGINES = tensorrt_llm/builder.py, Engine.save: config.json and rank{r}.engine per rank; BUILD's
             parallel_build reads world_size from the checkpoint's mapping (no parallel flag in trtllm-build)
 The commits are the versions the index holds, from the 1.1-1.3 line; none is the v1.2.1 tag itself.
@@ -258,6 +261,39 @@ def test_a_tensor_parallel_variant_is_a_checkpoint_of_n_ranks_an_engine_per_rank
     assert loaded.info()["tensor_parallel"]["ranks"] == 2
     TrtllmEngine(engine, Path("HF"), trust_remote_code=False)
     assert "tensor_parallel_size" not in fake.llm_kwargs
+
+
+def test_a_trtllm_engine_is_served_by_trtllm_serve_started_in_its_container_from_the_host(monkeypatch):
+    """Issue 24: SERVE on the engine folder with the snapshot's tokenizer, the batch at most the engine's
+    max_batch_size, --tp_size for a split engine; from the host through apptainer (GuideLLM stays ours),
+    directly where trtllm-serve is on PATH, else not served, with why."""
+    from enginebench.backends import trtllm_backend
+    from enginebench.serve_commands import planned_commands
+
+    config = load_config(QWEN)
+    config["serve"] = {"enabled": True, "engines": ["trtllm-fp16", "trtllm-fp16-tp2"], "slots": 8}
+    config["models"]["qwen2.5-7b"]["source"] = {"kind": "local", "path": "/nonexistent"}  # not offline-unfetchable
+    variants = config["models"]["qwen2.5-7b"]["variants"]
+    variants["trtllm-fp16-tp2"] = {**variants["trtllm-fp16"], "parallel": {"gpus": 2}}
+    validate_config(config)
+    plan = build_plan(config)
+    assert plan.served_engines() == [("qwen2.5-7b", "trtllm-fp16"), ("qwen2.5-7b", "trtllm-fp16-tp2")]
+    server, _ = planned_commands(plan.serve_spec("qwen2.5-7b", "trtllm-fp16-tp2"))
+    assert server == ("apptainer exec --nv --cleanenv docker://nvcr.io/nvidia/tensorrt-llm/release:1.2.1 trtllm-serve "
+                      "'<engine file>' --backend tensorrt --tokenizer '<snapshot>' --host 127.0.0.1 "
+                      "--port '<free port>' --max_batch_size 4 --tp_size 2")  # build.max_batch_size 4 < 8 slots
+    settings = plan.engines[("qwen2.5-7b", "trtllm-fp16")].settings
+    backend = trtllm_backend.TrtllmBackend()
+    on_path = {"trtllm-serve": "/usr/local/bin/trtllm-serve"}
+    monkeypatch.setattr(trtllm_backend.shutil, "which", on_path.get)
+    cmd = backend.server(Path("E"), settings, port=5, slots=2, threads=1, snapshot=Path("S"))
+    assert cmd == ["trtllm-serve", "E", "--backend", "tensorrt", "--tokenizer", "S", "--host", "127.0.0.1",
+                   "--port", "5", "--max_batch_size", "2"]
+    on_path.clear()
+    with pytest.raises(trtllm_backend.StageUnavailable, match=r"trtllm-serve runs in the container nvcr.io/nvidia/"
+                                                               r"tensorrt-llm/release:1.2.1: this host has neither"):
+        backend.server(Path("E"), settings, port=5, slots=2, threads=1, snapshot=Path("S"))
+    assert plan.gpus("qwen2.5-7b", "trtllm-fp16-tp2", "serve") == 2
 
 
 def test_container_and_compute_capability_define_trtllm_engines(monkeypatch):

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .backends.base import parallel_gpus
-from .findings import busy_host, passed, peak_bytes
+from .findings import busy_host, on_gpu, passed, peak_bytes
 from .report_cells import MB, fmt_number, latency_cell, speedup_text, summary_cell, thousandths
 from .roofline import bound_bandwidth, decode_bound, decode_context, kv_bytes_per_token, stream_gpus
 from .scheduler import bandwidth_source
@@ -77,15 +77,14 @@ def energy_note(rows: list[Row]) -> str | None:
             f"counted by {counted}.")
 
 
-def bandwidth_for(bench: dict, host: dict) -> tuple[bool, float | None, str | None]:
-    """(usable, GB/s, note): the bandwidth that bounds one decode stream of this engine (the preflight's
+def bandwidth_for(bench: dict, host: dict) -> tuple[bool, float | None, str | None, int]:
+    """(usable, GB/s, note, GPUs): the bandwidth that bounds one decode stream of this engine (the preflight's
     best repetition on its GPU, times the GPUs a tensor or row split reads at once; else the host's),
-    whether it was measured on this hardware, and where it was measured."""
-    on_gpu = str(bench["engine_info"].get("device", "cpu")).startswith("cuda")
+    whether it was measured on this hardware, where it was measured, and how many GPUs' it adds up."""
+    gpus = stream_gpus(bench["spec"]["settings"], on_gpu(bench))
     usable, where = bandwidth_source(bench["environment"], host["environment"])
-    measured = host["bandwidth"]["device" if on_gpu else "host"]
-    gb_s = None if measured is None else bound_bandwidth(measured) * stream_gpus(bench["spec"]["settings"], on_gpu)
-    return usable, gb_s, where
+    measured = host["bandwidth"]["device" if on_gpu(bench) else "host"]
+    return usable, None if measured is None else bound_bandwidth(measured) * gpus, where, gpus
 
 
 def roofline_cells(results: dict, host: dict) -> tuple[str, str]:
@@ -93,7 +92,7 @@ def roofline_cells(results: dict, host: dict) -> tuple[str, str]:
     engine's bytes per token, and the engine's single-stream decode speed as a share of it."""
     bench = results["bench"]
     m, info = bench["metrics"], bench["engine_info"]
-    usable, bandwidth, where = bandwidth_for(bench, host)
+    usable, bandwidth, where, _ = bandwidth_for(bench, host)
     if not usable:
         return f"not computed: {where}", "—"
     kv = kv_bytes_per_token(host["model_config"], bench["describe"]["kv_cache"])
@@ -107,10 +106,12 @@ def roofline_cells(results: dict, host: dict) -> tuple[str, str]:
 
 
 def gpus_text(row: Row) -> str:
-    """The GPUs the engine spans; on a host without GPU a split torch engine's ranks are CPU processes."""
+    """The GPUs the engine spans; an engine on the CPU (a torch split's ranks on a host without GPU) counts its
+    processes instead."""
     gpus = parallel_gpus(row.results["spec"]["settings"])
-    on_cpu = gpus > 1 and not str(row.bench["engine_info"].get("device", "cpu")).startswith("cuda")
-    return f"{gpus} (CPU processes)" if on_cpu else str(gpus)
+    if row.bench["engine_info"].get("device", "cpu") == "cpu":
+        return f"{gpus} (CPU process{'es' if gpus > 1 else ''})"
+    return str(gpus)
 
 
 def gpu_share(buffers: dict[str, int], gpus: int) -> float | None:
@@ -128,12 +129,12 @@ def gpu_share(buffers: dict[str, int], gpus: int) -> float | None:
 def weights_per_gpu(bench: dict) -> tuple[int | None, str]:
     """(bytes, how): the weights the busiest GPU (or rank) of the engine holds."""
     info, gpus = bench["engine_info"], parallel_gpus(bench["spec"]["settings"])
-    if (split := info.get("tensor_parallel")) and "largest_rank_weight_bytes" in split:
-        return split["largest_rank_weight_bytes"], "the largest rank's shard"
-    if split:  # recorded before the largest rank's bytes were
-        return round(info["weight_bytes"] * split["parameters_on_rank_0"] / split["parameters"]), "rank 0's shard"
     if engines := info.get("rank_engine_bytes"):  # TensorRT-LLM: close to the weights a rank's GPU holds
         return max(engines), "the largest rank's engine file"
+    if (split := info.get("tensor_parallel")) and "largest_rank_weight_bytes" in split:
+        return split["largest_rank_weight_bytes"], "the largest rank's shard"
+    if split and "parameters_on_rank_0" in split:  # a torch split recorded before the largest rank's bytes were
+        return round(info["weight_bytes"] * split["parameters_on_rank_0"] / split["parameters"]), "rank 0's shard"
     if gpus > 1 and (share := gpu_share(info.get("model_buffer_bytes", {}), gpus)) is not None:
         return round(info["weight_bytes"] * share), "llama.cpp's model buffers"
     if not info.get("weight_bytes"):
@@ -151,6 +152,8 @@ def kv_per_gpu(bench: dict) -> tuple[int | None, str]:
     kv, per_1k = entry["kv_cache"], 1000 / entry["context_tokens"]
     if "largest_rank_bytes" in kv:
         return round(kv["largest_rank_bytes"] * per_1k), "the largest rank's cache"
+    if "tensor_parallel" in bench["engine_info"]:  # a torch split recorded before its ranks' caches were summed
+        return round(kv["bytes"] * per_1k), "rank 0's cache"
     if gpus > 1 and (share := gpu_share(bench["engine_info"].get("kv_buffer_bytes", {}), gpus)) is not None:
         return round(kv["bytes"] * share * per_1k), "llama.cpp's KV buffers"
     return round(kv["bytes"] * per_1k), "one device holds it all"
@@ -162,11 +165,9 @@ def memory_cell(measured: tuple[int | None, str]) -> str:
 
 
 def stream_bandwidth_text(row: Row) -> str:
-    usable, bandwidth, where = bandwidth_for(row.bench, row.host)
+    usable, bandwidth, where, gpus = bandwidth_for(row.bench, row.host)
     if not usable or bandwidth is None:
         return f"not measured: {where}" if not usable else "not measured"
-    on_gpu = str(row.bench["engine_info"].get("device", "cpu")).startswith("cuda")
-    gpus = stream_gpus(row.bench["spec"]["settings"], on_gpu)
     return f"{fmt_number(bandwidth)}" + (f" ({gpus} × one GPU's)" if gpus > 1 else "")
 
 

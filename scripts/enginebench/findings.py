@@ -202,12 +202,20 @@ def answer(results: dict[str, dict], model_dir: Path, batch_size: int) -> dict:
     }
 
 
+def on_gpu(bench: dict) -> bool:
+    """Whether the engine ran on a GPU, as it reported its device (a partly offloaded llama.cpp: no)."""
+    return str(bench["engine_info"].get("device", "cpu")).startswith("cuda")
+
+
 def _scaled(results: dict[str, dict], variant: str, base: str) -> list[dict]:
-    """`variant`'s tokens/s at every batch size ÷ `base`'s at the same size (`speedup`), and that ÷ the ratio
-    of their GPU counts (`efficiency`)."""
+    """`variant`'s tokens/s at every batch size the base ran too ÷ `base`'s at the same size (`speedup`), and
+    that ÷ the ratio of their GPU counts (`efficiency`)."""
     gpus = parallel_gpus(results[variant]["spec"]["settings"]) / parallel_gpus(results[base]["spec"]["settings"])
+    base_sizes = {point["batch_size"] for point in results[base]["bench"]["metrics"]["sweep"]}
     points = []
     for point in results[variant]["bench"]["metrics"]["sweep"]:
+        if point["batch_size"] not in base_sizes:  # records of another sweep
+            continue
         speedup = (point["tokens_per_s"]["median"]
                    / at_batch(results[base]["bench"]["metrics"], point["batch_size"])["tokens_per_s"]["median"])
         points.append({"batch_size": point["batch_size"], "tokens_per_s": point["tokens_per_s"],
@@ -216,14 +224,18 @@ def _scaled(results: dict[str, dict], variant: str, base: str) -> list[dict]:
 
 
 def scaling(results: dict[str, dict]) -> list[dict]:
-    """Engines that differ only in the GPUs they span (the same backend and settings, and split the same way;
-    an engine on one GPU belongs to every split of its settings), fewest GPUs first, where such a family has
-    two or more: `shown` those whose speed is shown (speed_shown), each with its points (_scaled) against the
-    fewest GPUs shown (`base`); `failed` those that ran and fail the gate; `not_run` those that did not run
-    here (did not fit, or no such host), with why."""
+    """Engines that differ only in the GPUs they span (the same backend and settings but how many build
+    workers, split the same way; an engine on one GPU belongs to every split of its settings), fewest GPUs
+    first, where such a family has two or more: `shown` those whose speed is shown (speed_shown) and that ran
+    on the split engines' kind of device, each with its points (_scaled) against the fewest GPUs of them
+    (`base`); `elsewhere` those that ran on the other kind (an engine of one GPU whose job got none: no
+    ratio); `failed` those that ran and fail the gate; `not_run` those that did not run here (did not fit,
+    or no such host), with why."""
     def family_of(spec: dict) -> tuple[str, str]:
-        return spec["backend"], json.dumps({k: v for k, v in spec["settings"].items() if k != "parallel"},
-                                           sort_keys=True)
+        settings = {k: v for k, v in spec["settings"].items() if k != "parallel"}
+        if isinstance(settings.get("build"), dict):  # TensorRT-LLM's build workers: how fast it builds, not runs
+            settings["build"] = {k: v for k, v in settings["build"].items() if k != "workers"}
+        return spec["backend"], json.dumps(settings, sort_keys=True)
 
     def mode(spec: dict) -> str | None:
         return spec["settings"]["parallel"]["mode"] if parallel_gpus(spec["settings"]) > 1 else None
@@ -238,10 +250,15 @@ def scaling(results: dict[str, dict]) -> list[dict]:
         if len(members) < 2:
             continue
         gpus = {v: parallel_gpus(results[v]["spec"]["settings"]) for v in members}
-        measured = [v for v in members if v in shown]
+        split_devices = [on_gpu(results[v]["bench"]) for v in members if v in shown and gpus[v] > 1]
+        device = max(set(split_devices), key=split_devices.count) if split_devices else None
+        measured = [v for v in members if v in shown and device in (None, on_gpu(results[v]["bench"]))]
         base = measured[0] if measured else None
         found.append({"backend": backend, "mode": split, "base": base,
                       "shown": [{"variant": v, "gpus": gpus[v], "points": _scaled(results, v, base)} for v in measured],
+                      "elsewhere": [{"variant": v, "gpus": gpus[v],
+                                     "device": results[v]["bench"]["engine_info"].get("device", "not reported")}
+                                    for v in members if v in shown and v not in measured],
                       "failed": [{"variant": v, "gpus": gpus[v], "verdict": results[v]["verdict"]["verdict"]}
                                  for v in members if ran(results[v]) and v not in shown],
                       "not_run": [{"variant": v, "gpus": gpus[v], "reason": results[v]["status"][1]}

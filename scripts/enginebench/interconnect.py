@@ -57,14 +57,13 @@ def measure(nbytes: int, repetitions: int) -> dict:
         dist.destroy_process_group()
 
 
-def all_reduce_bandwidth(ranks: int, on_gpus: bool) -> dict:
-    """Start `ranks` torchrun processes that measure the all-reduce (NCCL on GPUs, else gloo); its figure, or
-    {"reason": why not} where the run failed (its output is in the preflight's log)."""
-    nbytes, repetitions = (GPU_BYTES, GPU_REPETITIONS) if on_gpus else (CPU_BYTES, CPU_REPETITIONS)
+def all_reduce_bandwidth(ranks: int) -> dict:
+    """Start `ranks` torchrun processes that measure the all-reduce (NCCL where torch sees GPUs, else gloo);
+    its figure, or {"reason": why not} where the run failed (its output is in the preflight's log)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "interconnect.json"
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}",
-               "-m", "enginebench.interconnect", str(out), str(nbytes), str(repetitions)]
+               "-m", "enginebench.interconnect", str(out)]
         env = {**os.environ, **ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(SCRIPTS),
                                                                                 os.environ.get("PYTHONPATH")]))}
         try:
@@ -78,8 +77,10 @@ def all_reduce_bandwidth(ranks: int, on_gpus: bool) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    out, nbytes, repetitions = Path(argv[0]), int(argv[1]), int(argv[2])
-    measured = measure(nbytes, repetitions)
+    import torch
+
+    out = Path(argv[0])
+    measured = measure(*((GPU_BYTES, GPU_REPETITIONS) if torch.cuda.is_available() else (CPU_BYTES, CPU_REPETITIONS)))
     if rank() == 0:
         out.write_text(json.dumps(measured))
     print(f"rank {rank()} of {world_size()}: done", flush=True)

@@ -211,6 +211,10 @@ class Plan:
                                    f"gpu={limit} lets a job use {limit}: raise it to this host's GPU count "
                                    f"(at least --resources gpu={most})")
 
+    def preflight_gpus(self) -> int:
+        """GPUs the preflight job asks: the most a bench asks (whose bandwidth and interconnect it measures)."""
+        return max((get_backend(e.backend).gpus(e.settings, "bench") for e in self.engines.values()), default=0)
+
     def widest_split(self) -> int:
         """The most GPUs one engine spans (1 where none is split): the preflight measures their interconnect."""
         return max((parallel_gpus(e.settings) for e in self.engines.values()), default=1)
@@ -277,13 +281,11 @@ class Plan:
 
     def served_engines(self) -> list[tuple[str, str]]:
         """The engines the serve stage puts behind their server (serve.enabled, those of serve.engines
-        where it names some; TensorRT-LLM's trtllm-serve is not wired yet, so its engines are left out
-        and the report says so)."""
+        where it names some)."""
         if not self.serves:
             return []
         named = self.config["serve"]["engines"]
-        return [key for key in self.all_engines()
-                if not self._in_container(self.engines[key]) and (named is None or key[1] in named)]
+        return [key for key in self.all_engines() if named is None or key[1] in named]
 
     def serve_spec(self, model: str, variant: str) -> dict:
         """What defines a serve result: the engine, the sample prompts and length (the answers it checks)

@@ -107,7 +107,7 @@ def interconnect(ranks: int, gpus: int) -> dict | None:
         return {"reason": "one GPU here: nothing to all-reduce among"}
     ranks = min(ranks, gpus) if gpus else ranks
     progress(f"measuring the all-reduce bandwidth among {ranks} {'GPUs' if gpus else 'CPU processes'}")
-    return all_reduce_bandwidth(ranks, on_gpus=gpus > 0)
+    return all_reduce_bandwidth(ranks)
 
 
 def run_preflight(results: Path, threads: int = 1, ranks: int = 1) -> dict:

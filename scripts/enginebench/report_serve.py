@@ -6,16 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import paths
+from .backends import get_backend
 from .figures import SERVE_FIGURE
 from .findings import rate_summary, serve_shown
 from .report_cells import fmt_number, table
-
-# Each backend's server as the section's opening sentence names it ({slots}: serve.slots)
-SERVERS = {
-    "llamacpp": "llama.cpp: `llama-server` of the engine's own llama.cpp build, {slots} slots with continuous batching",
-    "torch": ("PyTorch: `transformers serve` on the snapshot at the engine's dtype, with its continuous batching "
-              "(no slot count; its own decode loop, not the bench's)"),
-}
 
 
 def slo_text(slo: dict) -> str:
@@ -123,8 +117,8 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
     (name, title), = SERVE_FIGURE.items()
     figure = {"path": Path(paths.FIGURE.format(model=model, figure=name)).relative_to("results").as_posix(),
               "title": title}
-    servers = list(dict.fromkeys(SERVERS[spec["backend"]].format(slots=spec["serve"]["slots"])
+    servers = list(dict.fromkeys(get_backend(spec["backend"]).server_description(spec["serve"]["slots"])
                                  for r in served.values() if "server" in r["serve"]  # started (from the records)
-                                 for spec in [r["serve"]["spec"]] if spec["backend"] in SERVERS))
+                                 for spec in [r["serve"]["spec"]]))
     return {"slo": slo_text(serve["slo"]), "servers": servers, "checks": checks, "best": table(best_rows),
             "steps": table(step_rows), "settings": serve, "sweeps": sweeps, "figure": figure}

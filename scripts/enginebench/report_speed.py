@@ -48,7 +48,7 @@ def kv_per_1k(entry: dict) -> str:
 def depth_bound(results: dict, host: dict, entry: dict) -> str:
     """The decode bound with this context: bandwidth ÷ (weight bytes + the KV bytes the engine reports)."""
     info = results["bench"]["engine_info"]
-    usable, bandwidth, where = bandwidth_for(results["bench"], host)
+    usable, bandwidth, where, _ = bandwidth_for(results["bench"], host)
     if not usable:
         return f"not computed: {where}"
     if not info.get("weight_bytes") or bandwidth is None or entry.get("kv_cache") is None:

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -53,7 +54,12 @@ def run_serve(spec: dict, paths: dict, threads: int) -> dict:
     port = free_port()
     served = backend.served_file(paths["snapshot"], paths["checkpoint"], paths["engine"])
     try:
-        cmd = backend.server(served, settings, port=port, slots=serve["slots"], threads=threads)
+        if importlib.util.find_spec("guidellm") is None:  # e.g. the whole workflow in TensorRT-LLM's container
+            raise StageUnavailable("GuideLLM is not installed in this environment (pip install -r "
+                                   "envs/requirements.txt; never into the TensorRT-LLM container: serve from the host, "
+                                   "--profile profiles/trtllm)")
+        cmd = backend.server(served, settings, port=port, slots=serve["slots"], threads=threads,
+                             snapshot=Path(paths["snapshot"]))
     except StageUnavailable as why:
         return {"stage": "serve", "spec": spec, "status": "unavailable", "reason": str(why)}
     encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"],

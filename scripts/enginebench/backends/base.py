@@ -138,11 +138,17 @@ class Backend(ABC):
         """A combination of settings the schema cannot express that this backend refuses, else None."""
         return None
 
-    def server(self, engine_file: Path, settings: dict, *, port: int, slots: int, threads: int) -> list[str]:
+    def server(self, engine_file: Path, settings: dict, *, port: int, slots: int, threads: int,
+               snapshot: Path) -> list[str]:
         """The command that serves `engine_file` on 127.0.0.1:`port` behind an OpenAI-compatible API with
         `slots` requests at once (the serve stage starts it, waits for GET /health and stops it), or
-        raise StageUnavailable saying why this backend's engines are not served here."""
+        raise StageUnavailable saying why this backend's engines are not served here. `snapshot`: the
+        model's snapshot (its tokenizer), for a server that does not find it in the engine."""
         raise StageUnavailable(f"no server for {self.name} engines yet")
+
+    def server_description(self, slots: int) -> str:
+        """The server, in the report's words."""
+        return f"{self.name}: no server"
 
     def server_command(self, engine_file, settings: dict, *, port, slots: int, threads, **host) -> list[str]:
         """server()'s command from its parts alone (no check of this host: `host` holds what server() reads

@@ -364,7 +364,10 @@ class LlamaCppBackend(Backend):
     def load(self, snapshot, checkpoint, engine, settings, *, threads, trust_remote_code):
         return LlamaCppEngine(self.served_file(snapshot, checkpoint, engine), settings, threads)
 
-    def server(self, engine_file, settings, *, port, slots, threads):
+    def server_description(self, slots):
+        return f"llama.cpp: `llama-server` of the engine's own llama.cpp build, {slots} slots with continuous batching"
+
+    def server(self, engine_file, settings, *, port, slots, threads, snapshot):
         """llama-server (tools/server of the same llama.cpp source, `make llama-server`) with the
         engine's own context, KV type, flash attention and offload: `slots` sequences share n_ctx,
         continuous batching and the GGUF's chat template (--jinja) on, as they are by default."""

@@ -351,7 +351,11 @@ class TorchBackend(Backend):
     def served_file(self, snapshot, checkpoint, engine):
         return Path(snapshot)  # the engine is the snapshot cast at load time
 
-    def server(self, engine_file, settings, *, port, slots, threads):
+    def server_description(self, slots):
+        return ("PyTorch: `transformers serve` on the snapshot at the engine's dtype, with its continuous batching "
+                "(no slot count; its own decode loop, not the bench's)")
+
+    def server(self, engine_file, settings, *, port, slots, threads, snapshot):
         """transformers' own server (`transformers serve`, the PyTorch server of the library the engine
         runs on) on the snapshot at the variant's dtype, with its continuous batching (paged attention).
         It has no slot count: its scheduler takes requests while its paged KV cache has blocks, so `slots`

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from ..calibration import OFFLINE_ENV
-from ..errors import EngineBenchError, StageFailure
+from ..errors import EngineBenchError, StageFailure, StageUnavailable
 from ..preflight import fp8_capable
 from ..progress import progress
 from ..tools import run_tool
@@ -138,8 +138,8 @@ def quantize_command(snapshot: Path, out: Path, settings: dict) -> list[str]:
     calib = settings["calibration"]
     cmd = ["python", str(EXAMPLES / "quantization" / "quantize.py"), "--model_dir", str(snapshot),
            "--output_dir", str(out), "--dtype", settings["dtype"], "--qformat", settings["qformat"]]
-    if tp_size(settings) > 1:
-        cmd += ["--tp_size", str(tp_size(settings))]
+    if parallel_gpus(settings) > 1:
+        cmd += ["--tp_size", str(parallel_gpus(settings))]
     if settings["kv_cache_dtype"] != "none":
         cmd += ["--kv_cache_dtype", settings["kv_cache_dtype"]]
     cmd += ["--calib_dataset", calib["dataset"], "--calib_size", str(calib["size"]),
@@ -160,7 +160,7 @@ def convert_command(snapshot: Path, out: Path, settings: dict, architecture: str
                            f"(known: {', '.join(CONVERTERS)})")
     return ["python", str(EXAMPLES / "models" / "core" / family / "convert_checkpoint.py"),
             "--model_dir", str(snapshot), "--output_dir", str(out), "--dtype", settings["dtype"],
-            "--tp_size", str(tp_size(settings)), "--workers", "1"]
+            "--tp_size", str(parallel_gpus(settings)), "--workers", "1"]
 
 
 def build_command(checkpoint: Path, out: Path, settings: dict) -> list[str]:
@@ -181,14 +181,9 @@ def build_command(checkpoint: Path, out: Path, settings: dict) -> list[str]:
     return cmd + ["--input_timing_cache", cache, "--output_timing_cache", cache]
 
 
-def tp_size(settings: dict) -> int:
-    """The ranks of a checkpoint or an engine (their settings' parallel.gpus; 1 without)."""
-    return parallel_gpus(settings)
-
-
 def runtime_call(engine: Path, snapshot: Path, settings: dict) -> str:
     # double quotes: the line is also shell-quoted into the job's log (rules/trtllm.smk)
-    ranks = f"tensor_parallel_size={tp_size(settings)}, " if tp_size(settings) > 1 else ""
+    ranks = f"tensor_parallel_size={parallel_gpus(settings)}, " if parallel_gpus(settings) > 1 else ""
     return (f'tensorrt_llm._tensorrt_engine.LLM(model="{engine}", tokenizer="{snapshot}", {ranks}'
             "kv_cache_config=KvCacheConfig(enable_block_reuse=False))")
 
@@ -234,6 +229,12 @@ def sampling_kwargs(max_new_tokens: int, stop_ids: list[int], fixed_length: bool
     if fixed_length:
         return {**kwargs, "ignore_eos": True}
     return {**kwargs, "end_id": stop_ids[0], "stop_token_ids": list(stop_ids)}
+
+
+def apptainer_launcher(settings: dict) -> list[str]:
+    """How a host job starts a command in the container with the GPUs (profiles/trtllm's way: --nv, the
+    container's own environment), from the repository root (apptainer binds the working directory)."""
+    return ["apptainer", "exec", "--nv", "--cleanenv", f"docker://{settings['container']}"]
 
 
 def _architecture(snapshot: Path) -> str:
@@ -319,13 +320,13 @@ class TrtllmBackend(Backend):
         # stage 1 converts or calibrates on one GPU, however many ranks it writes; trtllm-build builds its
         # ranks on as many GPUs as it has workers (capped at the GPUs it sees: BUILD main())
         if stage == "engine":
-            return max(1, min(tp_size(settings), settings["build"]["workers"] or 1))
+            return max(1, min(parallel_gpus(settings), settings["build"]["workers"] or 1))
         return super().gpus(settings, stage)
 
     def checkpoint_settings(self, settings):
         ckpt = {k: settings[k] for k in ("dtype", "qformat", "kv_cache_dtype")}
         ckpt["container"] = settings["container"]
-        if tp_size(settings) > 1:  # a checkpoint of that many ranks
+        if parallel_gpus(settings) > 1:  # a checkpoint of that many ranks
             ckpt["parallel"] = settings["parallel"]
         if settings["qformat"] != "none":
             ckpt.update(calibration=settings["calibration"], awq_block_size=settings["awq_block_size"])
@@ -335,7 +336,7 @@ class TrtllmBackend(Backend):
         parts = ["trtllm", ckpt["qformat"] if ckpt["qformat"] != "none" else "unquantized"]
         if ckpt["kv_cache_dtype"] != "none":
             parts.append(f"kv-{ckpt['kv_cache_dtype']}")
-        return "-".join(parts + [ckpt["dtype"]] + ([f"tp{tp_size(ckpt)}"] if tp_size(ckpt) > 1 else []))
+        return "-".join(parts + [ckpt["dtype"]] + ([f"tp{parallel_gpus(ckpt)}"] if parallel_gpus(ckpt) > 1 else []))
 
     def describe(self, settings):
         quant = settings["qformat"] if settings["qformat"] != "none" else settings["dtype"]
@@ -444,8 +445,41 @@ class TrtllmBackend(Backend):
         return {"timings": {"build_s": time.perf_counter() - started},
                 "fp8_context_fmha": effective_fp8_context_fmha(settings)}
 
+    def server_description(self, slots):
+        return (f"TensorRT-LLM: `trtllm-serve` on the engine folder (TensorRT backend, in its container), "
+                f"{slots} requests batched in flight at most")
+
+    def server(self, engine_file, settings, *, port, slots, threads, snapshot):
+        """trtllm-serve (SERVE below) on the engine folder with the TensorRT backend and the snapshot's
+        tokenizer (its chat template). It runs where TensorRT-LLM is: on PATH inside the container (the whole
+        workflow there, scripts/trtllm_docker.sh), else started in the container by apptainer from the host,
+        where GuideLLM runs (profiles/trtllm: the serve job is a host job)."""
+        if shutil.which("trtllm-serve"):
+            launcher = []
+        elif shutil.which("apptainer"):
+            launcher = apptainer_launcher(settings)
+        else:
+            raise StageUnavailable(f"trtllm-serve runs in the container {settings['container']}: this host has "
+                                   "neither trtllm-serve nor apptainer to start it")
+        return self.server_command(engine_file, settings, port=port, slots=slots, threads=threads,
+                                   snapshot=snapshot, launcher=launcher)
+
+    def server_placeholders(self, settings):
+        return {"snapshot": "<snapshot>", "launcher": apptainer_launcher(settings)}
+
+    def server_command(self, engine_file, settings, *, port, slots, threads, snapshot, launcher):
+        """SERVE = tensorrt_llm/commands/serve.py@00209af1: `trtllm-serve MODEL --backend tensorrt --tokenizer
+        T --host H --port P --max_batch_size B [--tp_size N]`; the engine's mapping decides its ranks and
+        --tp_size must be 1 or that (the LLM API's check). The batch is the engine's build.max_batch_size at
+        most (a runtime limit above the build's is refused or clamped, by release)."""
+        limit = settings["build"]["max_batch_size"]
+        cmd = [*launcher, "trtllm-serve", str(engine_file), "--backend", "tensorrt", "--tokenizer", str(snapshot),
+               "--host", "127.0.0.1", "--port", str(port),
+               "--max_batch_size", str(min(slots, limit) if limit else slots)]
+        return cmd + (["--tp_size", str(parallel_gpus(settings))] if parallel_gpus(settings) > 1 else [])
+
     def load(self, snapshot, checkpoint, engine, settings, *, threads, trust_remote_code):
-        return TrtllmEngine(Path(engine), Path(snapshot), trust_remote_code, tp_size(settings))
+        return TrtllmEngine(Path(engine), Path(snapshot), trust_remote_code, parallel_gpus(settings))
 
     def versions(self):
         versions = {}
