@@ -20,6 +20,7 @@ rule bench:
     threads: workflow.cores
     resources:
         gpu=gpus,
+        gpu_jobs=gpu_jobs(gpus),
     conda:
         CONDA_ENV
     log:

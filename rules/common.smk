@@ -80,6 +80,15 @@ def engine_gpus(wildcards):
     return PLAN.gpus(wildcards.model, wildcards.variant, stage="engine")
 
 
+def gpu_jobs(asked):
+    """resources: gpu_jobs of a job that asks `asked` GPUs (a number or an input function): 1 where it asks any.
+    A local run does not assign GPUs to jobs (each sees GPU 0 onwards), so on a host of several GPUs
+    `--resources gpu=<GPUs> gpu_jobs=1` (scripts/gpu_session.sh) runs GPU jobs one at a time."""
+    if callable(asked):
+        return lambda wildcards: int(asked(wildcards) > 0)
+    return int(asked > 0)
+
+
 def log_path(stage, name):
     return paths.LOG.format(model="{model}", stage=stage, name=name)
 

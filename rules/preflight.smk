@@ -13,6 +13,7 @@ rule preflight:
     threads: workflow.cores
     resources:
         gpu=PLAN.preflight_gpus(),  # under SLURM: the GPUs whose bandwidth and all-reduce it measures
+        gpu_jobs=gpu_jobs(PLAN.preflight_gpus()),
     conda:
         CONDA_ENV
     log:

@@ -49,6 +49,7 @@ rule quality:
     threads: UNTIMED_THREADS
     resources:
         gpu=gpus,
+        gpu_jobs=gpu_jobs(gpus),
     conda:
         CONDA_ENV
     log:

@@ -19,6 +19,7 @@ rule samples:
     threads: UNTIMED_THREADS
     resources:
         gpu=gpus,
+        gpu_jobs=gpu_jobs(gpus),
     conda:
         CONDA_ENV
     log:

@@ -23,6 +23,7 @@ rule serve:
     threads: workflow.cores
     resources:
         gpu=serve_gpus,
+        gpu_jobs=gpu_jobs(serve_gpus),
     conda:
         CONDA_ENV
     log:

@@ -48,6 +48,7 @@ use rule checkpoint as trtllm_checkpoint with:
         no_conda
     resources:
         gpu=1,  # quantize.py calibrates on the GPU; convert_checkpoint.py loads the model onto it
+        gpu_jobs=1,
 
 
 use rule engine as trtllm_engine with:
@@ -61,6 +62,7 @@ use rule engine as trtllm_engine with:
         no_conda
     resources:
         gpu=engine_gpus,  # build.workers GPUs build a split engine's ranks side by side
+        gpu_jobs=1,
 
 
 use rule trtllm_engine as trtllm_logits_engine with:

@@ -12,7 +12,7 @@
 #       carry: bundle/wheels bundle/bundle.json (scripts/bundle.py; bundle/sdist unless --without-llamacpp), and
 #       vendor/qwen2-tokenizer.gguf.gz for the Qwen placeholder config. Prints the host, copies the
 #       checkout to the session's work folder, then in the background installs the bundle and runs
-#       the pipeline of CONFIG there (scripts/airgap.py run: --cores <all> --resources gpu=1
+#       the pipeline of CONFIG there (scripts/airgap.py run: --cores <all> --resources gpu=<its GPUs> gpu_jobs=1
 #       --keep-going, then Snakemake's TARGETS and OPTIONS, e.g. --forcerun); waits up to N s (default 540).
 #       --without-llamacpp skips llama-cpp-python's CUDA build (~5 min) for runs without llama.cpp;
 #       --with-server also builds llama-server (the serve stage's, ~5 min more) from the same sdist.
@@ -24,7 +24,7 @@ set -euo pipefail
 STATE=${GPU_SESSION_DIR:-/tmp/gpu-session}
 WORK=$STATE/work
 export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-# one GPU: NVLink multicast off, as the device tool's notes ask
+# NVLink multicast off, as the device tool's notes ask
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 ts() { date +%H:%M:%S; }
 die() { echo "gpu_session: $*" >&2; exit 2; }
@@ -86,6 +86,7 @@ start)
   [ ! -e "$STATE/smk.log" ] || die "a run was started on this machine already (use wait / collect)"
   echo "$(ts) start in $PWD"
   nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv,noheader || die "no GPU"
+  gpus=$(nvidia-smi -L | grep -c '^GPU')  # a split engine's jobs ask several; gpu_jobs=1: one GPU job at a time
   echo "cores: $(nproc); python: $(python3 --version)"; df -h /tmp | tail -1; free -g | head -2
   mkdir -p "$WORK"
   tar --exclude=./bundle --exclude=./.git -cf - . | tar -xf - -C "$WORK"
@@ -95,7 +96,7 @@ start)
   if [ -f vendor/qwen2-tokenizer.gguf.gz ]; then gunzip -c vendor/qwen2-tokenizer.gguf.gz > "$WORK/vendor/qwen2-tokenizer.gguf"; fi
   cd "$WORK"
   printf '%q ' python3 scripts/airgap.py run --bundle "$STATE/bundle" --site "$STATE/site" --without-model \
-      "${install_args[@]}" -- --cores "$(nproc)" --resources gpu=1 --keep-going "$@" --configfile "$config" \
+      "${install_args[@]}" -- --cores "$(nproc)" --resources gpu="$gpus" gpu_jobs=1 --keep-going "$@" --configfile "$config" \
       > "$STATE/command"
   echo "$(ts) runs in the background: $(cat "$STATE/command")"
   : > "$STATE/smk.log"  # before the background starts writing it: 'wait' checks that it exists

@@ -74,11 +74,13 @@ def test_runtime_jobs_ask_for_the_variants_gpus_in_the_dry_run(monkeypatch, tmp_
         rule = re.match(r"(?:local)?rule (\w+):", block)
         wildcards = re.search(r"^\s*wildcards: .*variant=([\w.-]+)", block, flags=re.M)
         gpu = re.search(r"^\s*resources: .*\bgpu=(\d+)", block, flags=re.M)
+        jobs = re.search(r"^\s*resources: .*\bgpu_jobs=(\d+)", block, flags=re.M)
         if rule and wildcards and gpu:
-            asked[(rule.group(1), wildcards.group(1))] = int(gpu.group(1))
+            asked[(rule.group(1), wildcards.group(1))] = (int(gpu.group(1)), int(jobs.group(1)))
+    # gpu_jobs: 1 for a job that uses GPUs (--resources gpu_jobs=1 runs them one at a time on a local host)
     for stage in ("bench", "samples", "quality"):
-        assert asked[(stage, "fp32-tp2")] == 2 and asked[(stage, "llama-f16-row2")] == 2
-        assert asked[(stage, "fp32")] == 0
+        assert asked[(stage, "fp32-tp2")] == (2, 1) and asked[(stage, "llama-f16-row2")] == (2, 1)
+        assert asked[(stage, "fp32")] == (0, 0)
 
 
 def fake_gpus(monkeypatch, tmp_path, count: int) -> None:
