@@ -148,15 +148,21 @@ def test_the_preflight_measures_an_interconnect_only_where_an_engine_is_split():
     assert interconnect(2, 1) == {"reason": "one GPU here: nothing to all-reduce among"}
 
 
-def test_the_72b_config_plans_each_engine_at_its_gpu_count(repo):
+@pytest.mark.parametrize("name, asked", [
+    ("qwen2.5-72b-multigpu", {"torch-bf16-tp2": 2, "torch-bf16-tp4": 4, "torch-bf16-tp8": 8, "trtllm-bf16-tp2": 2,
+                              "trtllm-bf16-tp4": 4, "llamacpp-f16-layer2": 2, "llamacpp-f16-row2": 2,
+                              "llamacpp-f16-layer4": 4, "llamacpp-q4_k_m": 0, "llamacpp-q4_k_m-layer2": 2}),
+    ("qwen2.5-7b-multigpu", {"torch-bf16": 0, "torch-bf16-tp2": 2, "llamacpp-f16": 0, "llamacpp-f16-layer2": 2,
+                             "llamacpp-f16-row2": 2}),
+])
+def test_the_multigpu_configs_plan_each_engine_at_its_gpu_count(repo, name, asked):
+    """llama.cpp and torch engines of one device ask no GPU (they run on the CPU too); the preflight asks the most
+    a bench does and measures the all-reduce among the widest split."""
     from enginebench.plan import load_config
 
-    plan = build_plan(load_config(repo / "config" / "qwen2.5-72b-multigpu.yaml"))
-    asked = {variant: plan.gpus(model, variant) for model, variant in plan.engines}
-    assert asked == {"torch-bf16-tp2": 2, "torch-bf16-tp4": 4, "torch-bf16-tp8": 8, "trtllm-bf16-tp2": 2,
-                     "trtllm-bf16-tp4": 4, "llamacpp-f16-layer2": 2, "llamacpp-f16-row2": 2, "llamacpp-f16-layer4": 4,
-                     "llamacpp-q4_k_m": 0, "llamacpp-q4_k_m-layer2": 2}  # llama.cpp needs no GPU to run
-    assert plan.widest_split() == 8
+    plan = build_plan(load_config(repo / "config" / f"{name}.yaml"))
+    assert {variant: plan.gpus(model, variant) for model, variant in plan.engines} == asked
+    assert plan.widest_split() == plan.preflight_gpus() == max(asked.values())
 
 
 def test_llamacpp_splits_its_layers_or_rows_over_the_gpus():
