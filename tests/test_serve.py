@@ -235,7 +235,7 @@ def test_serving_is_planned_after_the_samples_and_before_the_report(tmp_path):
     servers = [line for line in done.stdout.splitlines() if "# server: " in line]
     assert len(servers) == 2
     torch = next(line for line in servers if "transformers" in line)
-    assert "serve '<engine file>' --host 127.0.0.1 --port '<free port>'" in torch and "--continuous-batching" in torch
+    assert "serve '<snapshot>' --host 127.0.0.1 --port '<free port>'" in torch and "--continuous-batching" in torch
     assert "<cuda if the host has a GPU, else cpu>" in torch and "--dtype float32" in torch
     llama = next(line for line in servers if "llama-server" in line)
     assert "vendor/llama-server/llama-server --model" in llama and "--parallel 2" in llama and "--jinja" in llama

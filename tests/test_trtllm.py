@@ -280,7 +280,7 @@ def test_a_trtllm_engine_is_served_by_trtllm_serve_started_in_its_container_from
     assert plan.served_engines() == [("qwen2.5-7b", "trtllm-fp16"), ("qwen2.5-7b", "trtllm-fp16-tp2")]
     server, _ = planned_commands(plan.serve_spec("qwen2.5-7b", "trtllm-fp16-tp2"))
     assert server == ("apptainer exec --nv --cleanenv docker://nvcr.io/nvidia/tensorrt-llm/release:1.2.1 trtllm-serve "
-                      "'<engine file>' --backend tensorrt --tokenizer '<snapshot>' --host 127.0.0.1 "
+                      "'<engine folder>' --backend tensorrt --tokenizer '<snapshot>' --host 127.0.0.1 "
                       "--port '<free port>' --max_batch_size 4 --tp_size 2")  # build.max_batch_size 4 < 8 slots
     settings = plan.engines[("qwen2.5-7b", "trtllm-fp16")].settings
     backend = trtllm_backend.TrtllmBackend()

@@ -37,8 +37,9 @@ def planned_commands(spec: dict) -> tuple[str, str]:
     settings = spec["settings"]
     backend = get_backend(spec["backend"])
     try:
-        cmd = backend.server_command("<engine file>", settings, port="<free port>", slots=spec["serve"]["slots"],
-                                     threads="<threads>", **backend.server_placeholders(settings))
+        cmd = backend.server_command(backend.served_placeholder, settings, port="<free port>",
+                                     slots=spec["serve"]["slots"], threads="<threads>",
+                                     **backend.server_placeholders(settings))
     except StageUnavailable as why:
         server = f"none: {why}"
     else:

@@ -155,6 +155,8 @@ class Backend(ABC):
         of it), for the dry run to show with placeholders; StageUnavailable where the backend has no server."""
         raise StageUnavailable(f"no server for {self.name} engines yet")
 
+    served_placeholder = "<engine file>"  # what the dry run shows for served_file() (only the job knows it)
+
     def server_placeholders(self, settings: dict) -> dict:
         """server_command()'s `host` facts as the dry run shows them (what only the job's host decides)."""
         return {}

@@ -375,6 +375,8 @@ class TorchBackend(Backend):
         return self.server_command(engine_file, settings, port=port, slots=slots, threads=threads,
                                    device="cuda" if torch.cuda.is_available() else "cpu")
 
+    served_placeholder = "<snapshot>"  # the engine is the snapshot cast at load time
+
     def server_placeholders(self, settings):
         return {"device": "<cuda if the host has a GPU, else cpu>"}
 

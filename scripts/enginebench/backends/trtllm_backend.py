@@ -464,6 +464,8 @@ class TrtllmBackend(Backend):
         return self.server_command(engine_file, settings, port=port, slots=slots, threads=threads,
                                    snapshot=snapshot, launcher=launcher)
 
+    served_placeholder = "<engine folder>"
+
     def server_placeholders(self, settings):
         return {"snapshot": "<snapshot>", "launcher": apptainer_launcher(settings)}
 
