@@ -81,10 +81,12 @@ def bandwidth_for(bench: dict, host: dict) -> tuple[bool, float | None, str | No
     """(usable, GB/s, note, GPUs): the bandwidth that bounds one decode stream of this engine (the preflight's
     best repetition on its GPU, times the GPUs a tensor or row split reads at once; else the host's),
     whether it was measured on this hardware, where it was measured, and how many GPUs' it adds up."""
-    gpus = stream_gpus(bench["spec"]["settings"], on_gpu(bench))
     usable, where = bandwidth_source(bench["environment"], host["environment"])
+    if not usable:
+        return False, None, where, 1
+    gpus = stream_gpus(bench["spec"]["settings"], on_gpu(bench))
     measured = host["bandwidth"]["device" if on_gpu(bench) else "host"]
-    return usable, None if measured is None else bound_bandwidth(measured) * gpus, where, gpus
+    return True, None if measured is None else bound_bandwidth(measured) * gpus, where, gpus
 
 
 def roofline_cells(results: dict, host: dict) -> tuple[str, str]:
