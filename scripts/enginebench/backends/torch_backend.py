@@ -368,10 +368,9 @@ class TorchBackend(Backend):
         if parallel_gpus(settings) > 1:
             raise StageUnavailable("transformers serve runs a model in one process: no tensor-parallel server")
         missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
-        if missing or not transformers_cli().exists():
-            lacking = ", ".join(missing or ["its CLI"])
-            raise StageUnavailable(f"transformers serve needs transformers[serving] ({lacking} missing here): "
-                                   "pip install -r envs/requirements.txt")
+        if missing:
+            raise StageUnavailable(f"transformers serve needs transformers[serving] ({', '.join(missing)} missing "
+                                   "here): pip install -r envs/requirements.txt")
         return self.server_command(engine_file, settings, port=port, slots=slots, threads=threads,
                                    device="cuda" if torch.cuda.is_available() else "cpu")
 
@@ -381,7 +380,7 @@ class TorchBackend(Backend):
         return {"device": "<cuda if the host has a GPU, else cpu>"}
 
     def server_command(self, engine_file, settings, *, port, slots, threads, device):
-        return ["env", f"OMP_NUM_THREADS={threads}", "HF_HUB_OFFLINE=1", str(transformers_cli()), "serve",
+        return ["env", f"OMP_NUM_THREADS={threads}", "HF_HUB_OFFLINE=1", *TRANSFORMERS_CLI, "serve",
                 str(engine_file), "--host", "127.0.0.1", "--port", str(port), "--device", device,
                 "--dtype", settings["dtype"], "--continuous-batching", "--log-level", "info"]
 
@@ -396,8 +395,7 @@ class TorchBackend(Backend):
 
 
 SERVER_MODULES = ("fastapi", "uvicorn", "openai")  # transformers[serving]: what `transformers serve` imports
-
-
-def transformers_cli() -> Path:
-    """The `transformers` command of this Python's environment."""
-    return Path(sys.executable).parent / "transformers"
+# the `transformers` command's module, run by this interpreter: the transformers this process imports (an
+# air-gapped host's bundle puts ours first on PYTHONPATH, the server inheriting it), not whichever version's
+# console script lies beside the interpreter (the lent H200's venv has transformers 5.17's)
+TRANSFORMERS_CLI = (sys.executable, "-m", "transformers.cli.transformers")
