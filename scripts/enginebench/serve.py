@@ -8,8 +8,9 @@
    tokens or other weights answers differently: the stage records FAIL with the first divergence, and
    no load figure (the sweep does not run). Placeholder weights have no answer to keep (their greedy
    tokens are coin tosses between near-equal logits, which batching flips): the answers are recorded,
-   not compared, and only the prompt lengths must agree (a server with another chat template or
-   tokenizer still fails).
+   not compared; the prompt lengths must agree (a server with another chat template or tokenizer still
+   fails) and no answer may hold its prompt (a server that sends its input back, as transformers serve
+   does where its response parser does not find the chat template's answer anchor, fails).
 3. The load sweep is GuideLLM's (a load generator of the field, not ours): its concurrent profile at each
    configured number of requests in flight, prompts cut from the eval text at lengths drawn from the
    configured range, a fixed output length, warm-up requests left out. Per step: requests/s, output
@@ -106,7 +107,7 @@ def served_check(server: Server, model: str, samples: list[dict], encoder, max_t
                  speed_only: str | None) -> dict:
     """Each sample prompt through the server (as `model`: the served file, which a server pinned to it
     accepts), greedily, one at a time; the answers against the engine's (for placeholder weights,
-    `speed_only` says why not: only the prompt lengths are compared)."""
+    `speed_only` says why not: only the prompt lengths are compared, and no answer may hold its prompt)."""
     chat, answers = encoder.uses_chat_template, []
     for i, sample in enumerate(samples):
         progress(f"served check {i + 1}/{len(samples)}")
@@ -132,6 +133,13 @@ def served_check(server: Server, model: str, samples: list[dict], encoder, max_t
             check["reason"] = (f"the server's prompt is {first['served_prompt_tokens']} tokens, the engine's "
                                f"{first['engine_prompt_tokens']} (prompt {first['prompt']!r}): its chat template or "
                                "tokenizer differs")
+        else:  # random tokens never spell the prompt: an answer holding it is the server's input sent back
+            # (compared without whitespace: a server may decode the prompt's spaces otherwise)
+            first = next((a for a in answers if "".join(a["prompt"].split()) in "".join(a["served"].split())), None)
+            if first is not None:
+                check["reason"] = (f"the server sends the prompt back inside its answer (prompt {first['prompt']!r}, "
+                                   f"answer {first['served'][:120]!r}...): every streamed figure would time that "
+                                   "echo, not the engine's first token")
     else:
         first = next((a for a in answers if a["served"] != a["engine"]), None)
         if first is not None:
