@@ -198,6 +198,18 @@ def test_a_server_that_sends_the_prompt_back_fails_on_placeholder_weights(served
     assert "steps" not in record and not alive(record["server"]["pid"])
 
 
+def test_an_echo_is_the_prompt_sent_back_and_not_a_short_prompt_met_by_chance():
+    echo = "<｜begin▁of▁sentence｜><｜User｜>The three primary colors are<｜Assistant｜>**** Hend"
+    assert serve.holds_prompt(echo, "The three primary colors are", "The three primary colors are")
+    assert serve.holds_prompt("<s>[user]Thefunctionreturns[assistant]▁result", "The function returns",
+                              "[user] The function returns\n[assistant] ")  # its spaces decoded otherwise
+    assert not serve.holds_prompt("A random Hi there", "Hi", "Hi")  # too short to tell from chance
+    assert serve.holds_prompt("x [user] Hi\n[assistant] y", "Hi", "[user] Hi\n[assistant] ")  # its template is not
+    assert not serve.holds_prompt("anything at all", " \n", " \n")  # nothing to find: no echo
+    prompt = "The three primary colors are"
+    assert not serve.holds_prompt("**** Hend возможности", prompt, prompt)
+
+
 def test_a_server_with_another_chat_template_fails_with_the_first_divergence(served_run, monkeypatch):
     root, plan = served_run
     original = LlamaCppBackend.server

@@ -121,6 +121,7 @@ def served_check(server: Server, model: str, samples: list[dict], encoder, max_t
             text = answer["choices"][0].get("text") or ""
         engine = continuation(encoder, sample["prompt_ids"], sample["output_ids"])
         answers.append({"prompt": sample["prompt"], "engine": engine, "served": text,
+                        "echoed": holds_prompt(text, sample["prompt"], encoder.decode(sample["prompt_ids"])),
                         "engine_prompt_tokens": len(sample["prompt_ids"]),
                         "served_prompt_tokens": (answer.get("usage") or {}).get("prompt_tokens")})
     check = {"api": "chat completions" if chat else "text completions", "answers": answers,
@@ -133,19 +134,31 @@ def served_check(server: Server, model: str, samples: list[dict], encoder, max_t
             check["reason"] = (f"the server's prompt is {first['served_prompt_tokens']} tokens, the engine's "
                                f"{first['engine_prompt_tokens']} (prompt {first['prompt']!r}): its chat template or "
                                "tokenizer differs")
-        else:  # random tokens never spell the prompt: an answer holding it is the server's input sent back
-            # (compared without whitespace: a server may decode the prompt's spaces otherwise)
-            first = next((a for a in answers if "".join(a["prompt"].split()) in "".join(a["served"].split())), None)
+        else:
+            first = next((a for a in answers if a["echoed"]), None)
             if first is not None:
+                shown = first["served"][:120] + ("..." if len(first["served"]) > 120 else "")
                 check["reason"] = (f"the server sends the prompt back inside its answer (prompt {first['prompt']!r}, "
-                                   f"answer {first['served'][:120]!r}...): every streamed figure would time that "
-                                   "echo, not the engine's first token")
+                                   f"answer {shown!r}): every streamed figure would time that echo, not the "
+                                   "engine's first token")
     else:
         first = next((a for a in answers if a["served"] != a["engine"]), None)
         if first is not None:
             check["reason"] = divergence_text(first, len(answers))
     check["passed"] = first is None
     return check
+
+
+ECHO_MIN_CHARS = 16  # a shorter needle could turn up in random tokens by chance
+
+
+def holds_prompt(answer: str, prompt: str, templated: str) -> bool:
+    """Whether an answer holds its prompt: the prompt as the chat template wrapped it, or the bare prompt where
+    long enough, compared without whitespace (a server may decode spaces otherwise). Random tokens never
+    spell either: an answer holding one is the server's input sent back."""
+    haystack = "".join(answer.split())
+    needles = ("".join(templated.split()), "".join(prompt.split()))
+    return any(len(n) >= ECHO_MIN_CHARS and n in haystack for n in needles)
 
 
 def divergence_text(answer: dict, count: int) -> str:

@@ -19,8 +19,11 @@ def guidellm_command(scenario_file, python: str = sys.executable) -> list[str]:
 
 
 def shown(arg: str) -> str:
-    """A path of the checkout by its path in the checkout, one of this Python's environment as <env>/...:
-    the same text in every clone (the commands are a param: another text reruns the job)."""
+    """A path of the checkout by its path in the checkout, one of this Python's environment as <env>/..., this
+    interpreter as `python` (bin/python or bin/python3, by how Snakemake was started): the same text in every
+    clone (the commands are a param: another text reruns the job)."""
+    if arg == sys.executable:
+        return "python"
     path = Path(arg)
     if not path.is_absolute():
         return arg

@@ -361,13 +361,16 @@ class TorchBackend(Backend):
         It has no slot count: its scheduler takes requests while its paged KV cache has blocks, so `slots`
         is not passed. It runs its own decode loop, not the bench's (`compile` and StaticDecoder do not
         apply): the served figures are transformers serve's."""
-        import importlib.util
-
         import torch
 
         if parallel_gpus(settings) > 1:
             raise StageUnavailable("transformers serve runs a model in one process: no tensor-parallel server")
-        missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
+        missing = []
+        for name in SERVER_MODULES:  # imported, not only found: a dependency of theirs may be missing too
+            try:
+                importlib.import_module(name)
+            except ImportError as error:
+                missing.append(error.name or name)
         if missing:
             raise StageUnavailable(f"transformers serve needs transformers[serving] ({', '.join(missing)} missing "
                                    "here): pip install -r envs/requirements.txt")
@@ -394,7 +397,9 @@ class TorchBackend(Backend):
         return {name: importlib.metadata.version(name) for name in ("torch", "transformers")}
 
 
-SERVER_MODULES = ("fastapi", "uvicorn", "openai")  # transformers[serving]: what `transformers serve` imports
+# what `transformers serve` imports to start: transformers[serving] (fastapi, uvicorn, openai's types and their
+# HTTP client, httpx2, which the lent H200 lacked)
+SERVER_MODULES = ("uvicorn", "transformers.cli.serving.chat_completion")
 # the `transformers` command's module, run by this interpreter: the transformers this process imports (an
 # air-gapped host's bundle puts ours first on PYTHONPATH, the server inheriting it), not whichever version's
 # console script lies beside the interpreter (the lent H200's venv has transformers 5.17's)
