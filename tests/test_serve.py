@@ -163,14 +163,20 @@ def test_placeholder_weights_record_the_answers_and_check_only_the_prompt_length
     assert record["status"] == "failed" and "chat template or tokenizer differs" in record["reason"]
 
 
-def test_a_server_that_sends_the_prompt_back_fails_on_placeholder_weights(served_run, tmp_path):
+def test_transformers_serve_answers_as_the_engine_on_a_qwen2_model_with_another_chat_template(
+        served_run, monkeypatch, tmp_path):
     """Seen on the lent H200 (docs/gpu-report-7b/session15): transformers serve 5.23 on a Qwen2 model whose chat
     template is not ChatML returns the whole templated prompt in front of each answer (its response parser
     looks for the Qwen2 fallback's anchor "<|im_start|>assistant\n", transformers/cli/serving/utils.py
     _RESPONSE_TEMPLATE_FALLBACKS, misses it and passes the prefix through), and GuideLLM then times that echo
-    as the first token. Random weights leave the answers uncompared, but no random answer holds its prompt."""
+    as the first token. The stage gives the server a response template anchored on the chat template's own
+    generation prompt: the answers are the engine's, token for token. Without it the echo comes back, and
+    even on placeholder weights (answers not compared) the check fails it: no random answer holds its prompt."""
     import torch
     from transformers import AutoModelForCausalLM, Qwen2Config
+
+    from enginebench.backends.base import Backend
+    from enginebench.backends.torch_backend import TorchBackend
 
     root, plan = served_run
     snapshot = root / paths.SNAPSHOT.format(model="tiny")
@@ -192,6 +198,15 @@ def test_a_server_that_sends_the_prompt_back_fails_on_placeholder_weights(served
                                                            .checkpoint)),
         "--engine", str(root / paths.ENGINE.format(model="tiny", variant="fp32")), "--threads", "2",
         "--out", str(samples)]) == 0
+    record = run_serve(root, plan, "qwen2", samples=samples, variant="fp32", snapshot=qwen)
+    assert record["status"] == "ok", record.get("reason")
+    check = record["check"]
+    assert check["compared"] and check["equal"] == len(check["answers"]) == 2 and record["steps"]
+    assert record["server"]["response_template"]["start_anchor"] == "[assistant]"  # the tiny template's, decoded
+    view = next(Path(arg) for arg in record["server"]["command"] if "enginebench-serve-" in arg)
+    assert view.name == "qwen2" and not view.parent.exists()  # the links' folder went with the stage
+
+    monkeypatch.setattr(TorchBackend, "served_model", Backend.served_model)  # the snapshot as it is
     record = run_serve(root, plan, "qwen2-echo", speed_only="placeholder weights (seed 0)", samples=samples,
                        variant="fp32", snapshot=qwen)
     assert record["status"] == "failed" and "sends the prompt back inside its answer" in record["reason"]

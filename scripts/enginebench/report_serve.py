@@ -94,6 +94,9 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
             state = f"not served: {record['reason']}"
         else:
             state = f"{record['status']}: {record['reason'].splitlines()[0]}"
+        if "response_template" in record.get("server", {}):
+            state += (f"; the server was given a response template anchored on the chat template's "
+                      f"{record['server']['response_template']['start_anchor']!r} (its own missed it)")
         checks.append(f"`{variant}`: {state}")
         if variant not in shown:
             continue

@@ -44,14 +44,19 @@ REQUEST_TIMEOUT_S = 300  # a request the server holds longer is an error, never 
 
 
 def run_serve(spec: dict, paths: dict, threads: int) -> dict:
-    from .prompts import PromptEncoder
-
-    settings, serve = spec["settings"], spec["serve"]
     backend = get_backend(spec["backend"])
     samples = results.read(paths["samples"], "samples")
     if samples["status"] != "ok":
         return {"stage": "serve", "spec": spec, "status": samples["status"],
                 "reason": f"samples: {samples['reason']}"}
+    with tempfile.TemporaryDirectory(prefix="enginebench-serve-") as scratch:
+        return _serve(spec, paths, threads, samples, backend, Path(scratch))
+
+
+def _serve(spec: dict, paths: dict, threads: int, samples: dict, backend, scratch: Path) -> dict:
+    from .prompts import PromptEncoder
+
+    settings, serve = spec["settings"], spec["serve"]
     port = free_port()
     served = backend.served_file(paths["snapshot"], paths["checkpoint"], paths["engine"])
     try:
@@ -59,13 +64,14 @@ def run_serve(spec: dict, paths: dict, threads: int) -> dict:
             raise StageUnavailable("GuideLLM is not installed in this environment (pip install -r "
                                    "envs/requirements.txt; never into the TensorRT-LLM container: serve from the host, "
                                    "--profile profiles/trtllm)")
+        served, given = backend.served_model(served, scratch, spec["trust_remote_code"])
         cmd = backend.server(served, settings, port=port, slots=serve["slots"], threads=threads,
                              snapshot=Path(paths["snapshot"]))
     except StageUnavailable as why:
         return {"stage": "serve", "spec": spec, "status": "unavailable", "reason": str(why)}
     encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"],
                             trust_remote_code=spec["trust_remote_code"])
-    record = {"stage": "serve", "spec": spec, "server": {"command": cmd}}
+    record = {"stage": "serve", "spec": spec, "server": {"command": cmd, **given}}
     log = Path(paths["out"]).with_suffix(".server.log")
     log.unlink(missing_ok=True)
     server = Server(cmd, port, log, serve["start_timeout_s"])

@@ -170,6 +170,11 @@ class Backend(ABC):
         """The engine file or folder its server loads."""
         return engine
 
+    def served_model(self, served: Path, scratch: Path, trust_remote_code: bool) -> tuple[Path, dict]:
+        """What the server loads, and what the record says of it: `served` itself, unless the server needs a
+        setting the files lack (then a folder written under `scratch`, removed after the stage)."""
+        return served, {}
+
     def gpus(self, settings: dict, stage: str) -> int:
         """GPUs a job of `stage` asks (`resources: gpu`; SLURM --gpus): a runtime job of a split engine its
         parallel.gpus, else 1 where the backend's engines need a GPU, else 0."""

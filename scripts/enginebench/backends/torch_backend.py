@@ -365,17 +365,27 @@ class TorchBackend(Backend):
 
         if parallel_gpus(settings) > 1:
             raise StageUnavailable("transformers serve runs a model in one process: no tensor-parallel server")
-        missing = []
-        for name in SERVER_MODULES:  # imported, not only found: a dependency of theirs may be missing too
-            try:
-                importlib.import_module(name)
-            except ImportError as error:
-                missing.append(error.name or name)
-        if missing:
-            raise StageUnavailable(f"transformers serve needs transformers[serving] ({', '.join(missing)} missing "
-                                   "here): pip install -r envs/requirements.txt")
+        check_server_modules()
         return self.server_command(engine_file, settings, port=port, slots=slots, threads=threads,
                                    device="cuda" if torch.cuda.is_available() else "cpu")
+
+    def served_model(self, served, scratch, trust_remote_code):
+        """The snapshot, or where transformers serve would not find this chat template's answer, a folder of
+        links to it whose tokenizer_config.json adds a response template of the chat template's own
+        (response_template())."""
+        check_server_modules()
+        template = response_template(served, trust_remote_code)
+        if template is None:
+            return served, {}
+        view = scratch / served.name
+        view.mkdir()
+        for f in served.iterdir():
+            if f.name != "tokenizer_config.json":
+                (view / f.name).symlink_to(f.resolve())
+        config = served / "tokenizer_config.json"
+        config = json.loads(config.read_text()) if config.is_file() else {}
+        (view / "tokenizer_config.json").write_text(json.dumps({**config, "response_template": template}, indent=2))
+        return view, {"response_template": template}
 
     served_placeholder = "<snapshot>"  # the engine is the snapshot cast at load time
 
@@ -395,6 +405,60 @@ class TorchBackend(Backend):
 
     def versions(self):
         return {name: importlib.metadata.version(name) for name in ("torch", "transformers")}
+
+
+def check_server_modules() -> None:
+    """StageUnavailable, with the install command, where transformers serve cannot start here."""
+    missing = []
+    for name in SERVER_MODULES:  # imported, not only found: a dependency of theirs may be missing too
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            missing.append(error.name or name)
+    if missing:
+        raise StageUnavailable(f"transformers serve needs transformers[serving] ({', '.join(missing)} missing "
+                               "here): pip install -r envs/requirements.txt")
+
+
+def response_template(snapshot: Path, trust_remote_code: bool) -> dict | None:
+    """The response template transformers serve needs to find the answer in what it generated, where its own
+    would miss it; None where its own finds it, where it has none (it then sends the decoded tokens as they
+    are) or where the snapshot has no chat template.
+
+    Its own is the tokenizer's `response_template`, else a fallback for the model_type
+    (transformers/cli/serving/utils.py `get_response_template`, `_RESPONSE_TEMPLATE_FALLBACKS`): ChatML's
+    anchor `<|im_start|>assistant\n` for every Qwen2 model. Where the chat template's prompt lacks that
+    anchor (a Qwen2 model with DeepSeek-R1-Distill-Qwen's template, as the 7B placeholder has), its parser
+    sends the whole templated prompt back in front of the answer (seen on the H200, session 15). Ours
+    anchors on the chat template's own generation prompt (what add_generation_prompt appends, as the parser
+    sees it: decoded from the prompt's ids) and reads the answer as text up to the end-of-sequence token:
+    the engine's tokens, as its samples hold them."""
+    from types import SimpleNamespace
+
+    from transformers import AutoConfig, AutoTokenizer
+    from transformers.cli.serving.utils import get_response_template
+    from transformers.utils.chat_parsing.response_templates import load_response_template
+
+    tokenizer = AutoTokenizer.from_pretrained(snapshot, trust_remote_code=trust_remote_code)
+    if not tokenizer.chat_template:
+        return None
+    config = AutoConfig.from_pretrained(snapshot, trust_remote_code=trust_remote_code)
+    own = get_response_template(tokenizer, SimpleNamespace(config=config))
+
+    def decoded(generation_prompt: bool) -> str:  # the prompt as the server's parser sees it: its ids decoded
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": "x"}], add_generation_prompt=generation_prompt,
+                                            return_dict=True)["input_ids"]
+        return tokenizer.decode(ids)
+
+    prompt = decoded(True)
+    if own is None or load_response_template(own).start_anchor_re.search(prompt):
+        return None
+    bare = decoded(False)
+    anchor = prompt[len(bare):] if prompt.startswith(bare) else ""
+    if not anchor:  # no generation prompt to anchor on: the served-output check judges what comes back
+        return None
+    content = {"content": "text", **({"close": tokenizer.eos_token} if tokenizer.eos_token else {})}
+    return {"defaults": {"role": "assistant"}, "start_anchor": anchor, "fields": {"content": content}}
 
 
 # what `transformers serve` imports to start: transformers[serving] (fastapi, uvicorn, openai's types and their
