@@ -218,3 +218,32 @@ def test_what_one_gpu_holds_is_read_from_each_engines_own_records():
     assert section["memory"] is None and section["families"][0]["table"] is None
     assert section["families"][0]["not_run"] == ["`trt` (1 GPU): engine: no TensorRT-LLM",
                                                  "`trt-tp2` (2 GPUs): engine: no TensorRT-LLM"]
+
+
+def test_the_serving_section_says_how_many_sweeps_each_engine_had_and_which_met_the_slo(tmp_path):
+    """The 7B H200 report's records (docs/gpu-report-7b): torch-bf16 swept twice (session 16), the llama.cpp
+    engines once (session 12). A step whose medians lie within the SLO but one of whose sweeps did not is
+    "no", with how many sweeps met it; the sweep counts are each engine's, from its record."""
+    from enginebench.report_serve import serving_section, within_slo
+
+    plan = build_plan(load_config(REPO / "config" / "qwen2.5-7b-gpu.yaml"))
+    layout = plan.report_layout()
+    model = layout["models"][0]
+    (tmp_path / "results").symlink_to(REPO / "docs" / "gpu-report-7b")
+    results = load_results(tmp_path, model["slug"], model["variants"], layout["quality"]["gate"])
+    section = serving_section(results, plan.config["serve"], model["slug"])
+    assert section["sweep_counts"] == {v: len(results[v]["serve"]["sweeps"]) if "sweeps" in results[v]["serve"] else 1
+                                       for v in ("torch-bf16", "llamacpp-f16", "llamacpp-q4_k_m")}
+    assert len(set(section["sweep_counts"].values())) > 1 and all(f"`{v}`" in section["sweeps"]
+                                                                  for v in section["sweep_counts"])
+    record = results["torch-bf16"]["serve"]
+    cells = []
+    for i, step in enumerate(record["steps"]):
+        sweeps = [sweep[i] for sweep in record["sweeps"]]
+        met = sum(s["meets_slo"] for s in sweeps)
+        assert step["meets_slo"] == (met == len(sweeps))
+        cells.append(within_slo(step, sweeps))
+        assert (cells[-1] == "yes") == step["meets_slo"]
+        assert (f"met in {met} of {len(sweeps)}" in cells[-1]) == (0 < met < len(sweeps))
+    assert any("met in" in cell for cell in cells)  # this record has such a step (session 16's first sweep)
+    assert all(cell in section["steps"]["table"] for cell in cells)

@@ -117,7 +117,7 @@ def test_the_report_ranks_only_what_was_served_and_checked(served_run):
     found = recorded.findings_of(root, plan, "tiny")
     assert serving["ranking"][0]["summary"]["n"] == SERVE["repetitions"]  # ranked on every sweep's figures
     section = report_serve.serving_section(found["results"], plan.config["serve"], "tiny")
-    assert section["sweeps"] == SERVE["repetitions"]  # read from the records, not the config
+    assert section["sweep_counts"] == {"fp32": SERVE["repetitions"], "llama-f16": SERVE["repetitions"]}  # records
     text = (root / paths.REPORT).read_text()
     assert "### Serving under load" in text and "| In flight |" in text
     assert (root / paths.FIGURE.format(model="tiny", figure="serving")).stat().st_size > 0

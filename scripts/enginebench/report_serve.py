@@ -76,7 +76,8 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
     checks, best_rows, step_rows = [], [], []
     # how many sweeps the records hold (not the config's serve.repetitions: a report re-rendered under another
     # config must not misstate them)
-    sweeps = max((s.get("sweeps", 1) for r in served.values() for s in r["serve"].get("steps", [])), default=1)
+    counts = {v: max((s.get("sweeps", 1) for s in r["serve"].get("steps", [])), default=0) for v, r in served.items()}
+    sweeps = max(counts.values())
     completed = "Completed" if sweeps == 1 else "Completed (all sweeps)"
     for variant, r in served.items():
         record = r["serve"]
@@ -107,7 +108,7 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
                           "Output tokens/s": fmt_number(best["output_tokens_per_s"]) if best else "—",
                           "TTFT p90 (ms)": fmt_number(best["ttft_ms"]["p90"]) if best else "—",
                           "ITL p90 (ms)": fmt_number(best["itl_ms"]["p90"]) if best else "—"})
-        for step in record["steps"]:
+        for i, step in enumerate(record["steps"]):
             step_rows.append({"Engine": variant, "In flight": step["concurrency"],
                               "Requests/s": step_rate(step),
                               "Goodput (requests/s)": "—" if step["goodput_rps"] is None
@@ -116,7 +117,7 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
                               "TTFT p50/p90/p99 (ms)": _p(step, "ttft_ms"), "ITL p50/p90/p99 (ms)": _p(step, "itl_ms"),
                               "End-to-end p50/p90/p99 (s)": _p(step, "e2e_s"),
                               completed: step["completed"], "Errors": step["errored"],
-                              "Within SLO": "yes" if step["meets_slo"] else "no"})
+                              "Within SLO": within_slo(step, [sweep[i] for sweep in record.get("sweeps", [])])})
     (name, title), = SERVE_FIGURE.items()
     figure = {"path": Path(paths.FIGURE.format(model=model, figure=name)).relative_to("results").as_posix(),
               "title": title}
@@ -124,4 +125,31 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
                                  for r in served.values() if "server" in r["serve"]  # started (from the records)
                                  for spec in [r["serve"]["spec"]]))
     return {"slo": slo_text(serve["slo"]), "servers": servers, "checks": checks, "best": table(best_rows),
-            "steps": table(step_rows), "settings": serve, "sweeps": sweeps, "figure": figure}
+            "steps": table(step_rows), "settings": serve, "sweeps": sweeps_text(counts), "sweep_counts": counts,
+            "figure": figure}
+
+
+def within_slo(step: dict, sweeps: list[dict]) -> str:
+    """Whether a step met the SLO (in every sweep), and in how many sweeps where only some did: the medians
+    shown may lie within the SLO where one sweep's did not."""
+    if step["meets_slo"]:
+        return "yes"
+    met = sum(s["meets_slo"] for s in sweeps)
+    return f"no (met in {met} of {len(sweeps)} sweeps)" if met else "no"
+
+
+def sweeps_text(counts: dict[str, int]) -> str:
+    """How many sweeps each swept engine's figures hold (from the records: a report re-rendered under another
+    config must not misstate them)."""
+    by_count: dict[int, list[str]] = {}
+    for variant, n in counts.items():
+        if n:
+            by_count.setdefault(n, []).append(f"`{variant}`")
+    several = ("every figure their median, requests/s with its min–max range; engines whose ranges overlap "
+               "tie")
+    if len(by_count) > 1:
+        return ("sweeps per engine on the same server: " + "; ".join(
+            f"{n} for {', '.join(names)}" for n, names in sorted(by_count.items(), reverse=True))
+            + f" (where several, {several}; one sweep has no spread)")
+    n = next(iter(by_count), 1)
+    return f"{n} sweeps per engine on the same server ({several})" if n > 1 else "one sweep per engine (no spread)"
