@@ -24,6 +24,7 @@ from enginebench import results as records
 from enginebench.backends.llamacpp_backend import LlamaCppBackend
 from enginebench.errors import EngineBenchError
 from enginebench.plan import build_plan, spec_json, validate_config
+from enginebench.serve_commands import step_load
 
 pytestmark = pytest.mark.slow
 
@@ -124,22 +125,40 @@ def test_the_report_ranks_only_what_was_served_and_checked(served_run):
 
 
 def run_serve(root, plan, out_name: str, speed_only: str | None = None, samples: Path | None = None,
-              variant: str = "llama-f16", snapshot: Path | None = None) -> dict:
+              variant: str = "llama-f16", snapshot: Path | None = None, serve: dict | None = None) -> dict:
     """The serve CLI once more on one of the pipeline's engines (llama.cpp's unless named), into another
     file (as for placeholder weights where `speed_only` is given; against other samples where `samples`
-    is given; on another snapshot where `snapshot` is given)."""
+    is given; on another snapshot where `snapshot` is given; with other serve settings where `serve` is
+    given, the keys it names in place of the spec's)."""
     model = "tiny"
     engine = plan.engines[(model, variant)]
     out = root / "again" / f"{out_name}.json"
     out.parent.mkdir(exist_ok=True)
+    spec = plan.serve_spec(model, variant)
+    if serve is not None:
+        spec["serve"] = {**spec["serve"], **serve}
     assert serve_cli.main([
-        "--spec", spec_json({**plan.serve_spec(model, variant), "speed_only": speed_only}),
+        "--spec", spec_json({**spec, "speed_only": speed_only}),
         "--snapshot", str(snapshot or root / paths.SNAPSHOT.format(model=model)),
         "--checkpoint", str(root / paths.CHECKPOINT.format(model=model, checkpoint=engine.checkpoint)),
         "--engine", str(root / paths.ENGINE.format(model=model, variant=variant)), "--threads", "2",
         "--samples", str(samples or root / paths.SAMPLES.format(model=model, variant=variant)),
         "--out", str(out)]) == 0
     return records.read(out, "serve")
+
+
+def test_a_poisson_sweep_offers_each_configured_rate(served_run):
+    """serve.profile poisson: GuideLLM's Poisson profile, one step per offered rate (an open loop: arrivals do
+    not wait for answers); the steps are keyed by the rate, and the report's column says so."""
+    root, plan = served_run
+    rates = [1.5, 3.0]
+    serve = {k: v for k, v in plan.serve_spec("tiny", "llama-f16")["serve"].items() if k != "concurrency"}
+    record = run_serve(root, plan, "poisson", serve={**serve, "profile": "poisson", "rates": rates,
+                                                     "repetitions": 1})
+    assert record["status"] == "ok", record.get("reason")
+    assert [s["rate"] for s in record["steps"]] == rates and all("concurrency" not in s for s in record["steps"])
+    assert all(s["completed"] > 0 and s["errored"] == 0 for s in record["steps"])
+    assert [step_load(s) for s in record["steps"]] == [("Offered (requests/s)", r) for r in rates]
 
 
 def test_placeholder_weights_record_the_answers_and_check_only_the_prompt_lengths(served_run, monkeypatch, tmp_path):
@@ -329,6 +348,20 @@ def test_the_serve_spec_changes_with_what_the_check_and_the_load_depend_on():
     named["serve"]["engines"] = ["llama-f16"]
     validate_config(named)
     assert build_plan(named).serve_spec("tiny", "llama-f16") == base
+    assert {"profile", "rates"}.isdisjoint(base["serve"])  # the concurrent profile's spec as before profiles
+    poisson = copy.deepcopy(config)
+    poisson["serve"].update(profile="poisson", rates=[1, 2])
+    validate_config(poisson)
+    spec = build_plan(poisson).serve_spec("tiny", "llama-f16")["serve"]
+    assert (spec["profile"], spec["rates"]) == ("poisson", [1, 2]) and "concurrency" not in spec
+    for change, key in (({"profile": "poisson"}, "serve.rates: the poisson profile"),
+                        ({"rates": [1, 2]}, "serve.rates: set, but serve.profile is concurrent"),
+                        ({"profile": "closed"}, "serve.profile")):
+        wrong = copy.deepcopy(config)
+        wrong["serve"].update(change)
+        with pytest.raises(EngineBenchError, match=key):
+            validate_config(wrong)
+            build_plan(wrong)
 
 
 def test_serve_engines_names_the_served_variants_and_a_typo_is_one_sentence():

@@ -290,7 +290,9 @@ class Plan:
     def serve_spec(self, model: str, variant: str) -> dict:
         """What defines a serve result: the engine, the sample prompts and length (the answers it checks)
         and the serve settings and eval text (the load)."""
-        serve = {k: v for k, v in self.config["serve"].items() if k != "engines"}  # which to serve: not how
+        # which to serve is not how; of the profile's keys only those its steps read (profile_keys)
+        serve = {k: v for k, v in self.config["serve"].items() if k not in ("engines", *PROFILE_KEYS)}
+        serve.update(profile_keys(self.config["serve"]))
         return {**self.runtime_spec(model, variant, "samples"), "serve": serve,
                 "eval_text": self.config["quality"]["eval_text"], "speed_only": self.speed_only(model)}
 
@@ -449,10 +451,27 @@ def build_plan(config: dict) -> Plan:
     return plan
 
 
+PROFILE_KEYS = ("profile", "concurrency", "rates")
+
+
+def profile_keys(serve: dict) -> dict:
+    """The sweep's profile keys that its steps read: `concurrency` for the concurrent profile (alone, so that
+    records made before there were profiles keep their spec), `profile` and `rates` for poisson."""
+    if serve["profile"] == "concurrent":
+        return {"concurrency": serve["concurrency"]}
+    return {"profile": serve["profile"], "rates": serve["rates"]}
+
+
 def check_serve(plan: Plan) -> None:
-    """serve.*: a prompt range that is one, engines named that exist, and a server context that holds
-    each slot's longest request."""
+    """serve.*: a prompt range that is one, the steps of the chosen profile, engines named that exist, and a
+    server context that holds each slot's longest request."""
     serve = plan.config["serve"]
+    if serve["profile"] == "poisson" and serve["rates"] is None:
+        raise EngineBenchError("config key serve.rates: the poisson profile offers these requests/s, one step "
+                               "each (e.g. [1, 2, 4]); none given")
+    if serve["profile"] == "concurrent" and serve["rates"] is not None:
+        raise EngineBenchError("config key serve.rates: set, but serve.profile is concurrent, whose steps are "
+                               "serve.concurrency (profile: poisson to offer request rates)")
     low, high = serve["prompt_tokens"]["min"], serve["prompt_tokens"]["max"]
     if high < low:
         raise EngineBenchError(f"config key serve.prompt_tokens: max {high} is below min {low}")

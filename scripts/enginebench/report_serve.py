@@ -10,6 +10,7 @@ from .backends import get_backend
 from .figures import SERVE_FIGURE
 from .findings import rate_summary, serve_shown
 from .report_cells import fmt_number, table
+from .serve_commands import profile, profile_text, step_load
 
 
 def slo_text(slo: dict) -> str:
@@ -104,12 +105,12 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
         best = record["best"]
         best_rows.append({"Engine": variant,
                           "Requests/s within SLO": step_rate(best) if best else "none",
-                          "In flight": best["concurrency"] if best else "—",
+                          **(dict([step_load(best)]) if best else {profile(serve)["column"]: "—"}),
                           "Output tokens/s": fmt_number(best["output_tokens_per_s"]) if best else "—",
                           "TTFT p90 (ms)": fmt_number(best["ttft_ms"]["p90"]) if best else "—",
                           "ITL p90 (ms)": fmt_number(best["itl_ms"]["p90"]) if best else "—"})
         for i, step in enumerate(record["steps"]):
-            step_rows.append({"Engine": variant, "In flight": step["concurrency"],
+            step_rows.append({"Engine": variant, **dict([step_load(step)]),
                               "Requests/s": step_rate(step),
                               "Goodput (requests/s)": "—" if step["goodput_rps"] is None
                               else fmt_number(step["goodput_rps"]),
@@ -125,7 +126,8 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
                                  for r in served.values() if "server" in r["serve"]  # started (from the records)
                                  for spec in [r["serve"]["spec"]]))
     return {"slo": slo_text(serve["slo"]), "servers": servers, "checks": checks, "best": table(best_rows),
-            "steps": table(step_rows), "settings": serve, "sweeps": sweeps_text(counts), "sweep_counts": counts,
+            "steps": table(step_rows), "settings": serve, "profile": profile_text(serve),
+            "sweeps": sweeps_text(counts), "sweep_counts": counts,
             "figure": figure}
 
 

@@ -12,10 +12,10 @@
    fails) and no answer may hold its prompt (a server that sends its input back, as transformers serve
    does where its response parser does not find the chat template's answer anchor, fails).
 3. The load sweep is GuideLLM's (a load generator of the field, not ours): its concurrent profile at each
-   configured number of requests in flight, prompts cut from the eval text at lengths drawn from the
-   configured range, a fixed output length, warm-up requests left out. Per step: requests/s, output
-   tokens/s, TTFT, inter-token latency and end-to-end latency (p50/p90/p99), errors, and the goodput
-   under `serve.slo`.
+   configured number of requests in flight, or its Poisson profile at each configured request rate,
+   prompts cut from the eval text at lengths drawn from the configured range, a fixed output length,
+   warm-up requests left out. Per step: requests/s, output tokens/s, TTFT, inter-token latency and
+   end-to-end latency (p50/p90/p99), errors, and the goodput under `serve.slo`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from .backends import get_backend
 from .errors import EngineBenchError, StageUnavailable
 from .progress import progress
 from .quality import eval_text
-from .serve_commands import guidellm_command
+from .serve_commands import PROFILES, guidellm_command, profile, profile_text
 from .server import Server, ServerError, free_port
 
 PERCENTILES = ("p50", "p90", "p99")
@@ -87,9 +87,10 @@ def _serve(spec: dict, paths: dict, threads: int, samples: dict, backend, scratc
                 progress(f"load sweep {i + 1} of {serve['repetitions']}")
                 steps, load = sweep(server, str(served), spec, encoder, paths["snapshot"],
                                     backend.fixed_length_fields(serve["output_tokens"]))
-                if [s["concurrency"] for s in steps] != serve["concurrency"]:
-                    raise ServerError(f"GuideLLM's sweep {i + 1} returned steps at "
-                                      f"{[s['concurrency'] for s in steps]} in flight, not {serve['concurrency']}")
+                planned = profile(serve)
+                if (got := [s.get(planned["step"]) for s in steps]) != planned["steps"]:
+                    raise ServerError(f"GuideLLM's sweep {i + 1} returned steps at {planned['step']} {got}, not "
+                                      f"{planned['steps']}")
                 sweeps.append(steps)
                 loads.append(load)
     except ServerError as error:
@@ -204,6 +205,7 @@ def scenario(url: str, model: str, data: Path, snapshot: Path, serve: dict, chat
     the prompts of `data` (prompt, output_tokens_count), the snapshot's tokenizer, goodput under the SLO.
     `fixed_length`: the fields that fix the output length on a server that refuses GuideLLM's own (the
     rows then carry no output length; GuideLLM sends max_tokens and these fields with every request)."""
+    chosen = profile(serve)
     backend = {"kind": "openai_http", "target": url, "model": model, "timeout": REQUEST_TIMEOUT_S,
                "request_format": "/v1/chat/completions" if chat else "/v1/completions"}
     if fixed_length is not None:
@@ -212,7 +214,7 @@ def scenario(url: str, model: str, data: Path, snapshot: Path, serve: dict, chat
         "metadata": {"name": "enginebench serve", "description": "enginebench's load sweep (rules/serve.smk)"},
         "spec": {
             "backend": backend,
-            "profile": {"kind": "concurrent", "streams": [serve["concurrency"][0]],
+            "profile": {"kind": serve.get("profile", "concurrent"), chosen["field"]: [chosen["steps"][0]],
                         "warmup": {"value": serve["warmup_requests"], "mode": "requests"}},
             "constraints": [{"kind": "max_requests", "count": serve["requests"] + serve["warmup_requests"]}],
             "tokenizer": {"kind": "huggingface_auto", "model": str(snapshot)},
@@ -221,7 +223,7 @@ def scenario(url: str, model: str, data: Path, snapshot: Path, serve: dict, chat
             "metrics": {"kind": "generative", "sample_size": 0,
                         "slo": {"ttft_ms": serve["slo"]["ttft_ms"], "tpot_ms": serve["slo"]["itl_ms"]}},
         },
-        "benchmarks": [{"profile.streams": c} for c in serve["concurrency"]],
+        "benchmarks": [{f"profile.{chosen['field']}": x} for x in chosen["steps"]],
     }
 
 
@@ -231,7 +233,7 @@ def sweep(server: Server, model: str, spec: dict, encoder, snapshot: Path,
     are this stage's own children: enginebench.hostload counts them as its own)."""
     serve = spec["serve"]
     text, _ = eval_text(spec["eval_text"])
-    steps = len(serve["concurrency"])
+    steps = len(profile(serve)["steps"])
     rows = request_rows(encoder, text, serve, steps * (serve["requests"] + serve["warmup_requests"]),
                         with_length=fixed_length is None)
     with tempfile.TemporaryDirectory(prefix="enginebench-guidellm-") as tmp:
@@ -240,7 +242,7 @@ def sweep(server: Server, model: str, spec: dict, encoder, snapshot: Path,
         scenario_file.write_text(json.dumps(scenario(server.url, model, data, Path(snapshot), serve,
                                                      encoder.uses_chat_template, out, fixed_length), indent=1))
         cmd = guidellm_command(scenario_file)
-        progress(f"load sweep: GuideLLM, {steps} steps (concurrency {serve['concurrency']}), "
+        progress(f"load sweep: GuideLLM, {steps} steps ({profile_text(serve)}), "
                  f"{serve['requests']} requests each after {serve['warmup_requests']} warm-up")
         env = {**os.environ, "GUIDELLM__MAX_WORKER_PROCESSES": "1", "HF_HUB_OFFLINE": "1"}
         started, before = time.perf_counter(), hostload.sample()
@@ -272,7 +274,7 @@ def parse_guidellm(report: dict, slo: dict) -> list[dict]:
         totals = m["request_totals"]
         per_s = totals["successful"] / duration if duration else 0.0
         step = {
-            "concurrency": bench["config"]["strategy"]["streams"],
+            **step_of(bench["config"]["strategy"]),
             "completed": totals["successful"], "errored": totals["errored"], "incomplete": totals["incomplete"],
             "duration_s": duration, "requests_per_s": per_s,
             "output_tokens_per_s": (m["output_token_count"]["successful"]["total_sum"] / duration) if duration else 0.0,
@@ -289,6 +291,13 @@ def parse_guidellm(report: dict, slo: dict) -> list[dict]:
     return steps
 
 
+def step_of(strategy: dict) -> dict:
+    """What GuideLLM's strategy set for a step, under the step's key (PROFILES): requests in flight, or the
+    requests/s offered."""
+    chosen = next(p for p in PROFILES.values() if p["field"] in strategy)
+    return {chosen["step"]: strategy[chosen["field"]]}
+
+
 def combined_steps(sweeps: list[list[dict]]) -> list[dict]:
     """Each step over the repeated sweeps: rates, goodput, attainment and latency percentiles are the
     median, requests/s also its summary over the sweeps (enginebench.stats); counts are summed; a step
@@ -296,7 +305,8 @@ def combined_steps(sweeps: list[list[dict]]) -> list[dict]:
     combined = []
     for runs in zip(*sweeps, strict=True):
         rates = [r["requests_per_s"] for r in runs]
-        step = {"concurrency": runs[0]["concurrency"], "sweeps": len(runs),
+        step = {**{p["step"]: runs[0][p["step"]] for p in PROFILES.values() if p["step"] in runs[0]},
+                "sweeps": len(runs),
                 **{k: sum(r[k] for r in runs) for k in ("completed", "errored", "incomplete", "duration_s")},
                 **{k: _median([r[k] for r in runs]) for k in ("requests_per_s", "output_tokens_per_s",
                                                                "slo_attainment", "goodput_rps")},

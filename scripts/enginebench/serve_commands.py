@@ -14,6 +14,35 @@ from .errors import StageUnavailable
 REPO = Path(__file__).resolve().parents[2]
 
 
+# serve.profile -> the GuideLLM profile that runs it: its steps' key in the config and in each step record, the
+# profile's field that a step sets, and the steps in words
+PROFILES = {
+    "concurrent": {"config": "concurrency", "step": "concurrency", "field": "streams",
+                   "column": "In flight", "words": "concurrent profile at {steps} in flight"},
+    "poisson": {"config": "rates", "step": "rate", "field": "rate", "column": "Offered (requests/s)",
+                "words": "Poisson profile at {steps} requests/s offered (exponential gaps between arrivals, "
+                         "GuideLLM's fixed seed)"},
+}
+
+
+def profile(serve: dict) -> dict:
+    """The serve settings' GuideLLM profile (PROFILES) with its configured steps as `steps`."""
+    chosen = PROFILES[serve.get("profile", "concurrent")]
+    return {**chosen, "steps": serve[chosen["config"]]}
+
+
+def profile_text(serve: dict) -> str:
+    """GuideLLM's profile and its steps, in words."""
+    chosen = profile(serve)
+    return chosen["words"].format(steps=", ".join(map(str, chosen["steps"])))
+
+
+def step_load(step: dict) -> tuple[str, float]:
+    """(the report's column, the value): what a step of a sweep set, requests in flight or requests/s offered."""
+    chosen = next(p for p in PROFILES.values() if p["step"] in step)
+    return chosen["column"], step[chosen["step"]]
+
+
 def guidellm_command(scenario_file, python: str = sys.executable) -> list[str]:
     return [python, "-m", "guidellm", "run", "--scenario", str(scenario_file), "--disable-console-interactive"]
 
@@ -48,8 +77,8 @@ def planned_commands(spec: dict) -> tuple[str, str]:
     else:
         server = shlex.join(map(shown, cmd))
     serve = spec["serve"]
-    load = (f"{shlex.join(guidellm_command('<scenario.json>', python='python'))}  (its concurrent profile at "
-            f"{', '.join(map(str, serve['concurrency']))} in flight, {serve['requests']} requests each after "
+    load = (f"{shlex.join(guidellm_command('<scenario.json>', python='python'))}  (its {profile_text(serve)}, "
+            f"{serve['requests']} requests each after "
             f"{serve['warmup_requests']} warm-up, prompts of {serve['prompt_tokens']['min']}-"
             f"{serve['prompt_tokens']['max']} tokens, {serve['output_tokens']} new tokens; "
             f"{serve['repetitions']} sweep(s))")
