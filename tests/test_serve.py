@@ -125,20 +125,16 @@ def test_the_report_ranks_only_what_was_served_and_checked(served_run):
 
 
 def run_serve(root, plan, out_name: str, speed_only: str | None = None, samples: Path | None = None,
-              variant: str = "llama-f16", snapshot: Path | None = None, serve: dict | None = None) -> dict:
+              variant: str = "llama-f16", snapshot: Path | None = None) -> dict:
     """The serve CLI once more on one of the pipeline's engines (llama.cpp's unless named), into another
     file (as for placeholder weights where `speed_only` is given; against other samples where `samples`
-    is given; on another snapshot where `snapshot` is given; with other serve settings where `serve` is
-    given, the keys it names in place of the spec's)."""
+    is given; on another snapshot where `snapshot` is given)."""
     model = "tiny"
     engine = plan.engines[(model, variant)]
     out = root / "again" / f"{out_name}.json"
     out.parent.mkdir(exist_ok=True)
-    spec = plan.serve_spec(model, variant)
-    if serve is not None:
-        spec["serve"] = {**spec["serve"], **serve}
     assert serve_cli.main([
-        "--spec", spec_json({**spec, "speed_only": speed_only}),
+        "--spec", spec_json({**plan.serve_spec(model, variant), "speed_only": speed_only}),
         "--snapshot", str(snapshot or root / paths.SNAPSHOT.format(model=model)),
         "--checkpoint", str(root / paths.CHECKPOINT.format(model=model, checkpoint=engine.checkpoint)),
         "--engine", str(root / paths.ENGINE.format(model=model, variant=variant)), "--threads", "2",
@@ -148,17 +144,23 @@ def run_serve(root, plan, out_name: str, speed_only: str | None = None, samples:
 
 
 def test_a_poisson_sweep_offers_each_configured_rate(served_run):
-    """serve.profile poisson: GuideLLM's Poisson profile, one step per offered rate (an open loop: arrivals do
-    not wait for answers); the steps are keyed by the rate, and the report's column says so."""
+    """serve.profile poisson: GuideLLM's Poisson profile (the stage refuses a step of another strategy), one
+    step per offered rate (an open loop: arrivals do not wait for answers); the steps are keyed by the rate,
+    and the report's column says so."""
     root, plan = served_run
     rates = [1.5, 3.0]
-    serve = {k: v for k, v in plan.serve_spec("tiny", "llama-f16")["serve"].items() if k != "concurrency"}
-    record = run_serve(root, plan, "poisson", serve={**serve, "profile": "poisson", "rates": rates,
-                                                     "repetitions": 1})
+    config = copy.deepcopy(plan.config)
+    config["serve"].update(profile="poisson", rates=rates, repetitions=1)
+    poisson = build_plan(config)
+    assert poisson.serve_spec("tiny", "llama-f16")["serve"]["rates"] == rates
+    record = run_serve(root, poisson, "poisson")
     assert record["status"] == "ok", record.get("reason")
     assert [s["rate"] for s in record["steps"]] == rates and all("concurrency" not in s for s in record["steps"])
     assert all(s["completed"] > 0 and s["errored"] == 0 for s in record["steps"])
     assert [step_load(s) for s in record["steps"]] == [("Offered (requests/s)", r) for r in rates]
+    assert serve.step_of({"type_": "poisson", "rate": 2.0}) == {"rate": 2.0}
+    with pytest.raises(serve.ServerError, match="'constant' strategy"):  # GuideLLM's other rate profile
+        serve.step_of({"type_": "constant", "rate": 2.0})
 
 
 def test_placeholder_weights_record_the_answers_and_check_only_the_prompt_lengths(served_run, monkeypatch, tmp_path):

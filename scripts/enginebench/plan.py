@@ -241,7 +241,7 @@ class Plan:
         """Stop before any job when this host can run a backend but not a variant's settings, or has GPUs
         but fewer than a variant's parallel.gpus (a host without any GPU records those engines as not run
         here: a plan made on a SLURM submit host or a laptop still runs elsewhere)."""
-        asked = {key: parallel_gpus(e.settings) for key, e in self.engines.items() if parallel_gpus(e.settings) > 1}
+        asked = {key: n for key, e in self.engines.items() if (n := parallel_gpus(e.settings)) > 1}
         # Not inside a SLURM job: its node re-reads the workflow and may show only the job's own GPUs
         # (ConstrainDevices); each runtime job checks its own need (stages.parallel_problem)
         if asked and "SLURM_JOB_ID" not in os.environ:

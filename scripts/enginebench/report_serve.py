@@ -77,8 +77,11 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
     checks, best_rows, step_rows = [], [], []
     # how many sweeps the records hold (not the config's serve.repetitions: a report re-rendered under another
     # config must not misstate them)
-    counts = {v: max((s.get("sweeps", 1) for s in r["serve"].get("steps", [])), default=0) for v, r in served.items()}
-    sweeps = max(counts.values())
+    counts = {v: max((s.get("sweeps", 1) for s in r["serve"]["steps"]), default=0) for v, r in shown.items()}
+    sweeps = max(counts.values(), default=0)
+    # the profile as the records ran it (a report re-rendered under another config must not misstate it)
+    profiles = list(dict.fromkeys(profile_text(r["serve"]["spec"]["serve"]) for r in shown.values())) or [
+        profile_text(serve)]
     completed = "Completed" if sweeps == 1 else "Completed (all sweeps)"
     for variant, r in served.items():
         record = r["serve"]
@@ -105,7 +108,7 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
         best = record["best"]
         best_rows.append({"Engine": variant,
                           "Requests/s within SLO": step_rate(best) if best else "none",
-                          **(dict([step_load(best)]) if best else {profile(serve)["column"]: "—"}),
+                          **(dict([step_load(best)]) if best else {profile(record["spec"]["serve"])["column"]: "—"}),
                           "Output tokens/s": fmt_number(best["output_tokens_per_s"]) if best else "—",
                           "TTFT p90 (ms)": fmt_number(best["ttft_ms"]["p90"]) if best else "—",
                           "ITL p90 (ms)": fmt_number(best["itl_ms"]["p90"]) if best else "—"})
@@ -126,7 +129,7 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
                                  for r in served.values() if "server" in r["serve"]  # started (from the records)
                                  for spec in [r["serve"]["spec"]]))
     return {"slo": slo_text(serve["slo"]), "servers": servers, "checks": checks, "best": table(best_rows),
-            "steps": table(step_rows), "settings": serve, "profile": profile_text(serve),
+            "steps": table(step_rows), "settings": serve, "profile": "; ".join(profiles),
             "sweeps": sweeps_text(counts), "sweep_counts": counts,
             "figure": figure}
 
@@ -153,5 +156,7 @@ def sweeps_text(counts: dict[str, int]) -> str:
         return ("sweeps per engine on the same server: " + "; ".join(
             f"{n} for {', '.join(names)}" for n, names in sorted(by_count.items(), reverse=True))
             + f" (where several, {several}; one sweep has no spread)")
-    n = next(iter(by_count), 1)
+    if not by_count:
+        return "no engine's load was swept"
+    n = next(iter(by_count))
     return f"{n} sweeps per engine on the same server ({several})" if n > 1 else "one sweep per engine (no spread)"

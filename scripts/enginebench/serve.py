@@ -64,13 +64,13 @@ def _serve(spec: dict, paths: dict, threads: int, samples: dict, backend, scratc
             raise StageUnavailable("GuideLLM is not installed in this environment (pip install -r "
                                    "envs/requirements.txt; never into the TensorRT-LLM container: serve from the host, "
                                    "--profile profiles/trtllm)")
-        served, given = backend.served_model(served, scratch, spec["trust_remote_code"])
+        encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"],
+                                trust_remote_code=spec["trust_remote_code"])
+        served, given = backend.served_model(served, scratch, spec["trust_remote_code"], encoder.uses_chat_template)
         cmd = backend.server(served, settings, port=port, slots=serve["slots"], threads=threads,
                              snapshot=Path(paths["snapshot"]))
     except StageUnavailable as why:
         return {"stage": "serve", "spec": spec, "status": "unavailable", "reason": str(why)}
-    encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"],
-                            trust_remote_code=spec["trust_remote_code"])
     record = {"stage": "serve", "spec": spec, "server": {"command": cmd, **given}}
     log = Path(paths["out"]).with_suffix(".server.log")
     log.unlink(missing_ok=True)
@@ -82,12 +82,11 @@ def _serve(spec: dict, paths: dict, threads: int, samples: dict, backend, scratc
             record["check"] = check
             if not check["passed"]:
                 return {**record, "status": "failed", "reason": check["reason"]}
-            sweeps, loads = [], []
+            sweeps, loads, planned = [], [], profile(serve)
             for i in range(serve["repetitions"]):
                 progress(f"load sweep {i + 1} of {serve['repetitions']}")
                 steps, load = sweep(server, str(served), spec, encoder, paths["snapshot"],
                                     backend.fixed_length_fields(serve["output_tokens"]))
-                planned = profile(serve)
                 if (got := [s.get(planned["step"]) for s in steps]) != planned["steps"]:
                     raise ServerError(f"GuideLLM's sweep {i + 1} returned steps at {planned['step']} {got}, not "
                                       f"{planned['steps']}")
@@ -102,10 +101,9 @@ def _serve(spec: dict, paths: dict, threads: int, samples: dict, backend, scratc
             "host_load": busiest(loads)}
 
 
-def continuation(encoder, prompt_ids: list[int], output_ids: list[int]) -> str:
-    """The engine's answer as a server returns it: the text the output ids add to the prompt's (decoded
-    alone, a SentencePiece answer would lose the space before its first word)."""
-    prompt = encoder.decode(prompt_ids)
+def continuation(encoder, prompt: str, prompt_ids: list[int], output_ids: list[int]) -> str:
+    """The engine's answer as a server returns it: the text the output ids add to the prompt's (`prompt`: its
+    ids decoded; an answer decoded alone, a SentencePiece one, would lose the space before its first word)."""
     whole = encoder.decode(prompt_ids + output_ids)
     return whole[len(prompt):] if whole.startswith(prompt) else encoder.decode(output_ids)
 
@@ -126,9 +124,10 @@ def served_check(server: Server, model: str, samples: list[dict], encoder, max_t
         else:
             answer = server.post("/v1/completions", {**body, "prompt": sample["prompt"]})
             text = answer["choices"][0].get("text") or ""
-        engine = continuation(encoder, sample["prompt_ids"], sample["output_ids"])
+        templated = encoder.decode(sample["prompt_ids"])
+        engine = continuation(encoder, templated, sample["prompt_ids"], sample["output_ids"])
         answers.append({"prompt": sample["prompt"], "engine": engine, "served": text,
-                        "echoed": holds_prompt(text, sample["prompt"], encoder.decode(sample["prompt_ids"])),
+                        "echoed": holds_prompt(text, sample["prompt"], templated),
                         "engine_prompt_tokens": len(sample["prompt_ids"]),
                         "served_prompt_tokens": (answer.get("usage") or {}).get("prompt_tokens")})
     check = {"api": "chat completions" if chat else "text completions", "answers": answers,
@@ -201,7 +200,7 @@ def request_rows(encoder, text: str, serve: dict, count: int, with_length: bool,
 
 def scenario(url: str, model: str, data: Path, snapshot: Path, serve: dict, chat: bool, out: Path,
              fixed_length: dict | None) -> dict:
-    """GuideLLM's scenario: its concurrent profile at each step, warm-up requests left out of the figures,
+    """GuideLLM's scenario: its profile (serve.profile) at each step, warm-up requests left out of the figures,
     the prompts of `data` (prompt, output_tokens_count), the snapshot's tokenizer, goodput under the SLO.
     `fixed_length`: the fields that fix the output length on a server that refuses GuideLLM's own (the
     rows then carry no output length; GuideLLM sends max_tokens and these fields with every request)."""
@@ -293,8 +292,11 @@ def parse_guidellm(report: dict, slo: dict) -> list[dict]:
 
 def step_of(strategy: dict) -> dict:
     """What GuideLLM's strategy set for a step, under the step's key (PROFILES): requests in flight, or the
-    requests/s offered."""
-    chosen = next(p for p in PROFILES.values() if p["field"] in strategy)
+    requests/s offered; a strategy of no profile of ours (another kind than asked) is an error."""
+    kind = strategy.get("type_")
+    if kind not in PROFILES or PROFILES[kind]["field"] not in strategy:
+        raise ServerError(f"GuideLLM ran a {kind!r} strategy, not one of the profiles asked ({', '.join(PROFILES)})")
+    chosen = PROFILES[kind]
     return {chosen["step"]: strategy[chosen["field"]]}
 
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .backends import get_backend
-from .errors import StageUnavailable
+from .errors import EngineBenchError, StageUnavailable
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,7 +39,10 @@ def profile_text(serve: dict) -> str:
 
 def step_load(step: dict) -> tuple[str, float]:
     """(the report's column, the value): what a step of a sweep set, requests in flight or requests/s offered."""
-    chosen = next(p for p in PROFILES.values() if p["step"] in step)
+    chosen = next((p for p in PROFILES.values() if p["step"] in step), None)
+    if chosen is None:
+        raise EngineBenchError(f"a serving step sets none of {', '.join(p['step'] for p in PROFILES.values())}: "
+                               "not a record of the serve stage")
     return chosen["column"], step[chosen["step"]]
 
 

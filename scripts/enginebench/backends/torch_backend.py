@@ -369,12 +369,11 @@ class TorchBackend(Backend):
         return self.server_command(engine_file, settings, port=port, slots=slots, threads=threads,
                                    device="cuda" if torch.cuda.is_available() else "cpu")
 
-    def served_model(self, served, scratch, trust_remote_code):
-        """The snapshot, or where transformers serve would not find this chat template's answer, a folder of
-        links to it whose tokenizer_config.json adds a response template of the chat template's own
-        (response_template())."""
-        check_server_modules()
-        template = response_template(served, trust_remote_code)
+    def served_model(self, served, scratch, trust_remote_code, chat):
+        """The snapshot, or where transformers serve would not find this chat template's answer (`chat`: the
+        stage sends chat completions, the only API that parses one), a folder of links to it whose
+        tokenizer_config.json adds a response template of the chat template's own (response_template())."""
+        template = response_template(served, trust_remote_code) if chat else None
         if template is None:
             return served, {}
         view = scratch / served.name
@@ -431,14 +430,19 @@ def response_template(snapshot: Path, trust_remote_code: bool) -> dict | None:
     anchor (a Qwen2 model with DeepSeek-R1-Distill-Qwen's template, as the 7B placeholder has), its parser
     sends the whole templated prompt back in front of the answer (seen on the H200, session 15). Ours
     anchors on the chat template's own generation prompt (what add_generation_prompt appends, as the parser
-    sees it: decoded from the prompt's ids) and reads the answer as text up to the end-of-sequence token:
-    the engine's tokens, as its samples hold them."""
+    sees it: decoded from the prompt's ids) and reads the answer as text up to any end-of-sequence token
+    the engine stops on: the engine's tokens, as its samples hold them."""
     from types import SimpleNamespace
 
     from transformers import AutoConfig, AutoTokenizer
-    from transformers.cli.serving.utils import get_response_template
-    from transformers.utils.chat_parsing.response_templates import load_response_template
 
+    from ..prompts import end_of_sequence_ids
+
+    try:
+        from transformers.cli.serving.utils import get_response_template
+        from transformers.utils.chat_parsing.response_templates import load_response_template
+    except ImportError:  # a transformers without response templates: its server sends the decoded tokens
+        return None
     tokenizer = AutoTokenizer.from_pretrained(snapshot, trust_remote_code=trust_remote_code)
     if not tokenizer.chat_template:
         return None
@@ -457,7 +461,8 @@ def response_template(snapshot: Path, trust_remote_code: bool) -> dict | None:
     anchor = prompt[len(bare):] if prompt.startswith(bare) else ""
     if not anchor:  # no generation prompt to anchor on: the served-output check judges what comes back
         return None
-    content = {"content": "text", **({"close": tokenizer.eos_token} if tokenizer.eos_token else {})}
+    ends = tokenizer.convert_ids_to_tokens(end_of_sequence_ids(Path(snapshot), tokenizer))
+    content = {"content": "text", **({"close": ends} if ends else {})}
     return {"defaults": {"role": "assistant"}, "start_anchor": anchor, "fields": {"content": content}}
 
 
