@@ -12,7 +12,7 @@ class PromptEncoder:
 
         self.tokenizer = AutoTokenizer.from_pretrained(Path(snapshot), trust_remote_code=trust_remote_code)
         self.uses_chat_template = bool(chat_template and self.tokenizer.chat_template)
-        self.stop_ids = end_of_sequence_ids(Path(snapshot), self.tokenizer)
+        self.stop_ids = _stop_ids(Path(snapshot), self.tokenizer)
 
     def encode(self, prompt: str) -> list[int]:
         if self.uses_chat_template:
@@ -37,7 +37,7 @@ class PromptEncoder:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
 
-def end_of_sequence_ids(snapshot: Path, tokenizer) -> list[int]:
+def _stop_ids(snapshot: Path, tokenizer) -> list[int]:
     """End-of-sequence ids: generation_config.json's list (e.g. <end_of_turn>) plus the tokenizer's."""
     ids: list[int] = []
     gen_config = snapshot / "generation_config.json"

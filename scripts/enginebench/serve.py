@@ -66,7 +66,7 @@ def _serve(spec: dict, paths: dict, threads: int, samples: dict, backend, scratc
                                    "--profile profiles/trtllm)")
         encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"],
                                 trust_remote_code=spec["trust_remote_code"])
-        served, given = backend.served_model(served, scratch, spec["trust_remote_code"], encoder.uses_chat_template)
+        served, given = backend.served_model(served, scratch, encoder, spec["trust_remote_code"])
         cmd = backend.server(served, settings, port=port, slots=serve["slots"], threads=threads,
                              snapshot=Path(paths["snapshot"]))
     except StageUnavailable as why:

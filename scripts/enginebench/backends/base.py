@@ -170,10 +170,10 @@ class Backend(ABC):
         """The engine file or folder its server loads."""
         return engine
 
-    def served_model(self, served: Path, scratch: Path, trust_remote_code: bool, chat: bool) -> tuple[Path, dict]:
+    def served_model(self, served: Path, scratch: Path, encoder, trust_remote_code: bool) -> tuple[Path, dict]:
         """What the server loads, and what the record says of it: `served` itself, unless the server needs a
-        setting the files lack to answer the stage's requests (`chat`: chat completions, else text
-        completions; a folder written under `scratch`, removed after the stage)."""
+        setting the files lack to answer the stage's requests (`encoder`: the stage's PromptEncoder, which
+        says whether they are chat completions; a folder written under `scratch`, removed after the stage)."""
         return served, {}
 
     def gpus(self, settings: dict, stage: str) -> int:

@@ -369,11 +369,11 @@ class TorchBackend(Backend):
         return self.server_command(engine_file, settings, port=port, slots=slots, threads=threads,
                                    device="cuda" if torch.cuda.is_available() else "cpu")
 
-    def served_model(self, served, scratch, trust_remote_code, chat):
-        """The snapshot, or where transformers serve would not find this chat template's answer (`chat`: the
+    def served_model(self, served, scratch, encoder, trust_remote_code):
+        """The snapshot, or where transformers serve would not find this chat template's answer (only where the
         stage sends chat completions, the only API that parses one), a folder of links to it whose
         tokenizer_config.json adds a response template of the chat template's own (response_template())."""
-        template = response_template(served, trust_remote_code) if chat else None
+        template = response_template(served, encoder, trust_remote_code) if encoder.uses_chat_template else None
         if template is None:
             return served, {}
         view = scratch / served.name
@@ -419,10 +419,10 @@ def check_server_modules() -> None:
                                "here): pip install -r envs/requirements.txt")
 
 
-def response_template(snapshot: Path, trust_remote_code: bool) -> dict | None:
+def response_template(snapshot: Path, encoder, trust_remote_code: bool) -> dict | None:
     """The response template transformers serve needs to find the answer in what it generated, where its own
-    would miss it; None where its own finds it, where it has none (it then sends the decoded tokens as they
-    are) or where the snapshot has no chat template.
+    would miss it; None where its own finds it or where it has none (it then sends the decoded tokens as
+    they are). `encoder`: the stage's PromptEncoder of the snapshot, whose chat template it sends.
 
     Its own is the tokenizer's `response_template`, else a fallback for the model_type
     (transformers/cli/serving/utils.py `get_response_template`, `_RESPONSE_TEMPLATE_FALLBACKS`): ChatML's
@@ -434,18 +434,14 @@ def response_template(snapshot: Path, trust_remote_code: bool) -> dict | None:
     the engine stops on: the engine's tokens, as its samples hold them."""
     from types import SimpleNamespace
 
-    from transformers import AutoConfig, AutoTokenizer
-
-    from ..prompts import end_of_sequence_ids
+    from transformers import AutoConfig
 
     try:
         from transformers.cli.serving.utils import get_response_template
         from transformers.utils.chat_parsing.response_templates import load_response_template
     except ImportError:  # a transformers without response templates: its server sends the decoded tokens
         return None
-    tokenizer = AutoTokenizer.from_pretrained(snapshot, trust_remote_code=trust_remote_code)
-    if not tokenizer.chat_template:
-        return None
+    tokenizer = encoder.tokenizer
     config = AutoConfig.from_pretrained(snapshot, trust_remote_code=trust_remote_code)
     own = get_response_template(tokenizer, SimpleNamespace(config=config))
 
@@ -461,7 +457,7 @@ def response_template(snapshot: Path, trust_remote_code: bool) -> dict | None:
     anchor = prompt[len(bare):] if prompt.startswith(bare) else ""
     if not anchor:  # no generation prompt to anchor on: the served-output check judges what comes back
         return None
-    ends = tokenizer.convert_ids_to_tokens(end_of_sequence_ids(Path(snapshot), tokenizer))
+    ends = tokenizer.convert_ids_to_tokens(encoder.stop_ids)
     content = {"content": "text", **({"close": ends} if ends else {})}
     return {"defaults": {"role": "assistant"}, "start_anchor": anchor, "fields": {"content": content}}
 
