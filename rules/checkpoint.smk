@@ -16,6 +16,9 @@ rule checkpoint:
         # Where the backend cannot run here, the spec also says why (plan.with_availability): a
         # record of that is retried once the cause is gone, e.g. the library is installed.
         spec=lambda w: spec_json(PLAN.checkpoint_spec(w.model, w.checkpoint)),
+    # Before other ready jobs: every engine of the checkpoint, and their samples, benches and quality jobs,
+    # wait for it (the default run's GGUF conversion ran alone on one of 2 cores for 40 s without it).
+    priority: 1
     conda:
         CONDA_ENV
     log:

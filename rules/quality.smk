@@ -18,6 +18,7 @@ rule reference:
         # thresholds do not, so changing one re-runs the quality jobs only.
         spec=lambda w: spec_json(PLAN.reference_spec(w.model)),
     threads: REFERENCE_THREADS
+    priority: 1  # before the benches, so that the quality jobs can run beside the other untimed jobs
     conda:
         CONDA_ENV
     log:
@@ -101,6 +102,9 @@ rule predicted_quality:
         # The quality spec, plus the prompts and sample length of the stand-in's own samples.
         spec=lambda w: spec_json(PLAN.predicted_spec(w.model, w.variant)),
     threads: UNTIMED_THREADS
+    # The longest untimed jobs (~85 s each on 2 cores) start first, beside each other and the quality jobs,
+    # not last with a core idle beside them: every bench takes all cores, so nothing else can fill it.
+    priority: 1
     conda:
         CONDA_ENV
     log:
