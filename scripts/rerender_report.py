@@ -25,8 +25,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, type=Path, help="the config the report was made with")
     parser.add_argument("--docs", required=True, type=Path, help="the folder holding host/ and one folder per model")
     args = parser.parse_args(argv)
-    plan = build_plan(load_config(args.config))
-    docs = args.docs.resolve()
+    try:
+        rerender(args.config, args.docs.resolve())
+    except subprocess.CalledProcessError as err:  # the script printed its own error above
+        print(f"rerender_report: {Path(err.cmd[1]).name} failed; {args.docs} is left as it was", file=sys.stderr)
+        return err.returncode
+    print(f"wrote {args.docs / 'report.md'} and the figures")
+    return 0
+
+
+def rerender(config: Path, docs: Path) -> None:
+    plan = build_plan(load_config(config))
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp) / "results"
         for name in ("host", *plan.config["models"]):
@@ -34,14 +43,23 @@ def main(argv: list[str] | None = None) -> int:
         for model in plan.config["models"]:
             out_dir = results / model / "figures"
             shutil.rmtree(out_dir, ignore_errors=True)
-            subprocess.run([sys.executable, SCRIPTS / "figures.py", "--layout", spec_json(plan.figures_layout(model)),
-                            "--out-dir", out_dir], cwd=tmp, check=True)
-            for figure in out_dir.iterdir():
+            run(["figures.py", "--layout", spec_json(plan.figures_layout(model)), "--out-dir", out_dir], results, docs)
+        report = Path(tmp) / "report.md"
+        run(["report.py", "--layout", spec_json(plan.report_layout()), "--root", tmp, "--out", report], results, docs)
+        # nothing of docs/ changes until the report and every figure are made
+        for model in plan.config["models"]:
+            for figure in (results / model / "figures").iterdir():
                 shutil.copyfile(figure, docs / model / "figures" / figure.name)
-        subprocess.run([sys.executable, SCRIPTS / "report.py", "--layout", spec_json(plan.report_layout()),
-                        "--root", tmp, "--out", docs / "report.md"], cwd=tmp, check=True)
-    print(f"wrote {docs / 'report.md'} and the figures")
-    return 0
+        shutil.copyfile(report, docs / "report.md")
+
+
+def run(args: list, results: Path, docs: Path) -> None:
+    """One of our scripts on the copy under RESULTS; what it prints names the docs folder's files."""
+    cmd = [sys.executable, SCRIPTS / args[0], *args[1:]]
+    done = subprocess.run(cmd, cwd=results.parent, capture_output=True, text=True)
+    sys.stderr.write(done.stderr.replace(str(results), str(docs)))
+    if done.returncode:
+        raise subprocess.CalledProcessError(done.returncode, cmd)
 
 
 if __name__ == "__main__":

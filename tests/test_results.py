@@ -68,6 +68,31 @@ def test_a_hand_edited_bench_file_stops_the_report_with_one_error_naming_file_an
     assert "snakemake --forcerun bench" in message
 
 
+def test_rerender_changes_nothing_of_a_docs_folder_until_report_and_figures_are_made(tmp_path, capsys):
+    """scripts/rerender_report.py on a copy of the 7B H200 report: without its snapshot manifest the
+    report cannot render, and the folder keeps its old report and figures (once the new figures were
+    copied in before the report failed); with it, report and figures are written."""
+    import rerender_report
+
+    docs = tmp_path / "gpu-report-7b"
+    shutil.copytree(DOCS / "gpu-report-7b", docs)
+    kept = {p: p.read_bytes() for p in [docs / "report.md", *(docs / "qwen2.5-7b" / "figures").iterdir()]}
+    for p in kept:
+        p.write_bytes(b"old")
+    manifest = docs / "qwen2.5-7b" / "snapshot" / "manifest.json"
+    saved = manifest.read_bytes()
+    manifest.unlink()
+    config = ["--config", str(REPO / "config" / "qwen2.5-7b-gpu.yaml"), "--docs", str(docs)]
+    assert rerender_report.main(config) == 2
+    err = capsys.readouterr().err  # the file is named in the docs folder, not in the temporary copy
+    assert f"{manifest}: no snapshot manifest there" in err and "left as it was" in err
+    assert all(p.read_bytes() == b"old" for p in kept)
+    manifest.write_bytes(saved)
+    assert rerender_report.main(config) == 0
+    assert "## qwen2.5-7b" in (docs / "report.md").read_text()
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in kept if p.suffix == ".png")
+
+
 def test_writers_refuse_a_record_their_readers_would_refuse(tmp_path):
     out = tmp_path / "quality.json"
     with pytest.raises(results.RecordError, match="has no field 'metrics'"):
