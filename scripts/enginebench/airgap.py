@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import EngineBenchError
-from .io import write_json_atomic
+from .io import write_json_atomic, write_text_atomic
 from .llamacpp_build import build_server, decide
 
 MANIFEST = "bundle.json"
@@ -180,8 +180,9 @@ def python_wrapper(site: Path) -> Path:
     bin_dir.mkdir(parents=True, exist_ok=True)
     lib = (Path(site) / "lib").resolve()
     wrapper = bin_dir / "python"
-    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{lib}${{PYTHONPATH:+:$PYTHONPATH}}" exec "{sys.executable}" "$@"\n')
-    wrapper.chmod(0o755)
+    # atomic: a run's jobs may start it while an install beside them (a build in the background) rewrites it
+    script = f'#!/bin/sh\nPYTHONPATH="{lib}${{PYTHONPATH:+:$PYTHONPATH}}" exec "{sys.executable}" "$@"\n'
+    write_text_atomic(wrapper, script, mode=0o777)
     return wrapper
 
 
