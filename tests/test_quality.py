@@ -75,6 +75,9 @@ def test_sound_llama_engine_passes(run):
     m = record["metrics"]
     assert m["perplexity_ratio"] == pytest.approx(1.0, abs=0.01)
     assert m["kl_divergence_mean"] < 0.01 and m["top1_agreement"] > 0.95
+    windows = m["per_window"]  # one figure per window, of equal length: their mean is the whole's
+    assert len(windows["top1_agreement"]) == plan.config["quality"]["windows"]
+    assert sum(windows["top1_agreement"]) / len(windows["top1_agreement"]) == pytest.approx(m["top1_agreement"])
     depth = m["depth"]  # the long windows: early and late positions apart
     assert depth["window_tokens"] == 1024 and depth["late_from"] == 512 and depth["scored_tokens_late"] == 2 * 511
     assert depth["kl_divergence_late"] < 0.01 and depth["top1_agreement_late"] > 0.95
