@@ -29,7 +29,7 @@ RESULT_FILES = {
 
 def committed_records() -> list[tuple[Path, str]]:
     found = []
-    for folder in (DOCS / "default-report", DOCS / "gpu-report", DOCS / "gpu-report" / "depth-run",
+    for folder in (DOCS / "default-report", DOCS / "gpu-report",
                    DOCS / "gpu-report-7b", DOCS / "serve-cpu-report"):
         for pattern, stage in RESULT_FILES.items():
             found += [(path, stage) for path in sorted(folder.glob(pattern))]
@@ -135,3 +135,19 @@ def test_a_run_history_record_is_written_and_read_through_its_layout(tmp_path):
         history.records(tmp_path, "bench", "v", "abc")
     with pytest.raises(results.RecordError, match="refusing to write a run-history record that has field 'figures'"):
         history.append(tmp_path, "bench", "v", None, "abc")
+
+
+@pytest.mark.parametrize("folder, config", [("default-report", "config.yaml"), ("gpu-report", "gpu.yaml"),
+                                            ("gpu-report-7b", "qwen2.5-7b-gpu.yaml"),
+                                            ("serve-cpu-report", "serve-cpu.yaml")])
+def test_every_docs_report_is_what_todays_renderer_makes_of_its_files(tmp_path, folder, config):
+    """A report kept under docs/ renders from the result files kept beside it, with the layout its config
+    gives (as scripts/rerender_report.py does), and the committed report.md is that rendering, all but the
+    "Generated" time: a change of the renderer that moves a report shows here until the report is re-made."""
+    layout = build_plan(load_config(REPO / "config" / config)).report_layout()
+    (tmp_path / "results").symlink_to(DOCS / folder)
+    rendered = render_report(layout, tmp_path).splitlines()
+    committed = (DOCS / folder / "report.md").read_text().splitlines()
+    assert len(rendered) == len(committed)
+    differ = [(old, new) for old, new in zip(committed, rendered, strict=True) if old != new]
+    assert all("Generated" in old and "Generated" in new for old, new in differ), differ[:3]
