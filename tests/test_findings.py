@@ -182,11 +182,11 @@ def test_engines_that_differ_only_in_their_gpus_scale_against_the_fewest_that_ra
 
 
 def test_what_one_gpu_holds_is_read_from_each_engines_own_records():
-    """columns.weights_per_gpu / kv_per_gpu: a TensorRT-LLM split's largest rank's engine file (its info has no
+    """per_gpu.weights_per_gpu / kv_per_gpu: a TensorRT-LLM split's largest rank's engine file (its info has no
     weight_bytes), a torch split's largest rank (or rank 0's, recorded before), llama.cpp's buffers per GPU
     (a row split's CUDA_Split shared evenly); and a scaling family none of whose engines ran has no memory
     table (report_scaling)."""
-    from enginebench.columns import kv_per_gpu, weights_per_gpu
+    from enginebench.per_gpu import kv_per_gpu, weights_per_gpu
     from enginebench.report_scaling import scaling_section
 
     def bench(info, gpus=2, mode="tensor", kv=None):

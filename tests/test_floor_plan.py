@@ -49,3 +49,18 @@ def test_no_import_circle_in_the_library():
     graph = imports_of_the_library()
     assert len(graph) > 30 and "enginebench.progress" in graph["enginebench.stages"]
     assert a_circle(graph) is None
+
+
+# what became of report.py (732 lines when issue 21 was filed): the renderer, what it reads and decides
+REPORT_MODULES = ("report.py", "report_*.py", "findings.py", "columns.py", "per_gpu.py", "verdicts.py")
+
+
+def test_the_report_modules_stay_small():
+    """Issue 21's count: no module of the report over 300 lines, no function of it over 60."""
+    files = sorted({f for pattern in REPORT_MODULES for f in LIBRARY.glob(pattern)})
+    assert len(files) >= 8
+    too_long = [f"{f.name}: {n} lines" for f in files if (n := len(f.read_text().splitlines())) > 300]
+    too_long += [f"{f.name}: {node.name}, {node.end_lineno - node.lineno + 1} lines"
+                 for f in files for node in ast.walk(ast.parse(f.read_text()))
+                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno >= 60]
+    assert not too_long

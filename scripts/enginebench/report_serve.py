@@ -84,44 +84,10 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
         profile_text(serve)]
     completed = "Completed" if sweeps == 1 else "Completed (all sweeps)"
     for variant, r in served.items():
-        record = r["serve"]
-        check = record.get("check")
-        if record["status"] == "ok" and not check.get("compared", True):
-            lengths = ("prompt lengths equal" if check.get("prompt_lengths_reported", 1) else
-                       "prompt lengths not reported by the server, so not checked")
-            state = (f"not compared: {check['not_compared']}; {lengths} ({check['equal']} of "
-                     f"{len(check['answers'])} answers equal all the same, {check['api']})")
-        elif record["status"] == "ok":
-            state = f"equal ({len(check['answers'])} of {len(check['answers'])} answers, {check['api']})"
-        elif check is not None and not check["passed"]:
-            state = f"FAIL: {check['reason']}"
-        elif record["status"] == "unavailable":
-            state = f"not served: {record['reason']}"
-        else:
-            state = f"{record['status']}: {record['reason'].splitlines()[0]}"
-        if "response_template" in record.get("server", {}):
-            state += (f"; the server was given a response template anchored on the chat template's "
-                      f"{record['server']['response_template']['start_anchor']!r} (its own missed it)")
-        checks.append(f"`{variant}`: {state}")
-        if variant not in shown:
-            continue
-        best = record["best"]
-        best_rows.append({"Engine": variant,
-                          "Requests/s within SLO": step_rate(best) if best else "none",
-                          **(dict([step_load(best)]) if best else {profile(record["spec"]["serve"])["column"]: "—"}),
-                          "Output tokens/s": fmt_number(best["output_tokens_per_s"]) if best else "—",
-                          "TTFT p90 (ms)": fmt_number(best["ttft_ms"]["p90"]) if best else "—",
-                          "ITL p90 (ms)": fmt_number(best["itl_ms"]["p90"]) if best else "—"})
-        for i, step in enumerate(record["steps"]):
-            step_rows.append({"Engine": variant, **dict([step_load(step)]),
-                              "Requests/s": step_rate(step),
-                              "Goodput (requests/s)": "—" if step["goodput_rps"] is None
-                              else fmt_number(step["goodput_rps"]),
-                              "Output tokens/s": fmt_number(step["output_tokens_per_s"]),
-                              "TTFT p50/p90/p99 (ms)": _p(step, "ttft_ms"), "ITL p50/p90/p99 (ms)": _p(step, "itl_ms"),
-                              "End-to-end p50/p90/p99 (s)": _p(step, "e2e_s"),
-                              completed: step["completed"], "Errors": step["errored"],
-                              "Within SLO": within_slo(step, [sweep[i] for sweep in record.get("sweeps", [])])})
+        checks.append(f"`{variant}`: {check_state(r['serve'])}")
+        if variant in shown:
+            best_rows.append(best_row(variant, r["serve"]))
+            step_rows += sweep_rows(variant, r["serve"], completed)
     (name, title), = SERVE_FIGURE.items()
     figure = {"path": Path(paths.FIGURE.format(model=model, figure=name)).relative_to("results").as_posix(),
               "title": title}
@@ -132,6 +98,52 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
             "steps": table(step_rows), "settings": serve, "profile": "; ".join(profiles),
             "sweeps": sweeps_text(counts), "sweep_counts": counts,
             "figure": figure}
+
+def check_state(record: dict) -> str:
+    """What the served-output check of one serve record found, in words."""
+    check = record.get("check")
+    if record["status"] == "ok" and not check.get("compared", True):
+        lengths = ("prompt lengths equal" if check.get("prompt_lengths_reported", 1) else
+                   "prompt lengths not reported by the server, so not checked")
+        state = (f"not compared: {check['not_compared']}; {lengths} ({check['equal']} of "
+                 f"{len(check['answers'])} answers equal all the same, {check['api']})")
+    elif record["status"] == "ok":
+        state = f"equal ({len(check['answers'])} of {len(check['answers'])} answers, {check['api']})"
+    elif check is not None and not check["passed"]:
+        state = f"FAIL: {check['reason']}"
+    elif record["status"] == "unavailable":
+        state = f"not served: {record['reason']}"
+    else:
+        state = f"{record['status']}: {record['reason'].splitlines()[0]}"
+    if "response_template" in record.get("server", {}):
+        state += (f"; the server was given a response template anchored on the chat template's "
+                  f"{record['server']['response_template']['start_anchor']!r} (its own missed it)")
+    return state
+
+
+def best_row(variant: str, record: dict) -> dict:
+    """One engine's best step within the SLO (or "none")."""
+    best = record["best"]
+    return {"Engine": variant,
+            "Requests/s within SLO": step_rate(best) if best else "none",
+            **(dict([step_load(best)]) if best else {profile(record["spec"]["serve"])["column"]: "—"}),
+            "Output tokens/s": fmt_number(best["output_tokens_per_s"]) if best else "—",
+            "TTFT p90 (ms)": fmt_number(best["ttft_ms"]["p90"]) if best else "—",
+            "ITL p90 (ms)": fmt_number(best["itl_ms"]["p90"]) if best else "—"}
+
+
+def sweep_rows(variant: str, record: dict, completed: str) -> list[dict]:
+    """Every step of one engine's sweep."""
+    return [{"Engine": variant, **dict([step_load(step)]),
+             "Requests/s": step_rate(step),
+             "Goodput (requests/s)": "—" if step["goodput_rps"] is None else fmt_number(step["goodput_rps"]),
+             "Output tokens/s": fmt_number(step["output_tokens_per_s"]),
+             "TTFT p50/p90/p99 (ms)": _p(step, "ttft_ms"), "ITL p50/p90/p99 (ms)": _p(step, "itl_ms"),
+             "End-to-end p50/p90/p99 (s)": _p(step, "e2e_s"),
+             completed: step["completed"], "Errors": step["errored"],
+             "Within SLO": within_slo(step, [sweep[i] for sweep in record.get("sweeps", [])])}
+            for i, step in enumerate(record["steps"])]
+
 
 
 def within_slo(step: dict, sweeps: list[dict]) -> str:
