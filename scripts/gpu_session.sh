@@ -21,6 +21,8 @@
 #       --beside-build "TARGETS" saves most of the build's minutes on a short lease: the snapshot alone
 #       first (its import is timed), then TARGETS while the build runs (jobs that time nothing and load
 #       no llama.cpp engine: samples, quality, predictions of the other engines), then the whole run.
+#       The records name the checkout's commit; a copy without .git names ENGINEBENCH_COMMIT's, if set
+#       (ENGINEBENCH_COMMIT=$(git rev-parse HEAD) typed here, before the command).
 #   scripts/gpu_session.sh wait [SECONDS]     progress every 30 s until the run ends or SECONDS pass
 #   scripts/gpu_session.sh collect            results without weights, GGUFs or engines -> $OUT/results.tgz
 #
@@ -111,9 +113,14 @@ start)
   cmd() { printf '%q ' "$@"; echo; }
   bundle_args=(--bundle "$STATE/bundle" --site "$STATE/site")
   smk=(-- --cores "$(nproc)" --resources gpu="$gpus" gpu_jobs=1 --keep-going)
+  commit=${ENGINEBENCH_COMMIT:-}  # the run's copy leaves .git out: its jobs name the commit from here
+  if [ -z "$commit" ] && commit=$(git rev-parse HEAD 2>/dev/null); then
+    [ -z "$(git status --porcelain --untracked-files=no)" ] || commit+=-dirty
+  fi
+  if [ -n "$commit" ]; then echo "export ENGINEBENCH_COMMIT=$(printf '%q' "$commit")"; fi > "$STATE/command"
   if [ -z "$beside" ]; then
     cmd python3 scripts/airgap.py run "${bundle_args[@]}" "${install_args[@]}" "${smk[@]}" "$@" --configfile "$config" \
-      > "$STATE/command"
+      >> "$STATE/command"
   else
     early=("${bundle_args[@]}" --without-llamacpp)
     for arg in "${install_args[@]}"; do [ "$arg" = --with-server ] || early+=("$arg"); done
@@ -125,7 +132,7 @@ start)
       echo "$(cmd python3 scripts/airgap.py run "${early[@]}" "${smk[@]}" "${targets[@]}" --configfile "$config")|| true"
       echo "wait \$build || { tail -20 $STATE/build.log; echo 'gpu_session: the llama.cpp build failed'; exit 1; }"
       cmd python3 scripts/airgap.py run "${bundle_args[@]}" "${install_args[@]}" "${smk[@]}" "$@" --configfile "$config"
-    } > "$STATE/command"
+    } >> "$STATE/command"
   fi
   echo "$(ts) runs in the background:"; cat "$STATE/command"
   : > "$STATE/smk.log"  # before the background starts writing it: 'wait' checks that it exists

@@ -139,12 +139,14 @@ def start_beside_build(tmp_path, repo, *options):
     bin_dir.mkdir()
     (bin_dir / "nvidia-smi").write_text('#!/bin/sh\n[ "$1" = -L ] && echo "GPU 0: stand-in" || echo stand-in\n')
     (bin_dir / "python3").write_text(f'#!/bin/sh\n[ "$1" = --version ] && exit 0\necho "$*" >> {tmp_path}/calls\n'
+                                     f'echo "$ENGINEBENCH_COMMIT" >> {tmp_path}/commits\n'
                                      f'case "$2" in install) sleep 2; echo "build done" >> {tmp_path}/calls;; esac\n')
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
     make_bundle_folder(checkout / "bundle")
     (checkout / "gpu.yaml").write_text("models: {}\n")
-    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "GPU_SESSION_DIR": str(tmp_path / "session")}
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "GPU_SESSION_DIR": str(tmp_path / "session"),
+           "ENGINEBENCH_COMMIT": "fa09f83"}  # a copy without .git: the sender names the commit
     return subprocess.run(["bash", repo / "scripts" / "gpu_session.sh", "start", "gpu.yaml", *options],
                           cwd=checkout, env=env, capture_output=True, text=True)
 
@@ -171,6 +173,7 @@ def test_gpu_session_runs_the_untimed_targets_beside_the_llamacpp_build(tmp_path
     assert built == "build done"  # the targets ran while the build was still on
     assert whole.startswith("scripts/airgap.py run") and "--without-llamacpp" not in whole
     assert "a/samples.json" not in whole
+    assert (tmp_path / "commits").read_text().split() == ["fa09f83"] * 4  # every run and the build see it
 
 
 def test_gpu_session_beside_build_needs_the_build(tmp_path, repo):

@@ -24,3 +24,16 @@ def test_environment_record_has_the_fields_the_report_shows():
         assert key in env
     assert env["cpu_cores"] >= 1
     assert "torch" in env["libraries"]
+
+
+def test_the_commit_comes_from_git_or_else_from_what_the_sender_named(tmp_path, monkeypatch):
+    """A lent GPU machine's copy of the checkout has no .git (scripts/gpu_session.sh leaves it out): the
+    records name ENGINEBENCH_COMMIT's commit there, and nothing where neither is known."""
+    from enginebench import environment
+
+    monkeypatch.setenv("ENGINEBENCH_COMMIT", "fa09f83")
+    assert environment.git_commit() not in (None, "fa09f83")  # this checkout's own HEAD comes first
+    monkeypatch.setattr(environment, "REPO", tmp_path)  # not a git checkout
+    assert environment.git_commit() == "fa09f83"
+    monkeypatch.delenv("ENGINEBENCH_COMMIT")
+    assert environment.git_commit() is None

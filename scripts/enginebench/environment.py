@@ -106,14 +106,15 @@ def library_versions() -> dict:
 
 
 def git_commit() -> str | None:
-    """HEAD of the enginebench checkout, with '-dirty' when tracked files have local changes."""
+    """HEAD of the enginebench checkout, with '-dirty' when tracked files have local changes; in a copy
+    without git (a lent GPU machine's), the commit its sender named in ENGINEBENCH_COMMIT, if any."""
     try:
         head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return None
+        return os.environ.get("ENGINEBENCH_COMMIT") or None
     return head + ("-dirty" if dirty else "")
 
 
