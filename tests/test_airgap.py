@@ -157,7 +157,7 @@ def test_gpu_session_runs_the_untimed_targets_beside_the_llamacpp_build(tmp_path
     started = start_beside_build(tmp_path, repo, "--beside-build", "a/samples.json a/quality.json", "--seconds", "0")
     assert started.returncode == 0, started.stderr
     session = tmp_path / "session"
-    for _ in range(100):
+    for _ in range(300):
         if (session / "rc").exists():
             break
         time.sleep(0.1)
