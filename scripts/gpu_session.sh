@@ -117,23 +117,20 @@ start)
   if [ -z "$commit" ] && commit=$(git rev-parse HEAD 2>/dev/null); then
     [ -z "$(git status --porcelain --untracked-files=no)" ] || commit+=-dirty
   fi
-  if [ -n "$commit" ]; then echo "export ENGINEBENCH_COMMIT=$(printf '%q' "$commit")"; fi > "$STATE/command"
-  if [ -z "$beside" ]; then
-    cmd python3 scripts/airgap.py run "${bundle_args[@]}" "${install_args[@]}" "${smk[@]}" "$@" --configfile "$config" \
-      >> "$STATE/command"
-  else
-    early=("${bundle_args[@]}" --without-llamacpp)
-    for arg in "${install_args[@]}"; do [ "$arg" = --with-server ] || early+=("$arg"); done
-    read -ra targets <<< "$beside"
-    { echo "set -e"
+  early=("${bundle_args[@]}" --without-llamacpp)  # --beside-build's passes: no build, no server
+  for arg in "${install_args[@]}"; do [ "$arg" = --with-server ] || early+=("$arg"); done
+  read -ra targets <<< "$beside"
+  { if [ -n "$commit" ]; then echo "export ENGINEBENCH_COMMIT=$(printf '%q' "$commit")"; fi
+    if [ -n "$beside" ]; then
+      echo "set -e"
       cmd python3 scripts/airgap.py run "${early[@]}" "${smk[@]}" "${targets[@]}" --until snapshot --configfile "$config"
       echo "$(cmd python3 scripts/airgap.py install "${bundle_args[@]}" "${install_args[@]}")> $STATE/build.log 2>&1 &"
       echo 'build=$!'
       echo "$(cmd python3 scripts/airgap.py run "${early[@]}" "${smk[@]}" "${targets[@]}" --configfile "$config")|| true"
       echo "wait \$build || { tail -20 $STATE/build.log; echo 'gpu_session: the llama.cpp build failed'; exit 1; }"
-      cmd python3 scripts/airgap.py run "${bundle_args[@]}" "${install_args[@]}" "${smk[@]}" "$@" --configfile "$config"
-    } >> "$STATE/command"
-  fi
+    fi
+    cmd python3 scripts/airgap.py run "${bundle_args[@]}" "${install_args[@]}" "${smk[@]}" "$@" --configfile "$config"
+  } > "$STATE/command"
   echo "$(ts) runs in the background:"; cat "$STATE/command"
   : > "$STATE/smk.log"  # before the background starts writing it: 'wait' checks that it exists
   setsid nohup bash -c "bash $STATE/command; echo \$? > $STATE/rc" > "$STATE/smk.log" 2>&1 < /dev/null &

@@ -27,12 +27,16 @@ RESULT_FILES = {
 }
 
 
+# every report kept under docs/ -> the config it was made with
+DOCS_REPORTS = {"default-report": "config.yaml", "gpu-report": "gpu.yaml", "gpu-report-7b": "qwen2.5-7b-gpu.yaml",
+                "serve-cpu-report": "serve-cpu.yaml"}
+
+
 def committed_records() -> list[tuple[Path, str]]:
     found = []
-    for folder in (DOCS / "default-report", DOCS / "gpu-report",
-                   DOCS / "gpu-report-7b", DOCS / "serve-cpu-report"):
+    for folder in DOCS_REPORTS:
         for pattern, stage in RESULT_FILES.items():
-            found += [(path, stage) for path in sorted(folder.glob(pattern))]
+            found += [(path, stage) for path in sorted((DOCS / folder).glob(pattern))]
     return found
 
 
@@ -137,9 +141,7 @@ def test_a_run_history_record_is_written_and_read_through_its_layout(tmp_path):
         history.append(tmp_path, "bench", "v", None, "abc")
 
 
-@pytest.mark.parametrize("folder, config", [("default-report", "config.yaml"), ("gpu-report", "gpu.yaml"),
-                                            ("gpu-report-7b", "qwen2.5-7b-gpu.yaml"),
-                                            ("serve-cpu-report", "serve-cpu.yaml")])
+@pytest.mark.parametrize("folder, config", DOCS_REPORTS.items())
 def test_every_docs_report_is_what_todays_renderer_makes_of_its_files(tmp_path, folder, config):
     """A report kept under docs/ renders from the result files kept beside it, with the layout its config
     gives (as scripts/rerender_report.py does), and the committed report.md is that rendering, all but the

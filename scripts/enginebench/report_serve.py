@@ -99,6 +99,7 @@ def serving_section(results: dict[str, dict], serve: dict, model: str) -> dict |
             "sweeps": sweeps_text(counts), "sweep_counts": counts,
             "figure": figure}
 
+
 def check_state(record: dict) -> str:
     """What the served-output check of one serve record found, in words."""
     check = record.get("check")
@@ -143,7 +144,6 @@ def sweep_rows(variant: str, record: dict, completed: str) -> list[dict]:
              completed: step["completed"], "Errors": step["errored"],
              "Within SLO": within_slo(step, [sweep[i] for sweep in record.get("sweeps", [])])}
             for i, step in enumerate(record["steps"])]
-
 
 
 def within_slo(step: dict, sweeps: list[dict]) -> str:
