@@ -108,6 +108,13 @@ def test_end_to_end_tiny_model_then_noop_then_one_stale_chain(tmp_path, tiny_mod
     assert parity == {"fp32": (False, None), "bf16": (False, None), **dict.fromkeys(
         ("llama-f16", "llama-q8_0", "llama-q4_k_m-kv-q8_0"), (True, True))}
     assert "Decode tokens/s, engine's counter" in reportparse.table(report, "How fast: one request at a time")["fp32"]
+    for result in found["results"].values():  # depth 0 is the first prompt alone: the sweep's runs of it, not rerun
+        bench = result["bench"]
+        assert bench["raw"]["depths"][0] == {
+            "depth": 0, "runs": [rep["batches"][0] for rep in bench["raw"]["sweep"][0]["repetitions"]]}
+        assert bench["metrics"]["depths"][0]["ttft_s"]["n"] == 2  # the 2 repetitions, no runs of its own
+        # load_repetitions 1: the bench's own load, cold (its process had imported no engine's modules)
+        assert [p["what"] for p in bench["raw"]["load_probes"]] == ["this bench's own process, its first load"]
     # Adding a variant adds rows, never a column: the same results rendered for the config without one.
     fewer = copy.deepcopy(config)
     del fewer["models"]["tiny"]["variants"]["llama-f16"]

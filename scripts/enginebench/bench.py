@@ -19,8 +19,15 @@ from .errors import EngineBenchError
 from .hostload import host_load, sample
 from .progress import progress
 from .prompts import PromptEncoder
-from .stages import open_engine
+from .stages import load_engine
 from .stats import summarize
+
+# What an engine's load imports: where one is in the bench's process already, its own load is not cold.
+HEAVY_MODULES = ("torch", "transformers", "numpy", "llama_cpp", "tensorrt_llm")
+
+
+def preloaded() -> list[str]:
+    return [name for name in HEAVY_MODULES if name in sys.modules]
 
 
 def probe_load(spec: dict, paths: dict, threads: int, trust_remote_code: bool) -> dict:
@@ -173,7 +180,12 @@ def depth_run(engine, ids: list[int], max_new_tokens: int, stop_ids: list[int], 
     KV cache the engine reports for that context."""
     for _ in range(warmup):
         timed_generate(engine, [ids], max_new_tokens, stop_ids)
-    runs = [timed_generate(engine, [ids], max_new_tokens, stop_ids) for _ in range(repetitions)]
+    return depth_figures(engine, ids, [timed_generate(engine, [ids], max_new_tokens, stop_ids)
+                                       for _ in range(repetitions)])
+
+
+def depth_figures(engine, ids: list[int], runs: list[dict]) -> dict:
+    """A context depth's figures from its single-stream runs (timed_generate's records)."""
     ttft = [r["ttft_s"][0] for r in runs]
     return {
         "status": "ok", "context_tokens": len(ids),
@@ -197,20 +209,26 @@ def at_batch(metrics: dict, batch_size: int | None = None) -> dict:
 def run_bench(spec: dict, paths: dict, threads: int) -> dict:
     settings = spec["bench"]
     load_before = sample()  # what else runs on the host while this bench measures
+    # Cold loads, each in a fresh process: load_repetitions - 1 started for it, then this job's own load of
+    # the engine it benches (its process is as fresh where nothing an engine's load imports is imported yet,
+    # HEAVY_MODULES). A tensor-parallel rank cannot start a fresh process that joins its group: its own only.
+    in_rank = tensor_parallel.in_rank()
+    own_is_cold = in_rank or not preloaded()
+    loads = 1 if in_rank else settings["load_repetitions"]
     probes = []
-    # A rank of a tensor-parallel engine cannot start a fresh process that joins its ranks' group: its own
-    # first load, in the process torchrun has just started, is the cold load (once)
-    for i in range(0 if tensor_parallel.in_rank() else settings["load_repetitions"]):
-        progress(f"cold load {i + 1}/{settings['load_repetitions']} in a fresh process")
+    for i in range(loads - own_is_cold):
+        progress(f"cold load {i + 1}/{loads} in a fresh process")
         probes.append(probe_load({"backend": spec["backend"], "settings": spec["settings"]}, paths,
                                  threads, spec["trust_remote_code"]))
-
+    own = "this rank's first load (torchrun started it)" if in_rank else "this bench's own process, its first load"
+    if own_is_cold:
+        progress(f"cold load {loads}/{loads}: {own}")
     started = time.perf_counter()
-    backend, encoder, engine = open_engine(spec, paths, threads)
-    in_process_load_s = time.perf_counter() - started  # tokenizer included; warm page cache
-    if not probes:
-        progress("cold load: this rank's first load (a tensor-parallel engine: torchrun started it fresh)")
-        probes.append({"load_s": in_process_load_s, "what": "the ranks' first load, tokenizer included"})
+    backend, engine = load_engine(spec, paths, threads)
+    if own_is_cold:
+        probes.append({"load_s": time.perf_counter() - started, "what": own})
+    encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"],
+                            trust_remote_code=spec["trust_remote_code"])
     prompts = [encoder.encode(p) for p in spec["prompts"]]
     parity = tokenizer_parity(engine, encoder, spec["prompts"])
     n, sizes = settings["max_new_tokens"], sorted(settings["batch_sizes"])  # readers rely on this order
@@ -235,6 +253,10 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
                                                sorted(settings["context_depths"]))
     depths = []
     for depth, ids in contexts.items():
+        if ids == prompts[0]:  # depth 0 is the single-stream sweep's first batch (batch size 1 is always swept)
+            progress(f"context depth {depth}: {len(ids)} tokens, the single-stream sweep's runs of this prompt")
+            depths.append({"depth": depth, **depth_figures(engine, ids, [rep["batches"][0] for rep in raw[1]])})
+            continue
         progress(f"context depth {depth}: {len(ids)} tokens, {warmups} warm-up and {settings['repetitions']} runs")
         try:
             depths.append({"depth": depth, **depth_run(engine, ids, n, encoder.stop_ids, warmups,
@@ -275,7 +297,7 @@ def run_bench(spec: dict, paths: dict, threads: int) -> dict:
         "versions": backend.versions(),
         "environment": environment(),
         "host_load": host_load(load_before),
-        "raw": {"load_probes": probes, "in_process_load_s": in_process_load_s,
+        "raw": {"load_probes": probes,
                 "sweep": [{"batch_size": size, "repetitions": raw[size]} for size in sizes],
                 "first_warmup_s": {str(k): v for k, v in first_runs.items()},
                 "depths": [{"depth": d["depth"], "runs": d.get("raw", [])} for d in depths]},

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from .errors import EngineBenchError, StageFailure
 from .progress import progress
 from .quality_metrics import REPEAT_N, compare_distribution, degeneration, greedy_agreement, reference_distribution
-from .stages import open_engine, upstream_problem
+from .stages import load_engine, open_engine, upstream_problem
 
 if TYPE_CHECKING:  # numpy is imported where it is used, after the engine loads: on the H200, a
     import numpy as np  # CUDA llama.cpp loaded after numpy segfaulted (docs/gpu-report/README.md)
@@ -163,7 +163,7 @@ def run_quality(spec: dict, paths: dict, threads: int) -> dict:
     reference, failure = _reference_or_problem(spec, paths)
     if failure is not None:
         return failure
-    backend, _, engine = open_engine(spec, paths, threads)
+    backend, engine = load_engine(spec, paths, threads)  # fed the reference's token ids: no tokenizer
     result = measure(spec, engine, results.read(paths["samples"], "samples")["samples"], *reference)
     if backend.separate_logits_engine:  # the logits came from an engine built for them, not the timed one
         result["logits_engine"] = str(paths["engine"])

@@ -24,6 +24,7 @@ from .io import atomic_dir, sha256_file
 from .paths import MANIFEST
 from .placeholder import make_placeholder
 from .progress import progress
+from .prompts import tokenizer_facts
 from .scheduler import job_record
 
 # Weights are taken as safetensors only: pickled checkpoints (*.bin, *.pt, *.pth) can run code on load.
@@ -66,6 +67,7 @@ def import_snapshot(spec: dict, out: Path, threads: int = 1) -> dict:
             "total_bytes": sum(f["bytes"] for f in files),
             "parameters": parameter_count(tmp),  # from the safetensors headers: the report's disk estimate
             "timings": {"import_s": time.perf_counter() - started},
+            "tokenizer": tokenizer_facts(tmp, spec["trust_remote_code"]),  # how the jobs load it (prompts.py)
         }
         results.write(tmp / MANIFEST, manifest)
     return manifest

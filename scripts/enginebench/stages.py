@@ -90,17 +90,24 @@ def build_engine(spec: dict, snapshot: Path, checkpoint: Path, out: Path) -> dic
                                                       spec["settings"]))
 
 
+def load_engine(spec: dict, paths: dict, threads: int):
+    """(backend, loaded engine), without the snapshot's tokenizer: for a run that is fed token ids only
+    (the quality stage; the tokenizer and the transformers import it brings were ~6 s of a llama.cpp job)."""
+    backend = get_backend(spec["backend"])
+    engine = backend.load(paths["snapshot"], paths["checkpoint"], paths["engine"], spec["settings"],
+                          threads=threads, trust_remote_code=spec["trust_remote_code"])
+    return backend, engine
+
+
 def open_engine(spec: dict, paths: dict, threads: int):
-    """(backend, prompt encoder, loaded engine) for a bench or samples run."""
+    """(backend, prompt encoder, loaded engine) for a bench, samples or reference run."""
     from .prompts import PromptEncoder
 
-    backend = get_backend(spec["backend"])
-    trust = spec["trust_remote_code"]
     # The engine first: a GPU llama.cpp engine keeps torch out of its process, which the tokenizer
     # would otherwise import (backends/llamacpp_backend.py, _isolate_gpu_build).
-    engine = backend.load(paths["snapshot"], paths["checkpoint"], paths["engine"], spec["settings"],
-                          threads=threads, trust_remote_code=trust)
-    encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"], trust_remote_code=trust)
+    backend, engine = load_engine(spec, paths, threads)
+    encoder = PromptEncoder(paths["snapshot"], chat_template=spec["chat_template"],
+                            trust_remote_code=spec["trust_remote_code"])
     return backend, encoder, engine
 
 
