@@ -3,7 +3,8 @@ scratch (snapshot import included, `make setup` and the model package's install 
 working directory, then the wall time and where it went per rule, from the job start and end times in
 Snakemake's log. Prints figures; asserts nothing. Run it on an otherwise idle machine.
 
-Goal (issue #13): at most 10 minutes on 2 cores.
+Goal (issue #22): at most 8 minutes on our 2-core machines, so that slower ones stay under 10 (issue
+#13's goal).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--workdir", type=Path, help="run here and keep it (default: a temporary folder, removed)")
-    parser.add_argument("--goal-min", type=float, default=10.0)
+    parser.add_argument("--goal-min", type=float, default=8.0)
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="enginebench-default-") as tmp:

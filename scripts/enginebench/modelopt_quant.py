@@ -88,13 +88,14 @@ def fake_quantize(snapshot: Path, settings: dict, *, trust_remote_code: bool, de
     """(model, record): the snapshot's model quantized by ModelOpt as configured and calibrated."""
     import modelopt.torch.quantization as mtq
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
+    from .prompts import load_tokenizer
     from .quality import eval_text
 
     calib = settings["calibration"]
     torch.manual_seed(calib["seed"])
-    tokenizer = AutoTokenizer.from_pretrained(snapshot, trust_remote_code=trust_remote_code)
+    tokenizer = load_tokenizer(snapshot, chat_template=False, trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(snapshot, dtype=torch.float32, use_safetensors=True,
                                                  trust_remote_code=trust_remote_code).to(device).eval()
     text, source = eval_text(calib["text"], key="calibration.text")
