@@ -144,3 +144,24 @@ def test_compiled_engine_decodes_the_default_model_as_eager_does(finished):
                              engine.generate(prompts[:1], 16, encoder.stop_ids, fixed_length=False)]
     assert outputs[True] == outputs[False]
     assert len({len(p) for p in prompts}) > 1 and all(len(row) == 16 for row in outputs[True][0])
+
+
+def test_the_jobs_read_gemmas_tokenizer_json_alone_and_get_transformers_ids(finished):
+    """The snapshot stage found Gemma 3's tokenizer.json to be transformers' tokenizer, so the jobs load it
+    through `tokenizers` alone: the same ids for the prompts and the whole eval text, the same text back."""
+    from transformers import AutoTokenizer
+
+    from enginebench.prompts import PromptEncoder, TokenizerFile
+    from enginebench.quality import eval_text
+
+    snapshot = finished / "results/gemma3-270m/snapshot"
+    encoder = PromptEncoder(snapshot, chat_template=True)  # the base model has no chat template
+    assert isinstance(encoder.tokenizer, TokenizerFile) and not encoder.uses_chat_template
+    own = AutoTokenizer.from_pretrained(snapshot)
+    text, _ = eval_text(None)
+    for piece in (*load_config(REPO / "config" / "config.yaml")["prompts"], text):
+        for special in (True, False):
+            assert encoder.tokenizer(piece, add_special_tokens=special).input_ids == \
+                own(piece, add_special_tokens=special).input_ids
+    ids = own(text).input_ids
+    assert encoder.decode(ids) == own.decode(ids, skip_special_tokens=True)
