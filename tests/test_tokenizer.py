@@ -10,6 +10,7 @@ from enginebench.bench import parity_text
 from enginebench.paths import MANIFEST
 from enginebench.prompts import PromptEncoder, TokenizerFile, tokenizer_facts
 
+MINIMAL_MANIFEST = {"stage": "snapshot", "source": {"kind": "local"}, "files": [], "total_bytes": 0}
 PROMPTS = ["The three primary colors are", "Once upon a time, in a small village by the sea,", "<s> x </s>"]
 
 
@@ -23,7 +24,7 @@ def snapshot_of(model, out, edit=None):
         path.write_text(json.dumps(pipeline))
         (out / "tokenizer.model").unlink()  # transformers rebuilds from tokenizer.json, not from this
     facts = tokenizer_facts(out, trust_remote_code=False)
-    (out / MANIFEST).write_text(json.dumps({"stage": "snapshot", "tokenizer": facts}))
+    (out / MANIFEST).write_text(json.dumps({**MINIMAL_MANIFEST, "tokenizer": facts}))
     return out, facts
 
 
@@ -64,7 +65,7 @@ def test_a_snapshot_without_the_facts_loads_transformers_tokenizer(tiny_model, t
     transformers' tokenizer."""
     snapshot = tmp_path / "snapshot"
     shutil.copytree(tiny_model, snapshot)
-    (snapshot / MANIFEST).write_text(json.dumps({"stage": "snapshot"}))
+    (snapshot / MANIFEST).write_text(json.dumps(MINIMAL_MANIFEST))
     assert not isinstance(PromptEncoder(snapshot, chat_template=False).tokenizer, TokenizerFile)
     (snapshot / "tokenizer_config.json").write_text("{not json")
     facts = tokenizer_facts(snapshot, trust_remote_code=False)

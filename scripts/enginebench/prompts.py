@@ -68,8 +68,10 @@ class TokenizerFile:
 def load_tokenizer(snapshot: Path, *, chat_template: bool, trust_remote_code: bool):
     """The snapshot's tokenizer: its tokenizer.json alone where the snapshot stage found that to be
     transformers' tokenizer and no chat template is applied, else transformers' AutoTokenizer."""
-    manifest = snapshot / MANIFEST
-    facts = json.loads(manifest.read_text()).get("tokenizer", {}) if manifest.is_file() else {}
+    from . import results
+
+    manifest = snapshot / MANIFEST  # a model folder that is no snapshot (a test's) has none
+    facts = results.read(manifest, "snapshot").get("tokenizer", {}) if manifest.is_file() else {}
     if facts.get("file_is_tokenizer") and not (chat_template and facts["chat_template"]):
         return TokenizerFile(snapshot, facts)
     from transformers import AutoTokenizer
